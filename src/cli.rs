@@ -1,0 +1,96 @@
+//! The command line. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::PipelineConfig;
+use crate::error::Result;
+use crate::pipeline::run::{run_files, run_kafka};
+
+/// Streaming diagnostics for AI/ML services: OTLP logs, metrics and traces in, SQL rules,
+/// Alertmanager-compatible alerts out.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `info`, `faultline=debug`).
+    #[arg(long, global = true, env = "FAULTLINE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: on JSON-lines files (`--input`), or as a Kafka consumer-group member
+    /// (`--brokers`).
+    Run(RunArgs),
+}
+
+/// `faultline run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline directory: holds `pipeline.toml` and the rule files it names.
+    #[arg(long, env = "FAULTLINE_PIPELINE")]
+    pub pipeline: PathBuf,
+
+    /// Input file, or directory of `.jsonl` files; repeatable. Each line is an OTLP/JSON
+    /// export request or a flat record. At end of input all windows are evaluated.
+    #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
+    pub input: Vec<PathBuf>,
+
+    /// With `--input`: write alerts.jsonl, suggestions.jsonl, deadletter.jsonl and late.jsonl
+    /// here. Without it, alerts and suggestions go to stdout.
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+
+    /// Kafka bootstrap servers (HOST:PORT[,HOST:PORT]); consumes the input topics of
+    /// `pipeline.toml` and produces to its output topics until SIGINT/SIGTERM.
+    #[arg(long)]
+    pub brokers: Option<String>,
+
+    /// Consumer group id [default: `kafka.group_id` of pipeline.toml, else `faultline`].
+    #[arg(long, requires = "brokers")]
+    pub group: Option<String>,
+}
+
+/// Runs a parsed command line.
+pub async fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let config = PipelineConfig::load(&args.pipeline)?;
+    match &args.brokers {
+        Some(brokers) => {
+            let group = args.group.as_deref().unwrap_or(&config.kafka.group_id);
+            run_kafka(&args.pipeline, &config, brokers, group, shutdown_signal()).await?;
+        }
+        None => {
+            run_files(&args.pipeline, &config, &args.input, args.output.as_deref()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("Signal received; stopping gracefully.");
+}

@@ -1,0 +1,430 @@
+//! OTLP protobuf and OTLP/JSON, through the `opentelemetry-proto` crate's generated types.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, Exemplar, Metric, ResourceMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use prost::Message;
+use serde::de::DeserializeOwned;
+
+use super::value::{any_to_json, attributes};
+use super::{bytes_id, DecodeError, DecodeErrorKind};
+use crate::model::{
+    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanRecord,
+    StatusCode,
+};
+
+pub(super) fn decode_proto(
+    payload: &[u8],
+    signal: Signal,
+    fallback_time: Option<EventTime>,
+) -> Result<Vec<Record>, DecodeError> {
+    let invalid = |e: prost::DecodeError| {
+        DecodeError::new(
+            DecodeErrorKind::InvalidProtobuf,
+            format!("invalid OTLP {} protobuf: {e}", signal.as_str()),
+        )
+    };
+    match signal {
+        Signal::Spans => {
+            let req = ExportTraceServiceRequest::decode(payload).map_err(invalid)?;
+            spans(&req.resource_spans)
+        }
+        Signal::Logs => {
+            let req = ExportLogsServiceRequest::decode(payload).map_err(invalid)?;
+            logs(&req.resource_logs, fallback_time)
+        }
+        Signal::Metrics => {
+            let req = ExportMetricsServiceRequest::decode(payload).map_err(invalid)?;
+            metrics(&req.resource_metrics)
+        }
+    }
+}
+
+fn from_json<T: DeserializeOwned>(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, DecodeError> {
+    // Errors name the JSON path, e.g. `resourceSpans[0].scopeSpans[0].spans[2].traceId`.
+    let value = serde_json::Value::Object(object.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        DecodeError::record(format!("invalid OTLP/JSON at {}: {}", e.path(), e.inner()))
+    })
+}
+
+/// Decodes an OTLP/JSON object; `Ok(None)` when the object is not OTLP at all.
+pub(super) fn decode_json(
+    object: &serde_json::Map<String, serde_json::Value>,
+    fallback_time: Option<EventTime>,
+) -> Result<Option<Vec<Record>>, DecodeError> {
+    let records = if object.contains_key("resourceSpans") {
+        spans(&from_json::<ExportTraceServiceRequest>(object)?.resource_spans)?
+    } else if object.contains_key("resourceLogs") {
+        logs(
+            &from_json::<ExportLogsServiceRequest>(object)?.resource_logs,
+            fallback_time,
+        )?
+    } else if object.contains_key("resourceMetrics") {
+        metrics(&from_json::<ExportMetricsServiceRequest>(object)?.resource_metrics)?
+    } else if object.contains_key("scopeSpans") {
+        spans(&[from_json::<ResourceSpans>(object)?])?
+    } else if object.contains_key("traceId") && object.contains_key("startTimeUnixNano") {
+        // One bare span per message, as some exporters write them.
+        let span = from_json::<Span>(object)?;
+        vec![Record::Span(convert_span(
+            &span,
+            &Resource::default(),
+            None,
+        )?)]
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(records))
+}
+
+fn resource(r: Option<&OtlpResource>) -> Resource {
+    Resource::from_attributes(r.map(|r| attributes(&r.attributes)).unwrap_or_default())
+}
+
+fn scope_name(s: Option<&InstrumentationScope>) -> Option<String> {
+    s.map(|s| s.name.clone()).filter(|n| !n.is_empty())
+}
+
+fn time(nanos: u64) -> Option<EventTime> {
+    (nanos != 0).then(|| EventTime(i64::try_from(nanos).unwrap_or(i64::MAX)))
+}
+
+fn spans(resource_spans: &[ResourceSpans]) -> Result<Vec<Record>, DecodeError> {
+    let mut out = Vec::new();
+    for rs in resource_spans {
+        let res = resource(rs.resource.as_ref());
+        for ss in &rs.scope_spans {
+            let scope = scope_name(ss.scope.as_ref());
+            for span in &ss.spans {
+                out.push(Record::Span(convert_span(span, &res, scope.clone())?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn convert_span(
+    span: &Span,
+    res: &Resource,
+    scope: Option<String>,
+) -> Result<SpanRecord, DecodeError> {
+    let trace_id = bytes_id(&span.trace_id, 16, "traceId")?
+        .ok_or_else(|| DecodeError::record(format!("span {:?} has no traceId", span.name)))?;
+    let span_id = bytes_id(&span.span_id, 8, "spanId")?
+        .ok_or_else(|| DecodeError::record(format!("span {:?} has no spanId", span.name)))?;
+    let start = time(span.start_time_unix_nano).ok_or_else(|| {
+        DecodeError::record(format!("span {:?} has no startTimeUnixNano", span.name))
+    })?;
+    let end = time(span.end_time_unix_nano).unwrap_or(start);
+    if end < start {
+        return Err(DecodeError::record(format!(
+            "span {:?} ends before it starts",
+            span.name
+        )));
+    }
+    let (status, status_message) = match &span.status {
+        None => (StatusCode::Unset, None),
+        Some(s) => (
+            match s.code {
+                1 => StatusCode::Ok,
+                2 => StatusCode::Error,
+                _ => StatusCode::Unset,
+            },
+            Some(s.message.clone()).filter(|m| !m.is_empty()),
+        ),
+    };
+    Ok(SpanRecord {
+        start_time: start,
+        end_time: end,
+        trace_id,
+        span_id,
+        parent_span_id: bytes_id(&span.parent_span_id, 8, "parentSpanId")?,
+        name: span.name.clone(),
+        kind: match span.kind {
+            1 => "internal",
+            2 => "server",
+            3 => "client",
+            4 => "producer",
+            5 => "consumer",
+            _ => "unspecified",
+        },
+        status,
+        status_message,
+        resource: res.clone(),
+        scope,
+        attributes: attributes(&span.attributes),
+        event_count: u32::try_from(span.events.len()).unwrap_or(u32::MAX),
+    })
+}
+
+fn logs(
+    resource_logs: &[ResourceLogs],
+    fallback_time: Option<EventTime>,
+) -> Result<Vec<Record>, DecodeError> {
+    let mut out = Vec::new();
+    for rl in resource_logs {
+        let res = resource(rl.resource.as_ref());
+        for sl in &rl.scope_logs {
+            let scope = scope_name(sl.scope.as_ref());
+            for log in &sl.log_records {
+                let observed = time(log.observed_time_unix_nano);
+                let t = time(log.time_unix_nano)
+                    .or(observed)
+                    .or(fallback_time)
+                    .ok_or_else(|| {
+                        DecodeError::record(
+                            "log record has neither timeUnixNano nor observedTimeUnixNano",
+                        )
+                    })?;
+                let body = match log.body.as_ref().and_then(|b| b.value.as_ref()) {
+                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                        s,
+                    )) => s.clone(),
+                    None => String::new(),
+                    other => any_to_json(other).to_string(),
+                };
+                out.push(Record::Log(LogRecord {
+                    time: t,
+                    observed_time: observed,
+                    trace_id: bytes_id(&log.trace_id, 16, "traceId")?,
+                    span_id: bytes_id(&log.span_id, 8, "spanId")?,
+                    severity_number: log.severity_number,
+                    severity_text: Some(log.severity_text.clone()).filter(|s| !s.is_empty()),
+                    body,
+                    resource: res.clone(),
+                    scope: scope.clone(),
+                    attributes: attributes(&log.attributes),
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn temporality(t: i32) -> Option<&'static str> {
+    match t {
+        1 => Some("delta"),
+        2 => Some("cumulative"),
+        _ => None,
+    }
+}
+
+/// Trace and span id of the first exemplar that has them.
+fn exemplar_ids(exemplars: &[Exemplar]) -> Result<(Option<String>, Option<String>), DecodeError> {
+    for e in exemplars {
+        if let Some(trace) = bytes_id(&e.trace_id, 16, "exemplar traceId")? {
+            return Ok((Some(trace), bytes_id(&e.span_id, 8, "exemplar spanId")?));
+        }
+    }
+    Ok((None, None))
+}
+
+/// The common part of every data point of one metric.
+struct PointBase<'a> {
+    metric: &'a Metric,
+    res: &'a Resource,
+    scope: &'a Option<String>,
+}
+
+impl PointBase<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn point(
+        &self,
+        kind: MetricKind,
+        time_unix_nano: u64,
+        start_time_unix_nano: u64,
+        attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+        exemplars: &[Exemplar],
+    ) -> Result<MetricPoint, DecodeError> {
+        let t = time(time_unix_nano).ok_or_else(|| {
+            DecodeError::record(format!(
+                "data point of metric {:?} has no timeUnixNano",
+                self.metric.name
+            ))
+        })?;
+        let attributes = attributes(attrs);
+        let (mut trace_id, span_id) = exemplar_ids(exemplars)?;
+        if trace_id.is_none() {
+            if let Some(raw) = attributes.get("trace_id") {
+                trace_id = super::normalise_hex_id(raw, 16, "trace_id attribute")?;
+            }
+        }
+        Ok(MetricPoint {
+            time: t,
+            start_time: time(start_time_unix_nano),
+            name: self.metric.name.clone(),
+            description: Some(self.metric.description.clone()).filter(|s| !s.is_empty()),
+            unit: Some(self.metric.unit.clone()).filter(|s| !s.is_empty()),
+            kind,
+            temporality: None,
+            is_monotonic: None,
+            value: None,
+            count: None,
+            sum: None,
+            min: None,
+            max: None,
+            bucket_bounds: Vec::new(),
+            bucket_counts: Vec::new(),
+            quantiles: Vec::new(),
+            trace_id,
+            span_id,
+            resource: self.res.clone(),
+            scope: self.scope.clone(),
+            attributes,
+        })
+    }
+}
+
+fn number(v: Option<number_data_point::Value>) -> Option<f64> {
+    match v? {
+        number_data_point::Value::AsDouble(d) => Some(d),
+        number_data_point::Value::AsInt(i) => Some(i as f64),
+    }
+}
+
+fn metrics(resource_metrics: &[ResourceMetrics]) -> Result<Vec<Record>, DecodeError> {
+    let mut out = Vec::new();
+    for rm in resource_metrics {
+        let res = resource(rm.resource.as_ref());
+        for sm in &rm.scope_metrics {
+            let scope = scope_name(sm.scope.as_ref());
+            for metric in &sm.metrics {
+                let base = PointBase {
+                    metric,
+                    res: &res,
+                    scope: &scope,
+                };
+                metric_points(&base, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), DecodeError> {
+    let Some(data) = &base.metric.data else {
+        return Err(DecodeError::record(format!(
+            "metric {:?} has no data (gauge, sum, histogram, exponentialHistogram or summary)",
+            base.metric.name
+        )));
+    };
+    match data {
+        Data::Gauge(g) => {
+            for p in &g.data_points {
+                let mut m = base.point(
+                    MetricKind::Gauge,
+                    p.time_unix_nano,
+                    p.start_time_unix_nano,
+                    &p.attributes,
+                    &p.exemplars,
+                )?;
+                m.value = number(p.value);
+                out.push(Record::Metric(m));
+            }
+        }
+        Data::Sum(s) => {
+            for p in &s.data_points {
+                let mut m = base.point(
+                    MetricKind::Sum,
+                    p.time_unix_nano,
+                    p.start_time_unix_nano,
+                    &p.attributes,
+                    &p.exemplars,
+                )?;
+                m.value = number(p.value);
+                m.temporality = temporality(s.aggregation_temporality);
+                m.is_monotonic = Some(s.is_monotonic);
+                out.push(Record::Metric(m));
+            }
+        }
+        Data::Histogram(h) => {
+            for p in &h.data_points {
+                let mut m = base.point(
+                    MetricKind::Histogram,
+                    p.time_unix_nano,
+                    p.start_time_unix_nano,
+                    &p.attributes,
+                    &p.exemplars,
+                )?;
+                if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                    return Err(DecodeError::record(format!(
+                        "histogram {:?} has {} bucket counts for {} bounds (expected bounds + 1)",
+                        base.metric.name,
+                        p.bucket_counts.len(),
+                        p.explicit_bounds.len()
+                    )));
+                }
+                m.temporality = temporality(h.aggregation_temporality);
+                m.count = Some(p.count);
+                m.sum = p.sum;
+                m.min = p.min;
+                m.max = p.max;
+                m.bucket_bounds = p.explicit_bounds.clone();
+                m.bucket_counts = p.bucket_counts.clone();
+                out.push(Record::Metric(m));
+            }
+        }
+        Data::ExponentialHistogram(h) => {
+            for p in &h.data_points {
+                let mut m = base.point(
+                    MetricKind::ExponentialHistogram,
+                    p.time_unix_nano,
+                    p.start_time_unix_nano,
+                    &p.attributes,
+                    &p.exemplars,
+                )?;
+                m.temporality = temporality(h.aggregation_temporality);
+                m.count = Some(p.count);
+                m.sum = p.sum;
+                m.min = p.min;
+                m.max = p.max;
+                // Zero bucket first, then positive buckets by upper bound
+                // base^(offset + i + 1) with base = 2^(2^-scale). Negative buckets are
+                // folded into the zero bucket's count: latency-like data has none.
+                let base_value = 2f64.powf(2f64.powi(-p.scale));
+                let negative: u64 = p.negative.as_ref().map_or(0, |b| b.bucket_counts.iter().sum());
+                m.bucket_bounds.push(0.0);
+                m.bucket_counts.push(p.zero_count + negative);
+                if let Some(pos) = &p.positive {
+                    for (i, c) in pos.bucket_counts.iter().enumerate() {
+                        m.bucket_bounds
+                            .push(base_value.powi(pos.offset.saturating_add(i as i32 + 1)));
+                        m.bucket_counts.push(*c);
+                    }
+                }
+                m.bucket_counts.push(0); // the +Inf bucket
+                out.push(Record::Metric(m));
+            }
+        }
+        Data::Summary(s) => {
+            for p in &s.data_points {
+                let mut m = base.point(
+                    MetricKind::Summary,
+                    p.time_unix_nano,
+                    p.start_time_unix_nano,
+                    &p.attributes,
+                    &[],
+                )?;
+                m.count = Some(p.count);
+                m.sum = Some(p.sum);
+                m.quantiles = p
+                    .quantile_values
+                    .iter()
+                    .map(|q| (q.quantile, q.value))
+                    .collect();
+                out.push(Record::Metric(m));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! faultline: streaming diagnostics for AI/ML services.
+//!
+//! Logs, metrics and traces (OTLP protobuf, OTLP/JSON or flat JSON) come in from Kafka or
+//! files, are decoded into records, aligned into event-time windows of Arrow tables,
+//! evaluated by SQL rules with DataFusion, and turned into Alertmanager-compatible alerts.
+//! Undecodable input goes to a dead-letter output, too-late records to a late output.
+//!
+//! Modules, in pipeline order (see `ARCHITECTURE.md`):
+//! - [`source`]: files and Kafka in; offset bookkeeping.
+//! - [`decode`]: wire formats into [`model`] records.
+//! - [`align`]: event-time windows and watermarks; [`tables`] builds their Arrow tables.
+//! - [`rules`]: SQL rule files and their evaluation.
+//! - [`alert`]: findings into alerts.
+//! - [`output`], [`sink`]: output records, files and Kafka out.
+//! - [`pipeline`]: the stages wired together, and the file and Kafka drivers.
+//! - [`config`], [`error`], [`cli`].
+
+pub mod alert;
+pub mod align;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod tables;
+
+pub use error::{Error, Result};

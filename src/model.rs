@@ -1,0 +1,267 @@
+//! The decoded records every stage after `decode` works on, and where they came from.
+//!
+//! Records are plain owned structs: decoding normalises every input form (OTLP protobuf,
+//! OTLP/JSON, flat JSON) into them, so later stages never see wire formats.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
+/// wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventTime(pub i64);
+
+impl EventTime {
+    pub const MIN: EventTime = EventTime(i64::MIN);
+    pub const MAX: EventTime = EventTime(i64::MAX);
+
+    pub fn from_nanos(nanos: i64) -> Self {
+        EventTime(nanos)
+    }
+
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+
+    pub fn saturating_add(self, d: std::time::Duration) -> Self {
+        EventTime(self.0.saturating_add(duration_nanos(d)))
+    }
+
+    pub fn saturating_sub(self, d: std::time::Duration) -> Self {
+        EventTime(self.0.saturating_sub(duration_nanos(d)))
+    }
+
+    /// RFC 3339 with nanosecond precision in UTC, the form every output uses.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000_000);
+        let nanos = self.0.rem_euclid(1_000_000_000) as u32;
+        match chrono::DateTime::from_timestamp(secs, nanos) {
+            Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            None => format!("{}ns", self.0),
+        }
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// A duration in nanoseconds, saturated to `i64`.
+pub fn duration_nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Which kind of telemetry a record or an input carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    Logs,
+    Metrics,
+    Spans,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+            Signal::Spans => "spans",
+        }
+    }
+}
+
+/// Where an input message came from, precise enough for an operator to find it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Location {
+    /// A Kafka message.
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    /// A line of an input file (1-based).
+    File { path: String, line: u64 },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Kafka {
+                topic,
+                partition,
+                offset,
+            } => write!(f, "{topic}/{partition}@{offset}"),
+            Location::File { path, line } => write!(f, "{path}:{line}"),
+        }
+    }
+}
+
+/// Attributes with values rendered as strings (arrays and maps as JSON). Sorted, so output is
+/// deterministic.
+pub type Attributes = BTreeMap<String, String>;
+
+/// What identifies the emitter of a record: promoted resource attributes plus the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resource {
+    /// `service.name`.
+    pub service: Option<String>,
+    /// `host.name`.
+    pub host: Option<String>,
+    /// Every resource attribute, including the promoted ones.
+    pub attributes: Attributes,
+}
+
+impl Resource {
+    pub fn from_attributes(attributes: Attributes) -> Self {
+        Resource {
+            service: attributes.get("service.name").cloned(),
+            host: attributes.get("host.name").cloned(),
+            attributes,
+        }
+    }
+}
+
+/// One log record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub time: EventTime,
+    pub observed_time: Option<EventTime>,
+    /// Lower-case hex, 32 characters; `None` when absent or all zero.
+    pub trace_id: Option<String>,
+    /// Lower-case hex, 16 characters.
+    pub span_id: Option<String>,
+    pub severity_number: i32,
+    pub severity_text: Option<String>,
+    /// The body as text; structured bodies are rendered as JSON.
+    pub body: String,
+    pub resource: Resource,
+    pub scope: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// The shape of a metric data point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Sum => "sum",
+            MetricKind::Histogram => "histogram",
+            MetricKind::ExponentialHistogram => "exponential_histogram",
+            MetricKind::Summary => "summary",
+        }
+    }
+}
+
+/// One metric data point. Scalar kinds fill `value`; distributions fill `count`, `sum`, the
+/// buckets or the quantiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub time: EventTime,
+    pub start_time: Option<EventTime>,
+    pub name: String,
+    pub description: Option<String>,
+    pub unit: Option<String>,
+    pub kind: MetricKind,
+    /// `delta` or `cumulative` for sums and histograms.
+    pub temporality: Option<&'static str>,
+    pub is_monotonic: Option<bool>,
+    pub value: Option<f64>,
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Upper bounds of the buckets; the last bucket (`+Inf`) has no bound.
+    pub bucket_bounds: Vec<f64>,
+    pub bucket_counts: Vec<u64>,
+    /// `(quantile, value)` pairs of a summary.
+    pub quantiles: Vec<(f64, f64)>,
+    /// Trace id of the first exemplar, or of a `trace_id` attribute.
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub resource: Resource,
+    pub scope: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// Span status as in OTLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusCode {
+    Unset,
+    Ok,
+    Error,
+}
+
+impl StatusCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusCode::Unset => "unset",
+            StatusCode::Ok => "ok",
+            StatusCode::Error => "error",
+        }
+    }
+}
+
+/// One span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub start_time: EventTime,
+    pub end_time: EventTime,
+    pub trace_id: String,
+    pub span_id: String,
+    /// `None` for a root span.
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    /// `internal`, `server`, `client`, `producer`, `consumer` or `unspecified`.
+    pub kind: &'static str,
+    pub status: StatusCode,
+    pub status_message: Option<String>,
+    pub resource: Resource,
+    pub scope: Option<String>,
+    pub attributes: Attributes,
+    pub event_count: u32,
+}
+
+impl SpanRecord {
+    pub fn duration_ms(&self) -> f64 {
+        (self.end_time.0 - self.start_time.0) as f64 / 1e6
+    }
+}
+
+/// A decoded record of any signal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Log(LogRecord),
+    Metric(MetricPoint),
+    Span(SpanRecord),
+}
+
+impl Record {
+    /// The event time windows use: a span counts when it ends, since that is when it is known.
+    pub fn event_time(&self) -> EventTime {
+        match self {
+            Record::Log(l) => l.time,
+            Record::Metric(m) => m.time,
+            Record::Span(s) => s.end_time,
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        match self {
+            Record::Log(_) => Signal::Logs,
+            Record::Metric(_) => Signal::Metrics,
+            Record::Span(_) => Signal::Spans,
+        }
+    }
+}

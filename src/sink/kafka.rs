@@ -1,0 +1,92 @@
+//! Kafka output topics, through an idempotent producer.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::{Delivery, Sink};
+use crate::config::KafkaConfig;
+use crate::error::{Error, Result};
+use crate::output::{Output, OutputKind};
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topics: [String; 4],
+}
+
+fn index(kind: OutputKind) -> usize {
+    match kind {
+        OutputKind::Alerts => 0,
+        OutputKind::Suggestions => 1,
+        OutputKind::DeadLetter => 2,
+        OutputKind::Late => 3,
+    }
+}
+
+impl KafkaSink {
+    pub fn new(brokers: &str, config: &KafkaConfig) -> Result<Self> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers);
+        // Durable and ordered per partition; librdkafka retries transient failures itself.
+        c.set("acks", "all").set("enable.idempotence", "true")
+            .set("message.max.bytes", "10000000");
+        for (k, v) in config.client.iter().chain(&config.producer) {
+            c.set(k, v);
+        }
+        let producer: FutureProducer = c
+            .create()
+            .map_err(|e| Error::kafka("creating producer", e))?;
+        let o = &config.outputs;
+        Ok(KafkaSink {
+            producer,
+            topics: [
+                o.alerts.clone(),
+                o.suggestions.clone(),
+                o.deadletter.clone(),
+                o.late.clone(),
+            ],
+        })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn send(&mut self, output: &Output) -> Result<Delivery> {
+        let topic = self.topics[index(output.kind)].clone();
+        let mut record = FutureRecord::to(&topic)
+            .key(output.key.as_bytes())
+            .payload(output.json.as_bytes());
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    let topic = topic.clone();
+                    return Ok(async move {
+                        match delivery.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err((e, _))) => Err(Error::kafka(format!("delivering to {topic}"), e)),
+                            Err(_) => Err(Error::KafkaSetup(format!(
+                                "producer dropped a message for {topic}"
+                            ))),
+                        }
+                    }
+                    .boxed());
+                }
+                // Back-pressure: give librdkafka time to drain its queue, then retry.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("producing to {topic}"), e)),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.producer
+            .flush(Timeout::After(Duration::from_secs(30)))
+            .map_err(|e| Error::kafka("flushing producer", e))
+    }
+}

@@ -1,0 +1,29 @@
+//! Sinks: where outputs go — Kafka topics, files in an output directory, or stdout.
+//!
+//! A sink reports delivery through the future [`Sink::send`] returns; the pipeline commits
+//! input offsets only after those futures resolve.
+
+mod file;
+mod kafka;
+
+pub use file::{FileSink, StdoutSink};
+pub use kafka::KafkaSink;
+
+use futures::future::BoxFuture;
+
+use crate::error::Result;
+use crate::output::Output;
+
+/// Resolves once the output is durably written (acknowledged by the broker, or written to
+/// the file).
+pub type Delivery = BoxFuture<'static, Result<()>>;
+
+/// A destination for outputs.
+pub trait Sink {
+    /// Queues one output. Retriable back-pressure (a full queue) is handled inside; an error
+    /// here is fatal for the pipeline.
+    fn send(&mut self, output: &Output) -> Result<Delivery>;
+
+    /// Writes out anything buffered; returns when it is durable.
+    fn flush(&mut self) -> Result<()>;
+}

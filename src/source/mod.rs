@@ -1,0 +1,26 @@
+//! Sources: where input messages come from — JSON-lines files or Kafka topics — and the
+//! bookkeeping of which Kafka offsets may be committed.
+//!
+//! Sources only read and frame messages; decoding happens in `decode`.
+
+mod file;
+mod kafka;
+mod offsets;
+
+pub use file::{expand_inputs, FileSource};
+pub use kafka::KafkaSource;
+pub use offsets::OffsetTracker;
+
+use crate::decode::MessageContext;
+use crate::model::Location;
+
+/// One framed input message: a Kafka message or a line of a file.
+#[derive(Debug, Clone)]
+pub struct InputMessage {
+    /// The bytes (possibly cut short when the message was over the size limit).
+    pub payload: Vec<u8>,
+    /// Size of the whole message in bytes.
+    pub size: usize,
+    pub source: Location,
+    pub context: MessageContext,
+}

@@ -1,0 +1,109 @@
+//! Which Kafka offsets may be committed: a message's offset is done only when every output
+//! derived from it has been delivered, and a partition commits up to its oldest message that
+//! is not done.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::align::AckId;
+
+#[derive(Default)]
+struct PartitionState {
+    pending: BTreeSet<i64>,
+    /// Highest offset seen.
+    last_seen: Option<i64>,
+    /// Offset last committed (next offset to read).
+    committed: Option<i64>,
+}
+
+/// Tracks in-flight messages per topic-partition.
+#[derive(Default)]
+pub struct OffsetTracker {
+    next_ack: AckId,
+    acks: HashMap<AckId, (String, i32, i64)>,
+    partitions: BTreeMap<(String, i32), PartitionState>,
+}
+
+impl OffsetTracker {
+    /// Records a received message and returns the id that stands for it.
+    pub fn register(&mut self, topic: &str, partition: i32, offset: i64) -> AckId {
+        let ack = self.next_ack;
+        self.next_ack += 1;
+        let p = self
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        p.pending.insert(offset);
+        p.last_seen = Some(p.last_seen.map_or(offset, |l| l.max(offset)));
+        self.acks.insert(ack, (topic.to_string(), partition, offset));
+        ack
+    }
+
+    /// Marks a message as done: everything derived from it is delivered.
+    pub fn done(&mut self, ack: AckId) {
+        if let Some((topic, partition, offset)) = self.acks.remove(&ack) {
+            if let Some(p) = self.partitions.get_mut(&(topic, partition)) {
+                p.pending.remove(&offset);
+            }
+        }
+    }
+
+    /// Offsets (next to read) that may be committed and differ from the last commit.
+    pub fn committable(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|((topic, partition), p)| {
+                let next = match p.pending.first() {
+                    Some(oldest) => *oldest,
+                    None => p.last_seen? + 1,
+                };
+                (p.committed != Some(next)).then(|| (topic.clone(), *partition, next))
+            })
+            .collect()
+    }
+
+    /// Records that `committable()` offsets were committed.
+    pub fn mark_committed(&mut self, offsets: &[(String, i32, i64)]) {
+        for (topic, partition, offset) in offsets {
+            if let Some(p) = self.partitions.get_mut(&(topic.clone(), *partition)) {
+                p.committed = Some(*offset);
+            }
+        }
+    }
+
+    /// Messages registered and not yet done.
+    pub fn in_flight(&self) -> usize {
+        self.acks.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_stop_at_the_oldest_pending_message() {
+        let mut t = OffsetTracker::default();
+        let a = t.register("t", 0, 10);
+        let b = t.register("t", 0, 11);
+        let c = t.register("t", 0, 12);
+        t.done(b);
+        t.done(c);
+        assert_eq!(t.committable(), vec![("t".into(), 0, 10)]);
+        t.mark_committed(&t.committable());
+        assert!(t.committable().is_empty(), "nothing new to commit");
+        t.done(a);
+        assert_eq!(t.committable(), vec![("t".into(), 0, 13)]);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let mut t = OffsetTracker::default();
+        let _held = t.register("t", 0, 5);
+        let d = t.register("t", 1, 7);
+        t.done(d);
+        let mut c = t.committable();
+        c.sort();
+        assert_eq!(c, vec![("t".into(), 0, 5), ("t".into(), 1, 8)]);
+    }
+}
