@@ -170,7 +170,8 @@ pub struct KafkaInput {
     /// `logs`, `metrics` or `spans`: needed to decode OTLP protobuf; flat records may also name
     /// their signal themselves.
     pub signal: Option<Signal>,
-    /// `auto` (default), `otlp_proto`, `otlp_json` or `flat_json`.
+    /// `auto` (default: JSON when the payload starts with `{`, else protobuf), `json` (OTLP/JSON
+    /// or flat), `otlp_proto`, `otlp_json` or `flat_json`.
     #[serde(default)]
     pub encoding: Encoding,
 }

@@ -18,10 +18,12 @@ use crate::model::{EventTime, Record, Signal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
-    /// JSON when the payload starts with `{` (OTLP/JSON or flat, told apart by their keys),
+    /// JSON when the payload starts with `{` or `[` (OTLP/JSON or flat, told apart by keys),
     /// otherwise OTLP protobuf.
     #[default]
     Auto,
+    /// JSON: OTLP/JSON or flat, told apart by their keys (what files hold).
+    Json,
     /// `Export{Logs,Metrics,Trace}ServiceRequest` protobuf, the Collector Kafka exporter's default.
     OtlpProto,
     /// OTLP/JSON export requests (or a bare span / resource object).
@@ -121,7 +123,7 @@ impl Decoder {
         let json = match ctx.encoding {
             Encoding::Auto => looks_like_json(payload),
             Encoding::OtlpProto => false,
-            Encoding::OtlpJson | Encoding::FlatJson => true,
+            Encoding::Json | Encoding::OtlpJson | Encoding::FlatJson => true,
         };
         if !json {
             let signal = ctx.signal.ok_or_else(|| {
@@ -163,7 +165,7 @@ fn looks_like_json(payload: &[u8]) -> bool {
     payload
         .iter()
         .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{')
+        .is_some_and(|b| *b == b'{' || *b == b'[')
 }
 
 /// Normalises a trace or span id to lower-case hex of `bytes` bytes; all-zero and empty ids

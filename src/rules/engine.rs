@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SQLOptions, SessionContext};
 
@@ -168,8 +168,9 @@ fn rows_to_findings(rule: &Arc<Rule>, batch: &RecordBatch, out: &mut Vec<Finding
         } else if name == columns::SAMPLE_TRACE_IDS {
             samples = Some(batch.column(i).clone());
         } else if let Some(key) = name.strip_prefix(columns::EVIDENCE_PREFIX) {
-            let numeric = field.data_type().is_numeric();
-            let col = if numeric {
+            let col = if field.data_type().is_integer() {
+                cast(batch.column(i), &DataType::Int64).map_err(|e| e.to_string())?
+            } else if field.data_type().is_numeric() {
                 cast(batch.column(i), &DataType::Float64).map_err(|e| e.to_string())?
             } else {
                 Arc::new(as_strings(batch.column(i))?)
@@ -193,7 +194,8 @@ fn rows_to_findings(rule: &Arc<Rule>, batch: &RecordBatch, out: &mut Vec<Finding
             .filter(|(_, c)| !c.is_null(row))
             .map(|(k, c)| {
                 let v = match c.data_type() {
-                    DataType::Float64 => serde_json::json!(c.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(row)),
+                    DataType::Int64 => serde_json::json!(c.as_primitive::<Int64Type>().value(row)),
+                    DataType::Float64 => serde_json::json!(c.as_primitive::<Float64Type>().value(row)),
                     _ => serde_json::json!(c.as_string::<i32>().value(row)),
                 };
                 (k.clone(), v)

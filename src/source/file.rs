@@ -95,7 +95,7 @@ impl FileSource {
                 },
                 context: MessageContext {
                     signal: None,
-                    encoding: Encoding::Auto,
+                    encoding: Encoding::Json,
                     fallback_time: None,
                 },
             }));

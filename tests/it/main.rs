@@ -1,1 +1,11 @@
+//! The one integration-test binary (every test binary links DataFusion and librdkafka, so
+//! there is only one). Modules:
+//! - `cli`: the command line, its help and its errors.
+//! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
+//! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`); needs
+//!   `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
 
+mod cli;
+mod common;
+mod files;
+mod kafka;

@@ -1,0 +1,72 @@
+//! The command line: help lists only what works; errors name the file and line.
+
+use crate::common::*;
+
+#[test]
+fn help_lists_only_working_subcommands() {
+    let out = run_ok(faultline().arg("--help"));
+    let help = String::from_utf8(out.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(commands, ["run", "help"]);
+    let out = run_ok(faultline().args(["run", "--help"]));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--pipeline", "--input", "--output", "--brokers", "--group"] {
+        assert!(help.contains(flag), "run --help mentions {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn input_and_brokers_are_exclusive() {
+    let out = faultline()
+        .args(["run", "--pipeline", "p", "--input", "x", "--brokers", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn bad_pipeline_config_names_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("pipeline.toml"), "name = \"x\"\n\n[window]\nsize = 60\n").unwrap();
+    let out = faultline()
+        .args(["run", "--input", "examples/incident.jsonl", "--pipeline"])
+        .arg(&p)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:4", p.join("pipeline.toml").display())), "{err}");
+}
+
+#[test]
+fn bad_rule_file_names_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p");
+    std::fs::create_dir_all(p.join("rules")).unwrap();
+    std::fs::write(p.join("pipeline.toml"), "name = \"x\"\n").unwrap();
+    std::fs::write(
+        p.join("rules/broken.sql"),
+        "-- severity = \"critical\"\n\nSELECT service, count(*) AS value FROM spanz GROUP BY service\n",
+    )
+    .unwrap();
+    let out = faultline()
+        .args(["run", "--input", "examples/incident.jsonl", "--pipeline"])
+        .arg(&p)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3", p.join("rules/broken.sql").display())), "{err}");
+    assert!(err.contains("spanz"), "{err}");
+}

@@ -1,0 +1,241 @@
+//! The pipeline on files: golden output of the example incident, bad input, late records.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::common::*;
+
+fn run_files(pipeline: &Path, inputs: &[&Path], out: &Path) {
+    let mut cmd = faultline();
+    cmd.args(["run", "--pipeline"]).arg(pipeline);
+    for i in inputs {
+        cmd.arg("--input").arg(i);
+    }
+    cmd.arg("--output").arg(out);
+    run_ok(&mut cmd);
+}
+
+/// Compares with a golden file; `FAULTLINE_BLESS=1` rewrites it.
+fn assert_golden(actual: &Path, golden: &Path) {
+    let actual_text = std::fs::read_to_string(actual).unwrap();
+    if std::env::var_os("FAULTLINE_BLESS").is_some() {
+        std::fs::write(golden, &actual_text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
+    if actual_text != expected {
+        panic!(
+            "{} differs from {} (rerun with FAULTLINE_BLESS=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual_text}",
+            actual.display(),
+            golden.display()
+        );
+    }
+}
+
+#[test]
+fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_files(
+        &repo().join("pipelines/inference"),
+        &[&repo().join("examples/incident.jsonl")],
+        &out,
+    );
+    for f in ["alerts.jsonl", "suggestions.jsonl", "deadletter.jsonl", "late.jsonl"] {
+        assert!(out.join(f).is_file(), "{f} is created even when empty");
+    }
+    assert_eq!(std::fs::read_to_string(out.join("deadletter.jsonl")).unwrap(), "");
+    assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    // The incident is 12:08-12:12 on llm-gateway; embedding-service and every other
+    // window are healthy.
+    let fired: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["labels"]["service"].as_str().unwrap().to_string(),
+                a["startsAt"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = (8..12)
+        .map(|m| ("llm-gateway".to_string(), format!("2026-11-01T12:{m:02}:00Z")))
+        .collect();
+    assert_eq!(fired, expected);
+    for a in &alerts {
+        assert_eq!(a["labels"]["severity"], "critical");
+        assert_eq!(a["labels"]["alertname"], "RequestLatencyP95High");
+        assert!(a["evidence"]["value"].as_f64().unwrap() > 500.0);
+        assert_eq!(a["evidence"]["trace_ids"].as_array().unwrap().len(), 5);
+        assert!(a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("p95 request latency of llm-gateway is "));
+    }
+    assert_golden(
+        &out.join("alerts.jsonl"),
+        &repo().join("tests/golden/incident/alerts.jsonl"),
+    );
+}
+
+#[test]
+fn replays_of_the_same_input_are_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs: Vec<String> = (0..2)
+        .map(|i| {
+            let out = tmp.path().join(format!("out{i}"));
+            run_files(
+                &repo().join("pipelines/inference"),
+                &[&repo().join("examples/incident.jsonl")],
+                &out,
+            );
+            std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
+        })
+        .collect();
+    assert!(!runs[0].is_empty());
+    assert_eq!(runs[0], runs[1]);
+}
+
+#[test]
+fn without_output_alerts_go_to_stdout() {
+    let out = run_ok(faultline().args([
+        "run",
+        "--pipeline",
+        "pipelines/inference",
+        "--input",
+        "examples/incident.jsonl",
+    ]).current_dir(repo()));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 4);
+    assert!(alerts.iter().all(|a| a["status"] == "firing"));
+}
+
+/// Writes `lines` (raw bytes) as a JSON-lines file.
+fn write_lines(path: &Path, lines: &[Vec<u8>]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        f.write_all(l).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+}
+
+fn slow_spans(service: &str, first: u32, start: i64) -> Vec<Vec<u8>> {
+    (0..10)
+        .map(|i| {
+            flat_span(service, first + i, start + i as i64 * 1_000_000_000, 900)
+                .to_string()
+                .into_bytes()
+        })
+        .collect()
+}
+
+#[test]
+fn bad_lines_go_to_dead_letter_with_file_and_line_and_the_rest_still_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000_000_000i64;
+    let mut lines = slow_spans("api", 0, t0); // lines 1-10
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{\"resourceSpans\": [".to_vec(), "invalid_json"), // 11
+        (
+            serde_json::json!({"signal": "span", "trace_id": trace_id(99), "span_id": span_id(99),
+                "name": 42, "start_time_unix_nano": t0, "duration_ms": 5})
+            .to_string()
+            .into_bytes(),
+            "invalid_record",
+        ), // 12
+        (b"{\"signal\": \"log\", \"body\": \"\xff\xfe\"}".to_vec(), "invalid_utf8"), // 13
+        (
+            format!("{{\"signal\":\"log\",\"body\":\"{}\"}}", "x".repeat(2 << 20)).into_bytes(),
+            "oversized",
+        ), // 14
+        (b"[1, 2, 3]".to_vec(), "invalid_record"), // 15
+    ];
+    lines.extend(bad.iter().map(|(l, _)| l.clone()));
+    lines.extend(slow_spans("api", 20, t0 + 20_000_000_000)); // lines 16-25
+    let input = tmp.path().join("input.jsonl");
+    write_lines(&input, &lines);
+    let out = tmp.path().join("out");
+    run_files(&pipeline_dir(tmp.path(), ""), &[&input], &out);
+
+    let dead = read_lines(&out.join("deadletter.jsonl"));
+    let got: Vec<(u64, &str)> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["source"]["kind"], "file");
+            assert_eq!(d["source"]["path"], input.display().to_string());
+            (d["source"]["line"].as_u64().unwrap(), d["error_kind"].as_str().unwrap())
+        })
+        .collect();
+    let expected: Vec<(u64, &str)> = bad
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| (11 + i as u64, *kind))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(dead[1]["reason"].as_str().unwrap().contains("name"), "{}", dead[1]);
+    // Non-UTF-8 payloads are kept as base64; oversized ones cut but measured.
+    assert_eq!(dead[2]["payload_encoding"], "base64");
+    assert_eq!(dead[3]["payload_bytes"], bad[3].0.len());
+    assert_eq!(dead[3]["payload_truncated"], true);
+    assert_eq!(dead[0]["payload"], "{\"resourceSpans\": [");
+
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["labels"]["service"], "api");
+    assert_eq!(alerts[0]["evidence"]["values"]["requests"], 20, "all 20 good spans counted");
+}
+
+#[test]
+fn late_record_goes_to_late_file_with_its_delay_and_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000_000_000i64 - 1_800_000_000_000_000_000i64 % 60_000_000_000;
+    let mut lines = vec![flat_span("api", 1, t0, 10).to_string().into_bytes()];
+    // Three minutes later: the watermark (newest - 5 s) passes the first window.
+    lines.push(flat_span("api", 2, t0 + 180_000_000_000, 10).to_string().into_bytes());
+    // Out of order by 4 s, but its window [t0+120 s, t0+180 s) is still open.
+    lines.push(flat_span("api", 3, t0 + 176_000_000_000, 10).to_string().into_bytes());
+    // Back in the first minute: late by ~2m55s.
+    let late_span = flat_span("api", 4, t0 + 5_000_000_000, 10);
+    lines.push(late_span.to_string().into_bytes());
+    let input = tmp.path().join("input.jsonl");
+    write_lines(&input, &lines);
+    let out = tmp.path().join("out");
+    run_files(&pipeline_dir(tmp.path(), ""), &[&input], &out);
+    let late = read_lines(&out.join("late.jsonl"));
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0]["source"]["line"], 4);
+    assert_eq!(late[0]["signal"], "spans");
+    // watermark = t0 + 180.01 s - 5 s; event time (span end) = t0 + 5.01 s.
+    assert_eq!(late[0]["delay_ms"].as_f64().unwrap(), 170_000.0);
+    assert_eq!(late[0]["record"]["trace_id"], trace_id(4));
+
+    // The late record is in the flat form: it can be fed back in on its own.
+    let replay = tmp.path().join("replay.jsonl");
+    write_lines(&replay, &[late[0]["record"].to_string().into_bytes()]);
+    let out2 = tmp.path().join("out2");
+    run_files(&pipeline_dir(tmp.path(), ""), &[&replay], &out2);
+    assert_eq!(std::fs::read_to_string(out2.join("deadletter.jsonl")).unwrap(), "");
+    assert_eq!(std::fs::read_to_string(out2.join("late.jsonl")).unwrap(), "");
+}
+
+#[test]
+fn a_directory_input_reads_its_jsonl_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t0 = 1_800_000_000_000_000_000i64;
+    write_lines(&dir.join("a.jsonl"), &slow_spans("svc-a", 0, t0));
+    write_lines(&dir.join("b.jsonl"), &slow_spans("svc-b", 100, t0));
+    std::fs::write(dir.join("notes.txt"), "not input").unwrap();
+    let out = tmp.path().join("out");
+    run_files(&pipeline_dir(tmp.path(), ""), &[&dir], &out);
+    let services: Vec<_> = read_lines(&out.join("alerts.jsonl"))
+        .iter()
+        .map(|a| a["labels"]["service"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(services, ["svc-a", "svc-b"]);
+}

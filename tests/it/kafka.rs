@@ -1,0 +1,380 @@
+//! The pipeline as a consumer-group member on a real Apache Kafka broker.
+//!
+//! `scripts/test` starts the broker (`scripts/kafka start`) and sets FAULTLINE_TEST_BROKERS.
+//! Every test uses its own topics and group, so tests run in parallel.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::*;
+
+fn brokers() -> String {
+    std::env::var("FAULTLINE_TEST_BROKERS").expect(
+        "FAULTLINE_TEST_BROKERS is not set: run the tests with scripts/test, which starts a \
+         Kafka broker (scripts/kafka start) and sets it",
+    )
+}
+
+/// Topics of one test.
+struct Topics {
+    logs: String,
+    metrics: String,
+    spans: String,
+    alerts: String,
+    deadletter: String,
+    late: String,
+    suggestions: String,
+}
+
+impl Topics {
+    fn new() -> Self {
+        let p = unique("t");
+        Topics {
+            logs: format!("{p}.logs"),
+            metrics: format!("{p}.metrics"),
+            spans: format!("{p}.spans"),
+            alerts: format!("{p}.alerts"),
+            deadletter: format!("{p}.deadletter"),
+            late: format!("{p}.late"),
+            suggestions: format!("{p}.suggestions"),
+        }
+    }
+
+    fn all(&self) -> [&str; 7] {
+        [
+            &self.logs,
+            &self.metrics,
+            &self.spans,
+            &self.alerts,
+            &self.deadletter,
+            &self.late,
+            &self.suggestions,
+        ]
+    }
+
+    fn pipeline_toml(&self, window: &str) -> String {
+        format!(
+            r#"
+[window]
+size = "{window}"
+max_out_of_orderness = "5s"
+idle_timeout = "1s"
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "logs"
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "metrics"
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "spans"
+
+[kafka.outputs]
+alerts = "{}"
+suggestions = "{}"
+deadletter = "{}"
+late = "{}"
+"#,
+            self.logs,
+            self.metrics,
+            self.spans,
+            self.alerts,
+            self.suggestions,
+            self.deadletter,
+            self.late
+        )
+    }
+
+    async fn create(&self) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic> = self
+            .all()
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
+            r.unwrap();
+        }
+    }
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap()
+}
+
+/// Produces one message and returns its offset.
+async fn produce(p: &FutureProducer, topic: &str, payload: &[u8]) -> i64 {
+    let delivered = p
+        .send(
+            FutureRecord::<(), [u8]>::to(topic).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    delivered.offset
+}
+
+/// Reads a topic from the beginning until `n` messages arrived or `timeout` passed.
+fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json::Value)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let v = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            out.push((m.offset(), v));
+        }
+    }
+    out
+}
+
+/// A running `faultline run --brokers` process, stopped with SIGTERM on drop.
+struct Instance {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Instance {
+    fn start(pipeline: &Path, group: &str, log: std::path::PathBuf) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["run", "--brokers", &brokers(), "--group", group, "--pipeline"])
+            .arg(pipeline)
+            .env("FAULTLINE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Instance { child, log }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn services(alerts: &[(i64, serde_json::Value)]) -> BTreeSet<String> {
+    alerts
+        .iter()
+        .map(|(_, a)| a["labels"]["service"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Root spans of 800 ms for `service`, ten per message kind.
+fn slow(first: u32, start: i64) -> Vec<(u32, i64, i64)> {
+    (0..10)
+        .map(|i| (first + i, start + i as i64 * 1_000_000_000, 800))
+        .collect()
+}
+
+fn proto_spans(service: &str, spans: &[(u32, i64, i64)]) -> Vec<u8> {
+    let json = otlp_json_spans(service, spans);
+    let req: ExportTraceServiceRequest = serde_json::from_value(json).unwrap();
+    req.encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_proto_json_and_flat_input_come_out_as_alerts() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1m"));
+    let p = producer();
+    let t0 = minute_ago(10);
+
+    // OTLP protobuf, one export request with ten spans.
+    produce(&p, &topics.spans, &proto_spans("svc-proto", &slow(0, t0))).await;
+    // OTLP/JSON, a whole batch per message.
+    produce(&p, &topics.spans, otlp_json_spans("svc-json-batch", &slow(100, t0)).to_string().as_bytes()).await;
+    // OTLP/JSON, one span per message.
+    for s in slow(200, t0) {
+        let one = otlp_json_spans("svc-json-span", &[s]);
+        produce(&p, &topics.spans, one.to_string().as_bytes()).await;
+    }
+    // Flat JSON records.
+    for (n, start, ms) in slow(300, t0) {
+        produce(&p, &topics.spans, flat_span("svc-flat", n, start, ms).to_string().as_bytes()).await;
+    }
+    // Healthy traffic: fast requests fire nothing.
+    for (n, start, _) in slow(400, t0) {
+        produce(&p, &topics.spans, flat_span("svc-fast", n, start, 20).to_string().as_bytes()).await;
+    }
+    // Logs and metrics topics are consumed too (OTLP/JSON and flat).
+    let log = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": t0.to_string(), "severityNumber": 9, "body": {"stringValue": "ok"}}]}]}]});
+    produce(&p, &topics.logs, log.to_string().as_bytes()).await;
+    let metric = serde_json::json!({"name": "vllm:num_requests_waiting", "value": 1,
+        "time_unix_nano": t0, "service": "svc-proto"});
+    produce(&p, &topics.metrics, metric.to_string().as_bytes()).await;
+
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let alerts = read_topic(&topics.alerts, 4, Duration::from_secs(60));
+    let expected: BTreeSet<String> = ["svc-proto", "svc-json-batch", "svc-json-span", "svc-flat"]
+        .map(String::from)
+        .into();
+    assert_eq!(services(&alerts), expected, "log:\n{}", fl.log_text());
+    for (_, a) in &alerts {
+        assert_eq!(a["labels"]["alertname"], "RequestLatencyP95High");
+        assert_eq!(a["evidence"]["values"]["requests"], 10);
+        assert_eq!(a["status"], "firing");
+    }
+    // Nothing else arrives: no alert for the healthy service, no dead letters.
+    assert_eq!(read_topic(&topics.alerts, 5, Duration::from_secs(3)).len(), 4);
+    assert!(read_topic(&topics.deadletter, 1, Duration::from_secs(1)).is_empty());
+    assert!(fl.stop().success(), "{}", fl.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_messages_land_on_dead_letter_with_offsets_and_neighbours_still_alert() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1m"));
+    let p = producer();
+    let t0 = minute_ago(10);
+
+    let mut truncated = proto_spans("svc", &slow(0, t0));
+    truncated.truncate(truncated.len() - 7);
+    let wrong_types = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id(1), "spanId": span_id(1), "name": "x",
+        "startTimeUnixNano": {"nanos": 1}}]}]}]});
+    let big = format!("{{\"signal\":\"span\",\"name\":\"{}\"}}", "x".repeat(2 << 20));
+    let garbage: Vec<(Vec<u8>, &str)> = vec![
+        (truncated, "invalid_protobuf"),
+        (b"{\"resourceSpans\": [{".to_vec(), "invalid_json"),
+        (wrong_types.to_string().into_bytes(), "invalid_record"),
+        (big.into_bytes(), "oversized"),
+        (b"{\"signal\": \"span\", \"name\": \"\xc3\x28\"}".to_vec(), "invalid_utf8"),
+    ];
+    let mut expected_dead = Vec::new();
+    let mut n = 0;
+    for (payload, kind) in &garbage {
+        // A good span before and after every bad message.
+        for _ in 0..2 {
+            let s = flat_span("svc-ok", n, t0 + n as i64 * 1_000_000_000, 900);
+            produce(&p, &topics.spans, s.to_string().as_bytes()).await;
+            n += 1;
+        }
+        let offset = produce(&p, &topics.spans, payload).await;
+        expected_dead.push((offset, *kind));
+    }
+
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let dead = read_topic(&topics.deadletter, garbage.len(), Duration::from_secs(60));
+    let got: Vec<(i64, &str)> = dead
+        .iter()
+        .map(|(_, d)| {
+            assert_eq!(d["source"]["kind"], "kafka");
+            assert_eq!(d["source"]["topic"], topics.spans.as_str());
+            assert_eq!(d["source"]["partition"], 0);
+            assert!(!d["reason"].as_str().unwrap().is_empty());
+            (d["source"]["offset"].as_i64().unwrap(), d["error_kind"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected_dead, "log:\n{}", fl.log_text());
+    assert_eq!(dead[3].1["payload_truncated"], true);
+    assert_eq!(dead[4].1["payload_encoding"], "base64");
+
+    let alerts = read_topic(&topics.alerts, 1, Duration::from_secs(60));
+    assert_eq!(services(&alerts), BTreeSet::from(["svc-ok".to_string()]));
+    assert_eq!(alerts[0].1["evidence"]["values"]["requests"], n, "every good span counted");
+    // Each dead letter is logged once with its location.
+    assert!(fl.stop().success());
+    let log = fl.log_text();
+    for (offset, _) in &expected_dead {
+        let needle = format!("{}/0@{offset}", topics.spans);
+        assert_eq!(log.matches(&needle).count(), 1, "{needle} logged once:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_commits_delivered_input_but_not_records_of_open_windows() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    // One-hour windows: a record stamped two hours ahead cannot be evaluated yet.
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1h"));
+    let p = producer();
+    let past = minute_ago(180);
+    let mut last_past = 0;
+    for (n, start, ms) in slow(0, past) {
+        last_past = produce(&p, &topics.spans, flat_span("svc", n, start, ms).to_string().as_bytes()).await;
+    }
+    let future = minute_ago(-120);
+    let held = produce(&p, &topics.spans, flat_span("svc", 50, future, 900).to_string().as_bytes()).await;
+    assert_eq!(held, last_past + 1);
+
+    let group = unique("g");
+    let mut fl = Instance::start(&pipeline, &group, tmp.path().join("faultline.log"));
+    let alerts = read_topic(&topics.alerts, 1, Duration::from_secs(60));
+    assert_eq!(alerts.len(), 1, "{}", fl.log_text());
+    let status = fl.stop();
+    assert!(status.success(), "{}", fl.log_text());
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topics.spans, 0);
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let offset = committed.find_partition(&topics.spans, 0).unwrap().offset();
+    // Everything up to the held record is committed; the held record is read again after
+    // a restart.
+    assert_eq!(offset, Offset::Offset(held), "log:\n{}", fl.log_text());
+}
