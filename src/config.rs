@@ -248,7 +248,9 @@ impl PipelineConfig {
             return Err(fail("window.size must be greater than zero".into()));
         }
         if self.decode.max_message_bytes == 0 {
-            return Err(fail("decode.max_message_bytes must be greater than zero".into()));
+            return Err(fail(
+                "decode.max_message_bytes must be greater than zero".into(),
+            ));
         }
         if self.kafka.inputs.is_empty() {
             return Err(fail("kafka.inputs must name at least one topic".into()));
@@ -256,7 +258,10 @@ impl PipelineConfig {
         let mut seen = std::collections::BTreeSet::new();
         for input in &self.kafka.inputs {
             if !seen.insert(&input.topic) {
-                return Err(fail(format!("kafka input topic {:?} is listed twice", input.topic)));
+                return Err(fail(format!(
+                    "kafka input topic {:?} is listed twice",
+                    input.topic
+                )));
             }
             if input.signal.is_none() && input.encoding == Encoding::OtlpProto {
                 return Err(fail(format!(
@@ -303,13 +308,19 @@ mod tests {
 
     #[test]
     fn bad_duration_and_zero_window_are_rejected() {
-        let err = PipelineConfig::parse("name = \"p\"\n[window]\nsize = \"soon\"\n", Path::new("p.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = PipelineConfig::parse(
+            "name = \"p\"\n[window]\nsize = \"soon\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("p.toml:3"), "{err}");
-        let err = PipelineConfig::parse("name = \"p\"\n[window]\nsize = \"0s\"\n", Path::new("p.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = PipelineConfig::parse(
+            "name = \"p\"\n[window]\nsize = \"0s\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("window.size"), "{err}");
     }
 }

@@ -54,7 +54,9 @@ pub fn duration_nanos(d: std::time::Duration) -> i64 {
 }
 
 /// Which kind of telemetry a record or an input carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Signal {
     Logs,

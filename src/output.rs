@@ -4,8 +4,8 @@
 use base64::Engine;
 use serde::Serialize;
 
-use crate::align::Late;
 use crate::alert::Alert;
+use crate::align::Late;
 use crate::decode::{to_flat_json, DecodeError};
 use crate::model::{Location, Signal};
 
@@ -101,10 +101,14 @@ impl DeadLetter {
         let (text, encoding) = match std::str::from_utf8(kept) {
             Ok(s) => (s.to_string(), "utf8"),
             // A cut in the middle of a character is still text.
-            Err(e) if truncated && e.error_len().is_none() => {
-                (String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned(), "utf8")
-            }
-            Err(_) => (base64::engine::general_purpose::STANDARD.encode(kept), "base64"),
+            Err(e) if truncated && e.error_len().is_none() => (
+                String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned(),
+                "utf8",
+            ),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(kept),
+                "base64",
+            ),
         };
         DeadLetter {
             error_kind: error.kind.as_str(),

@@ -7,8 +7,8 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, MapBuilder,
-    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, MapBuilder, StringBuilder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -177,8 +177,11 @@ pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> Recor
         StringBuilder::new(),
     );
     let mut severity_number = Int32Builder::new();
-    let (mut severity_text, mut body, mut scope) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut severity_text, mut body, mut scope) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let (mut resource, mut attributes) = (map_builder(), map_builder());
     for r in records {
         ts(&mut time, Some(r.time));

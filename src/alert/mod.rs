@@ -137,8 +137,12 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
         assert_eq!(fingerprint(&a), fingerprint(&b));
-        let c: BTreeMap<_, _> = [("a", "12")].map(|(k, v)| (k.to_string(), v.to_string())).into();
-        let d: BTreeMap<_, _> = [("a1", "2")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let c: BTreeMap<_, _> = [("a", "12")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let d: BTreeMap<_, _> = [("a1", "2")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         assert_ne!(fingerprint(&c), fingerprint(&d));
         assert_eq!(fingerprint(&a).len(), 16);
     }

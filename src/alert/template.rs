@@ -50,11 +50,18 @@ mod tests {
     fn renders_labels_and_value() {
         let labels = BTreeMap::from([("service".to_string(), "llm-gateway".to_string())]);
         assert_eq!(
-            render("p95 of {{ $labels.service }} is {{$value}} ms", &labels, 1149.7),
+            render(
+                "p95 of {{ $labels.service }} is {{$value}} ms",
+                &labels,
+                1149.7
+            ),
             "p95 of llm-gateway is 1149.7 ms"
         );
         assert_eq!(render("{{ $labels.missing }}!", &labels, 0.0), "!");
-        assert_eq!(render("{{ .Oops }} {{ unterminated", &labels, 0.0), "{{ .Oops }} {{ unterminated");
+        assert_eq!(
+            render("{{ .Oops }} {{ unterminated", &labels, 0.0),
+            "{{ .Oops }} {{ unterminated"
+        );
     }
 
     #[test]

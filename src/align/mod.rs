@@ -200,7 +200,10 @@ mod tests {
         let mut a = WindowAligner::new(Duration::from_secs(60), Duration::from_secs(5));
         a.insert(log(10), 1).unwrap();
         a.insert(log(70), 2).unwrap();
-        assert!(a.advance(a.watermark_after(s(64))).is_empty(), "59 s < 60 s");
+        assert!(
+            a.advance(a.watermark_after(s(64))).is_empty(),
+            "59 s < 60 s"
+        );
         let closed = a.advance(a.watermark_after(s(65)));
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].window.start, s(0));

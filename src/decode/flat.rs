@@ -67,7 +67,11 @@ fn string_map(map: Option<Map<String, Value>>) -> Attributes {
         .collect()
 }
 
-fn resource(service: Option<String>, host: Option<String>, extra: Option<Map<String, Value>>) -> Resource {
+fn resource(
+    service: Option<String>,
+    host: Option<String>,
+    extra: Option<Map<String, Value>>,
+) -> Resource {
     let mut attributes = string_map(extra);
     if let Some(s) = service {
         attributes.insert("service.name".into(), s);
@@ -160,7 +164,10 @@ fn parse<T: DeserializeOwned>(object: Map<String, Value>, what: &str) -> Result<
 }
 
 /// Decodes one flat record. Its `signal` field wins; otherwise the input's signal decides.
-pub(super) fn decode(object: Map<String, Value>, input: Option<Signal>) -> Result<Record, DecodeError> {
+pub(super) fn decode(
+    object: Map<String, Value>,
+    input: Option<Signal>,
+) -> Result<Record, DecodeError> {
     let signal = match object.get("signal") {
         Some(Value::String(s)) => match s.as_str() {
             "log" | "logs" => Signal::Logs,
@@ -280,7 +287,11 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
     )?
     .ok_or_else(|| DecodeError::record("flat span needs start_time or start_time_unix_nano"))?;
     let end = match (
-        pick_time("end_time", f.end_time.as_deref(), f.end_time_unix_nano.as_ref())?,
+        pick_time(
+            "end_time",
+            f.end_time.as_deref(),
+            f.end_time_unix_nano.as_ref(),
+        )?,
         f.duration_ms,
     ) {
         (Some(end), None) => end,
@@ -347,7 +358,11 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
 }
 
 fn map_json(map: &Attributes) -> Value {
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// The flat JSON form of a record, which `decode` reads back: late records carry it so

@@ -170,7 +170,11 @@ fn looks_like_json(payload: &[u8]) -> bool {
 
 /// Normalises a trace or span id to lower-case hex of `bytes` bytes; all-zero and empty ids
 /// are absent.
-pub(crate) fn normalise_hex_id(raw: &str, bytes: usize, what: &str) -> Result<Option<String>, DecodeError> {
+pub(crate) fn normalise_hex_id(
+    raw: &str,
+    bytes: usize,
+    what: &str,
+) -> Result<Option<String>, DecodeError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -188,7 +192,11 @@ pub(crate) fn normalise_hex_id(raw: &str, bytes: usize, what: &str) -> Result<Op
 }
 
 /// Hex of binary ids from protobuf (and of ids the OTLP serde already decoded).
-pub(crate) fn bytes_id(raw: &[u8], bytes: usize, what: &str) -> Result<Option<String>, DecodeError> {
+pub(crate) fn bytes_id(
+    raw: &[u8],
+    bytes: usize,
+    what: &str,
+) -> Result<Option<String>, DecodeError> {
     if raw.is_empty() || raw.iter().all(|b| *b == 0) {
         return Ok(None);
     }

@@ -16,8 +16,7 @@ use serde::de::DeserializeOwned;
 use super::value::{any_to_json, attributes};
 use super::{bytes_id, DecodeError, DecodeErrorKind};
 use crate::model::{
-    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanRecord,
-    StatusCode,
+    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanRecord, StatusCode,
 };
 
 pub(super) fn decode_proto(
@@ -187,9 +186,9 @@ fn logs(
                         )
                     })?;
                 let body = match log.body.as_ref().and_then(|b| b.value.as_ref()) {
-                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                        s,
-                    )) => s.clone(),
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => s.clone(),
                     None => String::new(),
                     other => any_to_json(other).to_string(),
                 };
@@ -356,7 +355,9 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                     &p.attributes,
                     &p.exemplars,
                 )?;
-                if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                if !p.bucket_counts.is_empty()
+                    && p.bucket_counts.len() != p.explicit_bounds.len() + 1
+                {
                     return Err(DecodeError::record(format!(
                         "histogram {:?} has {} bucket counts for {} bounds (expected bounds + 1)",
                         base.metric.name,
@@ -392,7 +393,10 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                 // base^(offset + i + 1) with base = 2^(2^-scale). Negative buckets are
                 // folded into the zero bucket's count: latency-like data has none.
                 let base_value = 2f64.powf(2f64.powi(-p.scale));
-                let negative: u64 = p.negative.as_ref().map_or(0, |b| b.bucket_counts.iter().sum());
+                let negative: u64 = p
+                    .negative
+                    .as_ref()
+                    .map_or(0, |b| b.bucket_counts.iter().sum());
                 m.bucket_bounds.push(0.0);
                 m.bucket_counts.push(p.zero_count + negative);
                 if let Some(pos) = &p.positive {

@@ -42,7 +42,10 @@ fn kv(k: &str, v: any_value::Value) -> KeyValue {
 fn resource() -> Option<OtlpResource> {
     Some(OtlpResource {
         attributes: vec![
-            kv("service.name", any_value::Value::StringValue("llm-gateway".into())),
+            kv(
+                "service.name",
+                any_value::Value::StringValue("llm-gateway".into()),
+            ),
             kv("host.name", any_value::Value::StringValue("gw-1".into())),
         ],
         ..Default::default()
@@ -68,7 +71,10 @@ fn trace_request() -> ExportTraceServiceRequest {
                     kind: span::SpanKind::Server as i32,
                     start_time_unix_nano: 1_700_000_000_000_000_000,
                     end_time_unix_nano: 1_700_000_000_750_000_000,
-                    attributes: vec![kv("http.response.status_code", any_value::Value::IntValue(500))],
+                    attributes: vec![kv(
+                        "http.response.status_code",
+                        any_value::Value::IntValue(500),
+                    )],
                     status: Some(Status {
                         code: 2,
                         message: "boom".into(),
@@ -111,7 +117,9 @@ fn otlp_json_from_the_crate_serializer_decodes_like_protobuf() {
     let req = trace_request();
     let text = serde_json::to_string(&req).unwrap();
     assert!(text.contains(TRACE), "hex ids in OTLP/JSON: {text}");
-    let from_json = Decoder::new(1 << 20).decode(text.as_bytes(), json_ctx()).unwrap();
+    let from_json = Decoder::new(1 << 20)
+        .decode(text.as_bytes(), json_ctx())
+        .unwrap();
     let from_proto = Decoder::new(1 << 20)
         .decode(
             &req.encode_to_vec(),
@@ -132,7 +140,9 @@ fn upper_case_hex_ids_are_normalised_and_zero_parent_is_root() {
         "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": 1700000000100000000u64
     }]}]}]});
     let records = decode_json(v).unwrap();
-    let Record::Span(s) = &records[0] else { panic!() };
+    let Record::Span(s) = &records[0] else {
+        panic!()
+    };
     assert_eq!(s.trace_id, TRACE);
     assert_eq!(s.span_id, SPAN);
     assert_eq!(s.parent_span_id, None);
@@ -161,7 +171,12 @@ fn base64_ids_are_rejected_with_the_json_path() {
     }]}]}]});
     let e = decode_json(v).unwrap_err();
     assert_eq!(e.kind, DecodeErrorKind::InvalidRecord);
-    assert!(e.message.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -170,7 +185,9 @@ fn one_bare_span_per_message_is_accepted() {
         "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000086000000",
         "parentSpanId": "1111111111111111"});
     let records = decode_json(v).unwrap();
-    let Record::Span(s) = &records[0] else { panic!() };
+    let Record::Span(s) = &records[0] else {
+        panic!()
+    };
     assert_eq!(s.parent_span_id.as_deref(), Some("1111111111111111"));
     assert_eq!(s.duration_ms(), 86.0);
 }
@@ -178,16 +195,18 @@ fn one_bare_span_per_message_is_accepted() {
 #[test]
 fn logs_keep_body_severity_and_trace_context() {
     let v = json!({"resourceLogs": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "inference-server"}}]},
-        "scopeLogs": [{"scope": {"name": "vllm"}, "logRecords": [
-            {"timeUnixNano": "1700000000000000000", "severityNumber": 17, "severityText": "ERROR",
-             "body": {"stringValue": "CUDA out of memory"}, "traceId": TRACE, "spanId": SPAN,
-             "attributes": [{"key": "retries", "value": {"intValue": "3"}}]},
-            {"observedTimeUnixNano": "1700000000500000000",
-             "body": {"kvlistValue": {"values": [{"key": "event", "value": {"stringValue": "oom"}}]}}}
-        ]}]}]});
+    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "inference-server"}}]},
+    "scopeLogs": [{"scope": {"name": "vllm"}, "logRecords": [
+        {"timeUnixNano": "1700000000000000000", "severityNumber": 17, "severityText": "ERROR",
+         "body": {"stringValue": "CUDA out of memory"}, "traceId": TRACE, "spanId": SPAN,
+         "attributes": [{"key": "retries", "value": {"intValue": "3"}}]},
+        {"observedTimeUnixNano": "1700000000500000000",
+         "body": {"kvlistValue": {"values": [{"key": "event", "value": {"stringValue": "oom"}}]}}}
+    ]}]}]});
     let records = decode_json(v).unwrap();
-    let [Record::Log(a), Record::Log(b)] = records.as_slice() else { panic!("{records:?}") };
+    let [Record::Log(a), Record::Log(b)] = records.as_slice() else {
+        panic!("{records:?}")
+    };
     assert_eq!(a.body, "CUDA out of memory");
     assert_eq!(a.severity_number, 17);
     assert_eq!(a.trace_id.as_deref(), Some(TRACE));
@@ -365,8 +384,14 @@ fn every_metric_type_decodes_from_protobuf_and_json_alike() {
     assert_eq!(m[0].value, Some(0.97));
     assert_eq!(m[0].trace_id.as_deref(), Some(TRACE), "exemplar trace id");
     assert_eq!(m[0].span_id.as_deref(), Some(SPAN));
-    assert_eq!((m[1].value, m[1].temporality, m[1].is_monotonic), (Some(12.0), Some("cumulative"), Some(true)));
-    assert_eq!((m[2].count, m[2].sum, m[2].temporality), (Some(6), Some(3.5), Some("delta")));
+    assert_eq!(
+        (m[1].value, m[1].temporality, m[1].is_monotonic),
+        (Some(12.0), Some("cumulative"), Some(true))
+    );
+    assert_eq!(
+        (m[2].count, m[2].sum, m[2].temporality),
+        (Some(6), Some(3.5), Some("delta"))
+    );
     assert_eq!(m[2].bucket_bounds, vec![0.1, 1.0]);
     assert_eq!(m[2].bucket_counts, vec![1, 2, 3]);
     assert_eq!((m[2].min, m[2].max), (Some(0.05), Some(2.0)));
@@ -387,7 +412,11 @@ fn gauge_int_value_as_json_string() {
     }]}]}]});
     let m = metric_points(decode_json(v).unwrap());
     assert_eq!(m[0].value, Some(37.0));
-    assert_eq!(m[0].trace_id.as_deref(), Some(TRACE), "trace id from attribute");
+    assert_eq!(
+        m[0].trace_id.as_deref(),
+        Some(TRACE),
+        "trace id from attribute"
+    );
 }
 
 #[test]
@@ -411,9 +440,21 @@ fn malformed_inputs_are_classified() {
     truncated.truncate(truncated.len() / 2);
     let cases: Vec<(&[u8], MessageContext, DecodeErrorKind)> = vec![
         (&truncated, spans, DecodeErrorKind::Oversized),
-        (b"{\"resourceSpans\": [", json_ctx(), DecodeErrorKind::InvalidJson),
-        (b"{\"a\":\"\xff\xfe\"}", json_ctx(), DecodeErrorKind::InvalidUtf8),
-        (b"{\"resourceSpans\": 7}", json_ctx(), DecodeErrorKind::InvalidRecord),
+        (
+            b"{\"resourceSpans\": [",
+            json_ctx(),
+            DecodeErrorKind::InvalidJson,
+        ),
+        (
+            b"{\"a\":\"\xff\xfe\"}",
+            json_ctx(),
+            DecodeErrorKind::InvalidUtf8,
+        ),
+        (
+            b"{\"resourceSpans\": 7}",
+            json_ctx(),
+            DecodeErrorKind::InvalidRecord,
+        ),
         (b"{\"x\": 1}", json_ctx(), DecodeErrorKind::InvalidRecord),
     ];
     for (payload, ctx, kind) in cases {
@@ -424,7 +465,9 @@ fn malformed_inputs_are_classified() {
     let e = big.decode(&truncated, spans).unwrap_err();
     assert_eq!(e.kind, DecodeErrorKind::InvalidProtobuf, "{e}");
     assert!(e.message.contains("invalid OTLP spans protobuf"), "{e}");
-    let e = big.decode(b"\x0a\x05hello", MessageContext::default()).unwrap_err();
+    let e = big
+        .decode(b"\x0a\x05hello", MessageContext::default())
+        .unwrap_err();
     assert!(e.message.contains("without a signal"), "{e}");
     let wrong_type = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": TRACE, "spanId": SPAN, "name": 5, "startTimeUnixNano": "1"}]}]}]});
@@ -436,7 +479,9 @@ fn malformed_inputs_are_classified() {
 fn flat_records_of_each_signal() {
     let log = json!({"signal": "log", "time": "2026-11-01T12:00:00.5Z", "service": "api",
         "severity": "error", "body": "boom", "trace_id": TRACE, "attributes": {"code": 500}});
-    let Record::Log(l) = &decode_json(log).unwrap()[0] else { panic!() };
+    let Record::Log(l) = &decode_json(log).unwrap()[0] else {
+        panic!()
+    };
     assert_eq!((l.severity_number, l.body.as_str()), (17, "boom"));
     assert_eq!(l.time.to_rfc3339(), "2026-11-01T12:00:00.500Z");
     assert_eq!(l.attributes["code"], "500");
@@ -444,13 +489,17 @@ fn flat_records_of_each_signal() {
 
     let metric = json!({"signal": "metric", "time_unix_nano": "1700000000000000000",
         "name": "gpu.memory.used_ratio", "value": 0.93, "host": "gpu-1"});
-    let Record::Metric(m) = &decode_json(metric).unwrap()[0] else { panic!() };
+    let Record::Metric(m) = &decode_json(metric).unwrap()[0] else {
+        panic!()
+    };
     assert_eq!((m.value, m.kind), (Some(0.93), MetricKind::Gauge));
     assert_eq!(m.resource.host.as_deref(), Some("gpu-1"));
 
     let span = json!({"signal": "span", "trace_id": TRACE, "span_id": SPAN, "name": "tokenize",
         "service": "api", "start_time": "2026-11-01T12:00:00Z", "duration_ms": 15, "status": "error"});
-    let Record::Span(s) = &decode_json(span).unwrap()[0] else { panic!() };
+    let Record::Span(s) = &decode_json(span).unwrap()[0] else {
+        panic!()
+    };
     assert_eq!((s.duration_ms(), s.status), (15.0, StatusCode::Error));
 }
 
@@ -462,7 +511,9 @@ fn flat_record_takes_the_signal_of_its_input() {
         signal: Some(Signal::Spans),
         ..Default::default()
     };
-    let r = Decoder::new(1 << 20).decode(span.to_string().as_bytes(), ctx).unwrap();
+    let r = Decoder::new(1 << 20)
+        .decode(span.to_string().as_bytes(), ctx)
+        .unwrap();
     assert_eq!(r[0].signal(), Signal::Spans);
     let e = decode_json(span).unwrap_err();
     assert!(e.message.contains("\"signal\" field"), "{e}");
@@ -471,11 +522,26 @@ fn flat_record_takes_the_signal_of_its_input() {
 #[test]
 fn flat_wrong_types_and_unknown_fields_are_named() {
     let cases = [
-        (json!({"signal": "metric", "time": "2026-11-01T12:00:00Z", "name": "m", "value": "high"}), "value"),
-        (json!({"signal": "log", "time": "yesterday", "body": "x"}), "RFC 3339"),
-        (json!({"signal": "log", "time": "2026-11-01T12:00:00Z", "body": "x", "sevrity": "INFO"}), "sevrity"),
-        (json!({"signal": "span", "trace_id": "abc", "span_id": SPAN, "name": "x", "start_time_unix_nano": 1, "duration_ms": 1}), "trace_id"),
-        (json!({"signal": "trace", "x": 1}), "not one of log, metric, span"),
+        (
+            json!({"signal": "metric", "time": "2026-11-01T12:00:00Z", "name": "m", "value": "high"}),
+            "value",
+        ),
+        (
+            json!({"signal": "log", "time": "yesterday", "body": "x"}),
+            "RFC 3339",
+        ),
+        (
+            json!({"signal": "log", "time": "2026-11-01T12:00:00Z", "body": "x", "sevrity": "INFO"}),
+            "sevrity",
+        ),
+        (
+            json!({"signal": "span", "trace_id": "abc", "span_id": SPAN, "name": "x", "start_time_unix_nano": 1, "duration_ms": 1}),
+            "trace_id",
+        ),
+        (
+            json!({"signal": "trace", "x": 1}),
+            "not one of log, metric, span",
+        ),
     ];
     for (v, needle) in cases {
         let e = decode_json(v.clone()).unwrap_err();
@@ -487,10 +553,16 @@ fn flat_wrong_types_and_unknown_fields_are_named() {
 #[test]
 fn flat_json_of_a_record_decodes_back_to_it() {
     let mut records = decode_json(serde_json::to_value(trace_request()).unwrap()).unwrap();
-    records.extend(decode_json(json!({"signal": "log", "time_unix_nano": 5, "body": "b",
-        "severity": "WARN", "trace_id": TRACE, "service": "s", "attributes": {"k": "v"}})).unwrap());
-    records.extend(decode_json(json!({"signal": "metric", "time_unix_nano": 5, "name": "m",
-        "value": 1.5, "kind": "sum", "is_monotonic": true, "temporality": "delta"})).unwrap());
+    records.extend(
+        decode_json(json!({"signal": "log", "time_unix_nano": 5, "body": "b",
+        "severity": "WARN", "trace_id": TRACE, "service": "s", "attributes": {"k": "v"}}))
+        .unwrap(),
+    );
+    records.extend(
+        decode_json(json!({"signal": "metric", "time_unix_nano": 5, "name": "m",
+        "value": 1.5, "kind": "sum", "is_monotonic": true, "temporality": "delta"}))
+        .unwrap(),
+    );
     for r in records {
         let back = decode_json(to_flat_json(&r)).unwrap();
         let mut expected = r.clone();

@@ -26,7 +26,9 @@ pub(crate) fn any_to_json(value: Option<&Value>) -> serde_json::Value {
         Some(Value::BoolValue(b)) => J::Bool(*b),
         Some(Value::IntValue(i)) => J::from(*i),
         Some(Value::DoubleValue(d)) => J::from(*d),
-        Some(Value::BytesValue(b)) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Some(Value::BytesValue(b)) => {
+            J::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
         Some(Value::ArrayValue(a)) => J::Array(
             a.values
                 .iter()

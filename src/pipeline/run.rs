@@ -47,9 +47,16 @@ pub async fn run_files(
     write_all(sink.as_mut(), em)?;
     sink.flush()?;
     let stats = pipeline.stats().clone();
-    info!(files = files.len(), messages = stats.messages, records = stats.records,
-        dead_letters = stats.dead_letters, late = stats.late, windows = stats.windows,
-        alerts = stats.alerts, "Finished reading input.");
+    info!(
+        files = files.len(),
+        messages = stats.messages,
+        records = stats.records,
+        dead_letters = stats.dead_letters,
+        late = stats.late,
+        windows = stats.windows,
+        alerts = stats.alerts,
+        "Finished reading input."
+    );
     Ok(stats)
 }
 
@@ -92,7 +99,10 @@ pub async fn run_kafka(
     let mut sink = KafkaSink::new(brokers, &config.kafka)?;
     match source.missing_topics(Duration::from_secs(10)) {
         Ok(missing) if !missing.is_empty() => {
-            warn!(?missing, "Input topics do not exist yet; waiting for them to be created.")
+            warn!(
+                ?missing,
+                "Input topics do not exist yet; waiting for them to be created."
+            )
         }
         Ok(_) => {}
         Err(error) => warn!(%error, "Could not read cluster metadata; continuing."),
@@ -102,7 +112,8 @@ pub async fn run_kafka(
     let mut in_flight = FuturesUnordered::new();
     let mut last_input = Instant::now();
     let idle = config.window.idle_timeout;
-    let mut tick = tokio::time::interval(Duration::from_millis(200).min(idle.max(Duration::from_millis(10))));
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(200).min(idle.max(Duration::from_millis(10))));
     let mut last_commit = Instant::now();
     tokio::pin!(shutdown);
 
@@ -166,8 +177,14 @@ pub async fn run_kafka(
     source.commit(&offsets, CommitMode::Sync)?;
     tracker.mark_committed(&offsets);
     let stats = pipeline.stats().clone();
-    info!(messages = stats.messages, dead_letters = stats.dead_letters, late = stats.late,
-        alerts = stats.alerts, uncommitted = tracker.in_flight(), "Stopped.");
+    info!(
+        messages = stats.messages,
+        dead_letters = stats.dead_letters,
+        late = stats.late,
+        alerts = stats.alerts,
+        uncommitted = tracker.in_flight(),
+        "Stopped."
+    );
     Ok(stats)
 }
 

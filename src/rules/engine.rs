@@ -45,7 +45,8 @@ fn internal(e: impl std::fmt::Display) -> Error {
 fn register(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
     ctx.deregister_table(name).map_err(internal)?;
-    ctx.register_table(name, Arc::new(table)).map_err(internal)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(internal)?;
     Ok(())
 }
 
@@ -151,7 +152,11 @@ fn trace_ids(col: &dyn Array, row: usize) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn rows_to_findings(rule: &Arc<Rule>, batch: &RecordBatch, out: &mut Vec<Finding>) -> Result<(), String> {
+fn rows_to_findings(
+    rule: &Arc<Rule>,
+    batch: &RecordBatch,
+    out: &mut Vec<Finding>,
+) -> Result<(), String> {
     let schema = batch.schema();
     let value_idx = schema
         .index_of(columns::VALUE)
@@ -195,7 +200,9 @@ fn rows_to_findings(rule: &Arc<Rule>, batch: &RecordBatch, out: &mut Vec<Finding
             .map(|(k, c)| {
                 let v = match c.data_type() {
                     DataType::Int64 => serde_json::json!(c.as_primitive::<Int64Type>().value(row)),
-                    DataType::Float64 => serde_json::json!(c.as_primitive::<Float64Type>().value(row)),
+                    DataType::Float64 => {
+                        serde_json::json!(c.as_primitive::<Float64Type>().value(row))
+                    }
                     _ => serde_json::json!(c.as_string::<i32>().value(row)),
                 };
                 (k.clone(), v)

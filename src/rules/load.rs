@@ -38,7 +38,11 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
     let sql_line = header_lines + 1;
     let sql = text[rest_at..].trim();
     if sql.is_empty() {
-        return Err(rule_error(path, sql_line, "rule has no query after its header"));
+        return Err(rule_error(
+            path,
+            sql_line,
+            "rule has no query after its header",
+        ));
     }
     let parsed: RuleHeader = toml::from_str(&header).map_err(|e| {
         rule_error(
@@ -53,8 +57,16 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
         .unwrap_or("rule")
         .to_string();
     let id = parsed.id.unwrap_or(stem);
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-        return Err(rule_error(path, 1, format!("rule id {id:?} may only use letters, digits, _ - .")));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(rule_error(
+            path,
+            1,
+            format!("rule id {id:?} may only use letters, digits, _ - ."),
+        ));
     }
     Ok(Rule {
         alert: parsed.alert.unwrap_or_else(|| id.clone()),
@@ -156,7 +168,11 @@ pub async fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Arc<Rule>>
             return Err(rule_error(
                 &file,
                 1,
-                format!("rule id {:?} is also used by {}", rule.id, other.path.display()),
+                format!(
+                    "rule id {:?} is also used by {}",
+                    rule.id,
+                    other.path.display()
+                ),
             ));
         }
         validate(&ctx, &rule).await?;

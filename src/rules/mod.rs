@@ -85,3 +85,6 @@ pub mod columns {
     /// Columns with this prefix go to `evidence.values` without the prefix.
     pub const EVIDENCE_PREFIX: &str = "evidence_";
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,10 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn send(&mut self, output: &Output) -> Result<Delivery> {
-        let (path, w) = self.files.get_mut(&output.kind).expect("every kind has a file");
+        let (path, w) = self
+            .files
+            .get_mut(&output.kind)
+            .expect("every kind has a file");
         writeln!(w, "{}", output.json).map_err(|source| Error::Io {
             path: path.clone(),
             source,

@@ -32,7 +32,8 @@ impl KafkaSink {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers);
         // Durable and ordered per partition; librdkafka retries transient failures itself.
-        c.set("acks", "all").set("enable.idempotence", "true")
+        c.set("acks", "all")
+            .set("enable.idempotence", "true")
             .set("message.max.bytes", "10000000");
         for (k, v) in config.client.iter().chain(&config.producer) {
             c.set(k, v);
@@ -66,7 +67,9 @@ impl Sink for KafkaSink {
                     return Ok(async move {
                         match delivery.await {
                             Ok(Ok(_)) => Ok(()),
-                            Ok(Err((e, _))) => Err(Error::kafka(format!("delivering to {topic}"), e)),
+                            Ok(Err((e, _))) => {
+                                Err(Error::kafka(format!("delivering to {topic}"), e))
+                            }
                             Err(_) => Err(Error::KafkaSetup(format!(
                                 "producer dropped a message for {topic}"
                             ))),

@@ -108,7 +108,11 @@ impl KafkaSource {
         let mut missing: Vec<String> = self
             .inputs
             .keys()
-            .filter(|t| !md.topics().iter().any(|m| m.name() == t.as_str() && m.error().is_none()))
+            .filter(|t| {
+                !md.topics()
+                    .iter()
+                    .any(|m| m.name() == t.as_str() && m.error().is_none())
+            })
             .cloned()
             .collect();
         missing.sort();

@@ -34,7 +34,8 @@ impl OffsetTracker {
             .or_default();
         p.pending.insert(offset);
         p.last_seen = Some(p.last_seen.map_or(offset, |l| l.max(offset)));
-        self.acks.insert(ack, (topic.to_string(), partition, offset));
+        self.acks
+            .insert(ack, (topic.to_string(), partition, offset));
         ack
     }
 

@@ -24,7 +24,15 @@ fn help_lists_only_working_subcommands() {
 #[test]
 fn input_and_brokers_are_exclusive() {
     let out = faultline()
-        .args(["run", "--pipeline", "p", "--input", "x", "--brokers", "127.0.0.1:1"])
+        .args([
+            "run",
+            "--pipeline",
+            "p",
+            "--input",
+            "x",
+            "--brokers",
+            "127.0.0.1:1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -36,7 +44,11 @@ fn bad_pipeline_config_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("p");
     std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join("pipeline.toml"), "name = \"x\"\n\n[window]\nsize = 60\n").unwrap();
+    std::fs::write(
+        p.join("pipeline.toml"),
+        "name = \"x\"\n\n[window]\nsize = 60\n",
+    )
+    .unwrap();
     let out = faultline()
         .args(["run", "--input", "examples/incident.jsonl", "--pipeline"])
         .arg(&p)
@@ -45,7 +57,10 @@ fn bad_pipeline_config_names_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:4", p.join("pipeline.toml").display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:4", p.join("pipeline.toml").display())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -67,6 +82,24 @@ fn bad_rule_file_names_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3", p.join("rules/broken.sql").display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:3", p.join("rules/broken.sql").display())),
+        "{err}"
+    );
     assert!(err.contains("spanz"), "{err}");
+}
+
+#[test]
+fn librdkafka_settings_pass_through_and_bad_ones_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pipeline_dir(tmp.path(), "[kafka.client]\n\"no.such.property\" = \"1\"\n");
+    let out = faultline()
+        .args(["run", "--brokers", "127.0.0.1:9", "--pipeline"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kafka: creating consumer"), "{err}");
+    assert!(err.contains("no.such.property"), "{err}");
 }

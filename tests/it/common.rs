@@ -106,3 +106,20 @@ pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Asserts that `value` satisfies `schemas/NAME`.
+pub fn assert_valid(schema: &str, value: &serde_json::Value) {
+    let path = repo().join("schemas").join(schema);
+    let schema_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema_json)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{value} does not match {schema}: {errors:#?}"
+    );
+}

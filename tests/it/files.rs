@@ -41,10 +41,18 @@ fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
         &[&repo().join("examples/incident.jsonl")],
         &out,
     );
-    for f in ["alerts.jsonl", "suggestions.jsonl", "deadletter.jsonl", "late.jsonl"] {
+    for f in [
+        "alerts.jsonl",
+        "suggestions.jsonl",
+        "deadletter.jsonl",
+        "late.jsonl",
+    ] {
         assert!(out.join(f).is_file(), "{f} is created even when empty");
     }
-    assert_eq!(std::fs::read_to_string(out.join("deadletter.jsonl")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(out.join("deadletter.jsonl")).unwrap(),
+        ""
+    );
     assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
     let alerts = read_lines(&out.join("alerts.jsonl"));
     // The incident is 12:08-12:12 on llm-gateway; embedding-service and every other
@@ -59,10 +67,16 @@ fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
         })
         .collect();
     let expected: Vec<(String, String)> = (8..12)
-        .map(|m| ("llm-gateway".to_string(), format!("2026-11-01T12:{m:02}:00Z")))
+        .map(|m| {
+            (
+                "llm-gateway".to_string(),
+                format!("2026-11-01T12:{m:02}:00Z"),
+            )
+        })
         .collect();
     assert_eq!(fired, expected);
     for a in &alerts {
+        assert_valid("alert.json", a);
         assert_eq!(a["labels"]["severity"], "critical");
         assert_eq!(a["labels"]["alertname"], "RequestLatencyP95High");
         assert!(a["evidence"]["value"].as_f64().unwrap() > 500.0);
@@ -98,13 +112,17 @@ fn replays_of_the_same_input_are_byte_identical() {
 
 #[test]
 fn without_output_alerts_go_to_stdout() {
-    let out = run_ok(faultline().args([
-        "run",
-        "--pipeline",
-        "pipelines/inference",
-        "--input",
-        "examples/incident.jsonl",
-    ]).current_dir(repo()));
+    let out = run_ok(
+        faultline()
+            .args([
+                "run",
+                "--pipeline",
+                "pipelines/inference",
+                "--input",
+                "examples/incident.jsonl",
+            ])
+            .current_dir(repo()),
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let alerts: Vec<serde_json::Value> = stdout
         .lines()
@@ -138,7 +156,8 @@ fn bad_lines_go_to_dead_letter_with_file_and_line_and_the_rest_still_alerts() {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = 1_800_000_000_000_000_000i64;
     let mut lines = slow_spans("api", 0, t0); // lines 1-10
-    let bad: Vec<(Vec<u8>, &str)> = vec![
+    let bad: Vec<(Vec<u8>, &str)> =
+        vec![
         (b"{\"resourceSpans\": [".to_vec(), "invalid_json"), // 11
         (
             serde_json::json!({"signal": "span", "trace_id": trace_id(99), "span_id": span_id(99),
@@ -165,9 +184,13 @@ fn bad_lines_go_to_dead_letter_with_file_and_line_and_the_rest_still_alerts() {
     let got: Vec<(u64, &str)> = dead
         .iter()
         .map(|d| {
+            assert_valid("deadletter.json", d);
             assert_eq!(d["source"]["kind"], "file");
             assert_eq!(d["source"]["path"], input.display().to_string());
-            (d["source"]["line"].as_u64().unwrap(), d["error_kind"].as_str().unwrap())
+            (
+                d["source"]["line"].as_u64().unwrap(),
+                d["error_kind"].as_str().unwrap(),
+            )
         })
         .collect();
     let expected: Vec<(u64, &str)> = bad
@@ -176,7 +199,11 @@ fn bad_lines_go_to_dead_letter_with_file_and_line_and_the_rest_still_alerts() {
         .map(|(i, (_, kind))| (11 + i as u64, *kind))
         .collect();
     assert_eq!(got, expected);
-    assert!(dead[1]["reason"].as_str().unwrap().contains("name"), "{}", dead[1]);
+    assert!(
+        dead[1]["reason"].as_str().unwrap().contains("name"),
+        "{}",
+        dead[1]
+    );
     // Non-UTF-8 payloads are kept as base64; oversized ones cut but measured.
     assert_eq!(dead[2]["payload_encoding"], "base64");
     assert_eq!(dead[3]["payload_bytes"], bad[3].0.len());
@@ -186,18 +213,29 @@ fn bad_lines_go_to_dead_letter_with_file_and_line_and_the_rest_still_alerts() {
     let alerts = read_lines(&out.join("alerts.jsonl"));
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["labels"]["service"], "api");
-    assert_eq!(alerts[0]["evidence"]["values"]["requests"], 20, "all 20 good spans counted");
+    assert_eq!(
+        alerts[0]["evidence"]["values"]["requests"], 20,
+        "all 20 good spans counted"
+    );
 }
 
 #[test]
 fn late_record_goes_to_late_file_with_its_delay_and_replays() {
     let tmp = tempfile::tempdir().unwrap();
-    let t0 = 1_800_000_000_000_000_000i64 - 1_800_000_000_000_000_000i64 % 60_000_000_000;
+    let t0 = 1_800_000_000_000_000_000i64; // a whole minute
     let mut lines = vec![flat_span("api", 1, t0, 10).to_string().into_bytes()];
     // Three minutes later: the watermark (newest - 5 s) passes the first window.
-    lines.push(flat_span("api", 2, t0 + 180_000_000_000, 10).to_string().into_bytes());
+    lines.push(
+        flat_span("api", 2, t0 + 180_000_000_000, 10)
+            .to_string()
+            .into_bytes(),
+    );
     // Out of order by 4 s, but its window [t0+120 s, t0+180 s) is still open.
-    lines.push(flat_span("api", 3, t0 + 176_000_000_000, 10).to_string().into_bytes());
+    lines.push(
+        flat_span("api", 3, t0 + 176_000_000_000, 10)
+            .to_string()
+            .into_bytes(),
+    );
     // Back in the first minute: late by ~2m55s.
     let late_span = flat_span("api", 4, t0 + 5_000_000_000, 10);
     lines.push(late_span.to_string().into_bytes());
@@ -207,6 +245,8 @@ fn late_record_goes_to_late_file_with_its_delay_and_replays() {
     run_files(&pipeline_dir(tmp.path(), ""), &[&input], &out);
     let late = read_lines(&out.join("late.jsonl"));
     assert_eq!(late.len(), 1, "{late:?}");
+    assert_valid("late.json", &late[0]);
+    assert_valid("flat-span.json", &late[0]["record"]);
     assert_eq!(late[0]["source"]["line"], 4);
     assert_eq!(late[0]["signal"], "spans");
     // watermark = t0 + 180.01 s - 5 s; event time (span end) = t0 + 5.01 s.
@@ -218,8 +258,14 @@ fn late_record_goes_to_late_file_with_its_delay_and_replays() {
     write_lines(&replay, &[late[0]["record"].to_string().into_bytes()]);
     let out2 = tmp.path().join("out2");
     run_files(&pipeline_dir(tmp.path(), ""), &[&replay], &out2);
-    assert_eq!(std::fs::read_to_string(out2.join("deadletter.jsonl")).unwrap(), "");
-    assert_eq!(std::fs::read_to_string(out2.join("late.jsonl")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(out2.join("deadletter.jsonl")).unwrap(),
+        ""
+    );
+    assert_eq!(
+        std::fs::read_to_string(out2.join("late.jsonl")).unwrap(),
+        ""
+    );
 }
 
 #[test]
@@ -238,4 +284,25 @@ fn a_directory_input_reads_its_jsonl_files() {
         .map(|a| a["labels"]["service"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(services, ["svc-a", "svc-b"]);
+}
+
+#[test]
+fn flat_test_inputs_match_the_flat_schemas() {
+    assert_valid(
+        "flat-span.json",
+        &flat_span("api", 1, 1_800_000_000_000_000_000, 5),
+    );
+    let log = serde_json::json!({"signal": "log", "time": "2026-11-01T12:00:00Z", "body": "x",
+        "severity": "ERROR", "trace_id": trace_id(1), "service": "api"});
+    assert_valid("flat-log.json", &log);
+    let metric =
+        serde_json::json!({"signal": "metric", "time_unix_nano": "1", "name": "m", "value": 1});
+    assert_valid("flat-metric.json", &metric);
+    // And the schemas reject what the decoder rejects.
+    let unknown = serde_json::json!({"signal": "metric", "time_unix_nano": 1, "name": "m", "value": 1, "vaule": 2});
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/flat-metric.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!jsonschema::is_valid(&schema, &unknown));
 }

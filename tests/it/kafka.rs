@@ -110,7 +110,11 @@ late = "{}"
             .iter()
             .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
             .collect();
-        for r in admin.create_topics(&new, &AdminOptions::new()).await.unwrap() {
+        for r in admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
             r.unwrap();
         }
     }
@@ -146,7 +150,8 @@ fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json:
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     c.assign(&tpl).unwrap();
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
@@ -169,7 +174,14 @@ struct Instance {
 impl Instance {
     fn start(pipeline: &Path, group: &str, log: std::path::PathBuf) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["run", "--brokers", &brokers(), "--group", group, "--pipeline"])
+            .args([
+                "run",
+                "--brokers",
+                &brokers(),
+                "--group",
+                group,
+                "--pipeline",
+            ])
             .arg(pipeline)
             .env("FAULTLINE_LOG", "info")
             .stdout(Stdio::null())
@@ -181,8 +193,13 @@ impl Instance {
 
     /// SIGTERM, then the exit status within 30 s.
     fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) and waits up to 30 s for the exit.
+    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -190,7 +207,11 @@ impl Instance {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -239,7 +260,14 @@ async fn otlp_proto_json_and_flat_input_come_out_as_alerts() {
     // OTLP protobuf, one export request with ten spans.
     produce(&p, &topics.spans, &proto_spans("svc-proto", &slow(0, t0))).await;
     // OTLP/JSON, a whole batch per message.
-    produce(&p, &topics.spans, otlp_json_spans("svc-json-batch", &slow(100, t0)).to_string().as_bytes()).await;
+    produce(
+        &p,
+        &topics.spans,
+        otlp_json_spans("svc-json-batch", &slow(100, t0))
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
     // OTLP/JSON, one span per message.
     for s in slow(200, t0) {
         let one = otlp_json_spans("svc-json-span", &[s]);
@@ -247,11 +275,21 @@ async fn otlp_proto_json_and_flat_input_come_out_as_alerts() {
     }
     // Flat JSON records.
     for (n, start, ms) in slow(300, t0) {
-        produce(&p, &topics.spans, flat_span("svc-flat", n, start, ms).to_string().as_bytes()).await;
+        produce(
+            &p,
+            &topics.spans,
+            flat_span("svc-flat", n, start, ms).to_string().as_bytes(),
+        )
+        .await;
     }
     // Healthy traffic: fast requests fire nothing.
     for (n, start, _) in slow(400, t0) {
-        produce(&p, &topics.spans, flat_span("svc-fast", n, start, 20).to_string().as_bytes()).await;
+        produce(
+            &p,
+            &topics.spans,
+            flat_span("svc-fast", n, start, 20).to_string().as_bytes(),
+        )
+        .await;
     }
     // Logs and metrics topics are consumed too (OTLP/JSON and flat).
     let log = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
@@ -268,14 +306,20 @@ async fn otlp_proto_json_and_flat_input_come_out_as_alerts() {
         .into();
     assert_eq!(services(&alerts), expected, "log:\n{}", fl.log_text());
     for (_, a) in &alerts {
+        assert_valid("alert.json", a);
         assert_eq!(a["labels"]["alertname"], "RequestLatencyP95High");
         assert_eq!(a["evidence"]["values"]["requests"], 10);
         assert_eq!(a["status"], "firing");
     }
     // Nothing else arrives: no alert for the healthy service, no dead letters.
-    assert_eq!(read_topic(&topics.alerts, 5, Duration::from_secs(3)).len(), 4);
+    assert_eq!(
+        read_topic(&topics.alerts, 5, Duration::from_secs(3)).len(),
+        4
+    );
     assert!(read_topic(&topics.deadletter, 1, Duration::from_secs(1)).is_empty());
-    assert!(fl.stop().success(), "{}", fl.log_text());
+    // Ctrl-C stops it as cleanly as SIGTERM.
+    assert!(fl.signal("-INT").success(), "{}", fl.log_text());
+    assert!(fl.log_text().contains("Stopped."), "{}", fl.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -292,13 +336,19 @@ async fn garbage_messages_land_on_dead_letter_with_offsets_and_neighbours_still_
     let wrong_types = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": trace_id(1), "spanId": span_id(1), "name": "x",
         "startTimeUnixNano": {"nanos": 1}}]}]}]});
-    let big = format!("{{\"signal\":\"span\",\"name\":\"{}\"}}", "x".repeat(2 << 20));
+    let big = format!(
+        "{{\"signal\":\"span\",\"name\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
     let garbage: Vec<(Vec<u8>, &str)> = vec![
         (truncated, "invalid_protobuf"),
         (b"{\"resourceSpans\": [{".to_vec(), "invalid_json"),
         (wrong_types.to_string().into_bytes(), "invalid_record"),
         (big.into_bytes(), "oversized"),
-        (b"{\"signal\": \"span\", \"name\": \"\xc3\x28\"}".to_vec(), "invalid_utf8"),
+        (
+            b"{\"signal\": \"span\", \"name\": \"\xc3\x28\"}".to_vec(),
+            "invalid_utf8",
+        ),
     ];
     let mut expected_dead = Vec::new();
     let mut n = 0;
@@ -318,11 +368,15 @@ async fn garbage_messages_land_on_dead_letter_with_offsets_and_neighbours_still_
     let got: Vec<(i64, &str)> = dead
         .iter()
         .map(|(_, d)| {
+            assert_valid("deadletter.json", d);
             assert_eq!(d["source"]["kind"], "kafka");
             assert_eq!(d["source"]["topic"], topics.spans.as_str());
             assert_eq!(d["source"]["partition"], 0);
             assert!(!d["reason"].as_str().unwrap().is_empty());
-            (d["source"]["offset"].as_i64().unwrap(), d["error_kind"].as_str().unwrap())
+            (
+                d["source"]["offset"].as_i64().unwrap(),
+                d["error_kind"].as_str().unwrap(),
+            )
         })
         .collect();
     assert_eq!(got, expected_dead, "log:\n{}", fl.log_text());
@@ -331,13 +385,20 @@ async fn garbage_messages_land_on_dead_letter_with_offsets_and_neighbours_still_
 
     let alerts = read_topic(&topics.alerts, 1, Duration::from_secs(60));
     assert_eq!(services(&alerts), BTreeSet::from(["svc-ok".to_string()]));
-    assert_eq!(alerts[0].1["evidence"]["values"]["requests"], n, "every good span counted");
+    assert_eq!(
+        alerts[0].1["evidence"]["values"]["requests"], n,
+        "every good span counted"
+    );
     // Each dead letter is logged once with its location.
     assert!(fl.stop().success());
     let log = fl.log_text();
     for (offset, _) in &expected_dead {
         let needle = format!("{}/0@{offset}", topics.spans);
-        assert_eq!(log.matches(&needle).count(), 1, "{needle} logged once:\n{log}");
+        assert_eq!(
+            log.matches(&needle).count(),
+            1,
+            "{needle} logged once:\n{log}"
+        );
     }
 }
 
@@ -352,10 +413,20 @@ async fn sigterm_commits_delivered_input_but_not_records_of_open_windows() {
     let past = minute_ago(180);
     let mut last_past = 0;
     for (n, start, ms) in slow(0, past) {
-        last_past = produce(&p, &topics.spans, flat_span("svc", n, start, ms).to_string().as_bytes()).await;
+        last_past = produce(
+            &p,
+            &topics.spans,
+            flat_span("svc", n, start, ms).to_string().as_bytes(),
+        )
+        .await;
     }
     let future = minute_ago(-120);
-    let held = produce(&p, &topics.spans, flat_span("svc", 50, future, 900).to_string().as_bytes()).await;
+    let held = produce(
+        &p,
+        &topics.spans,
+        flat_span("svc", 50, future, 900).to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(held, last_past + 1);
 
     let group = unique("g");

@@ -1,0 +1,19 @@
+# Multi-stage build: a Rust builder, then a small Debian runtime with only the binary and the
+# shipped pipelines.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY benches benches
+COPY tests tests
+RUN cargo build --release --locked --bin faultline
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 faultline
+COPY --from=build /src/target/release/faultline /usr/local/bin/faultline
+COPY pipelines /etc/faultline/pipelines
+USER faultline
+ENTRYPOINT ["faultline"]
+CMD ["run", "--pipeline", "/etc/faultline/pipelines/inference", "--brokers", "kafka:9092"]
