@@ -21,9 +21,15 @@ pub struct PipelineConfig {
     /// Default: `["rules"]`.
     #[serde(default = "default_rules")]
     pub rules: Vec<PathBuf>,
-    /// Event-time windowing.
+    /// Event-time windows and watermarks.
     #[serde(default)]
     pub window: WindowConfig,
+    /// Per-trace session windows.
+    #[serde(default)]
+    pub traces: TraceConfig,
+    /// Caps on buffered state and in-flight output.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Limits on input messages.
     #[serde(default)]
     pub decode: DecodeConfig,
@@ -36,22 +42,117 @@ fn default_rules() -> Vec<PathBuf> {
     vec![PathBuf::from("rules")]
 }
 
-/// Tumbling event-time windows: every record falls into the window containing its event time;
-/// a window is evaluated once the watermark passes its end.
+/// Event-time windows: tumbling (`slide` = `size`, the default) or hopping. A window
+/// `[start, start + size)` is evaluated once, when the watermark passes
+/// `end + traces.gap + allowed_lateness`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Window length, e.g. `"1m"`. Default 1 minute.
     #[serde(with = "humantime_serde", default = "default_window_size")]
     pub size: Duration,
-    /// How far behind the newest event time the watermark trails, so that records arriving
-    /// out of order by up to this much still land in their window. Default `"5s"`.
+    /// Distance between window starts; `size` must be a whole multiple of it. Default: `size`
+    /// (tumbling windows).
+    #[serde(with = "humantime_serde::option", default)]
+    pub slide: Option<Duration>,
+    /// How far behind the newest event time of a partition its watermark trails, so that
+    /// records out of order by up to this much are on time. The pipeline watermark is the
+    /// minimum over active partitions (files). Default `"5s"`.
     #[serde(with = "humantime_serde", default = "default_out_of_orderness")]
     pub max_out_of_orderness: Duration,
-    /// Kafka mode: after this long without any input the watermark advances to the wall clock
-    /// (minus `max_out_of_orderness`), so quiet inputs still close their windows. Default `"5s"`.
+    /// Extra time a window waits after the watermark passed before it is evaluated; records
+    /// arriving later still go to the late output. Default `"0s"`.
+    #[serde(with = "humantime_serde", default)]
+    pub allowed_lateness: Duration,
+    /// Kafka mode: a partition without input for this long is idle and stops holding the
+    /// watermark back; when every partition is idle the watermark follows the wall clock
+    /// (minus `max_out_of_orderness`), so quiet inputs still close their windows.
+    /// Default `"5s"`.
     #[serde(with = "humantime_serde", default = "default_idle_timeout")]
     pub idle_timeout: Duration,
+}
+
+impl WindowConfig {
+    pub fn slide(&self) -> Duration {
+        self.slide.unwrap_or(self.size)
+    }
+}
+
+/// Per-trace session windows: spans, logs and trace-carrying metric points of one trace are
+/// kept together until the trace goes quiet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// A trace closes when the watermark passes its last activity plus this. Default `"10s"`.
+    #[serde(with = "humantime_serde", default = "default_gap")]
+    pub gap: Duration,
+    /// A trace still active this long after its first record is closed anyway (later records
+    /// start a new fragment). Default `"5m"`.
+    #[serde(with = "humantime_serde", default = "default_max_age")]
+    pub max_age: Duration,
+}
+
+fn default_gap() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            gap: default_gap(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+/// Bounds on memory. Reaching a cap closes the oldest state early (counted in the stats and
+/// flagged `closed_early` in the `traces` table); nothing is dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open traces at most; beyond it the least recently active trace is closed.
+    /// Default 100000.
+    #[serde(default = "default_max_open_traces")]
+    pub max_open_traces: usize,
+    /// Records one trace may hold before it is closed and a new fragment starts.
+    /// Default 10000.
+    #[serde(default = "default_max_rows_per_trace")]
+    pub max_rows_per_trace: usize,
+    /// Estimated bytes of records held in open traces and unevaluated windows; beyond it the
+    /// oldest window is evaluated early. Default 256 MiB.
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
+    /// Kafka mode: outputs produced but not yet acknowledged; beyond it consumption pauses
+    /// until half of them are. Default 10000.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_outputs: usize,
+}
+
+fn default_max_open_traces() -> usize {
+    100_000
+}
+fn default_max_rows_per_trace() -> usize {
+    10_000
+}
+fn default_max_buffered_bytes() -> usize {
+    256 << 20
+}
+fn default_max_in_flight() -> usize {
+    10_000
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_open_traces: default_max_open_traces(),
+            max_rows_per_trace: default_max_rows_per_trace(),
+            max_buffered_bytes: default_max_buffered_bytes(),
+            max_in_flight_outputs: default_max_in_flight(),
+        }
+    }
 }
 
 fn default_window_size() -> Duration {
@@ -68,7 +169,9 @@ impl Default for WindowConfig {
     fn default() -> Self {
         WindowConfig {
             size: default_window_size(),
+            slide: None,
             max_out_of_orderness: default_out_of_orderness(),
+            allowed_lateness: Duration::ZERO,
             idle_timeout: default_idle_timeout(),
         }
     }
@@ -117,6 +220,10 @@ pub struct KafkaConfig {
     /// Output topics.
     #[serde(default)]
     pub outputs: KafkaOutputs,
+    /// Refuse to start when the input topics have different partition counts: correlation by
+    /// trace id needs co-partitioned topics (same key, same partition count). Default true.
+    #[serde(default = "default_true")]
+    pub require_copartitioned: bool,
     /// Extra librdkafka settings for the consumer and the producer (e.g. `"security.protocol"
     /// = "SASL_SSL"`, `"sasl.mechanism"`, `"ssl.ca.location"`). Values are passed verbatim.
     #[serde(default)]
@@ -127,6 +234,10 @@ pub struct KafkaConfig {
     /// Extra librdkafka settings for the producer only.
     #[serde(default)]
     pub producer: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_group() -> String {
@@ -154,6 +265,7 @@ impl Default for KafkaConfig {
             group_id: default_group(),
             inputs: default_inputs(),
             outputs: KafkaOutputs::default(),
+            require_copartitioned: true,
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -244,8 +356,22 @@ impl PipelineConfig {
             location: path.display().to_string(),
             message,
         };
-        if self.window.size.is_zero() {
-            return Err(fail("window.size must be greater than zero".into()));
+        if self.window.size.is_zero() || self.window.slide().is_zero() {
+            return Err(fail(
+                "window.size and window.slide must be greater than zero".into(),
+            ));
+        }
+        if self.window.size.as_nanos() % self.window.slide().as_nanos() != 0 {
+            return Err(fail(format!(
+                "window.size ({}) must be a whole multiple of window.slide ({})",
+                humantime::format_duration(self.window.size),
+                humantime::format_duration(self.window.slide())
+            )));
+        }
+        if self.limits.max_open_traces == 0 || self.limits.max_rows_per_trace == 0 {
+            return Err(fail(
+                "limits.max_open_traces and limits.max_rows_per_trace must be at least 1".into(),
+            ));
         }
         if self.decode.max_message_bytes == 0 {
             return Err(fail(
@@ -274,6 +400,22 @@ impl PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// The aligner's settings.
+    pub fn align(&self) -> crate::align::AlignConfig {
+        crate::align::AlignConfig {
+            size: self.window.size,
+            slide: self.window.slide(),
+            trace_gap: self.traces.gap,
+            max_trace_age: self.traces.max_age,
+            allowed_lateness: self.window.allowed_lateness,
+            max_open_traces: self.limits.max_open_traces,
+            max_rows_per_trace: self.limits.max_rows_per_trace,
+            max_buffered_bytes: self.limits.max_buffered_bytes,
+        }
+    }
+}
+
 /// 1-based line of a TOML error, or 1 when it has no span.
 pub(crate) fn toml_line(text: &str, e: &toml::de::Error) -> usize {
     e.span()
@@ -284,6 +426,23 @@ pub(crate) fn toml_line(text: &str, e: &toml::de::Error) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hopping_windows_need_a_slide_that_divides_the_size() {
+        let err = PipelineConfig::parse(
+            "name = \"p\"\n[window]\nsize = \"90s\"\nslide = \"1m\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("whole multiple"), "{err}");
+        let ok = PipelineConfig::parse(
+            "name = \"p\"\n[window]\nsize = \"2m\"\nslide = \"30s\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.align().slide, Duration::from_secs(30));
+    }
 
     #[test]
     fn defaults_are_the_collector_topics() {

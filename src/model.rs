@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
 /// wall clock.
@@ -88,6 +89,19 @@ pub enum Location {
     File { path: String, line: u64 },
 }
 
+impl Location {
+    /// The input partition this location belongs to, for per-partition watermarks: a Kafka
+    /// topic-partition, or a file.
+    pub fn partition_key(&self) -> (String, i32) {
+        match self {
+            Location::Kafka {
+                topic, partition, ..
+            } => (topic.clone(), *partition),
+            Location::File { path, .. } => (path.clone(), 0),
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -139,7 +153,8 @@ pub struct LogRecord {
     pub severity_text: Option<String>,
     /// The body as text; structured bodies are rendered as JSON.
     pub body: String,
-    pub resource: Resource,
+    /// Shared by every record of one export request.
+    pub resource: Arc<Resource>,
     pub scope: Option<String>,
     pub attributes: Attributes,
 }
@@ -192,7 +207,8 @@ pub struct MetricPoint {
     /// Trace id of the first exemplar, or of a `trace_id` attribute.
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    pub resource: Resource,
+    /// Shared by every record of one export request.
+    pub resource: Arc<Resource>,
     pub scope: Option<String>,
     pub attributes: Attributes,
 }
@@ -229,7 +245,8 @@ pub struct SpanRecord {
     pub kind: &'static str,
     pub status: StatusCode,
     pub status_message: Option<String>,
-    pub resource: Resource,
+    /// Shared by every record of one export request.
+    pub resource: Arc<Resource>,
     pub scope: Option<String>,
     pub attributes: Attributes,
     pub event_count: u32,
@@ -264,6 +281,62 @@ impl Record {
             Record::Log(_) => Signal::Logs,
             Record::Metric(_) => Signal::Metrics,
             Record::Span(_) => Signal::Spans,
+        }
+    }
+}
+
+fn attributes_bytes(a: &Attributes) -> usize {
+    // Per entry: the two strings' heap bytes plus B-tree node overhead, roughly.
+    a.iter().map(|(k, v)| k.len() + v.len() + 64).sum()
+}
+
+fn opt_len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::len)
+}
+
+impl Record {
+    /// Estimated heap and inline bytes the record holds, for memory caps. The shared resource
+    /// is counted as a pointer: it is shared by every record of an export request.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + match self {
+                Record::Log(l) => {
+                    l.body.len()
+                        + opt_len(&l.trace_id)
+                        + opt_len(&l.span_id)
+                        + opt_len(&l.severity_text)
+                        + opt_len(&l.scope)
+                        + attributes_bytes(&l.attributes)
+                }
+                Record::Metric(m) => {
+                    m.name.len()
+                        + opt_len(&m.description)
+                        + opt_len(&m.unit)
+                        + opt_len(&m.trace_id)
+                        + opt_len(&m.span_id)
+                        + opt_len(&m.scope)
+                        + 8 * (m.bucket_bounds.len() + m.bucket_counts.len())
+                        + 16 * m.quantiles.len()
+                        + attributes_bytes(&m.attributes)
+                }
+                Record::Span(s) => {
+                    s.trace_id.len()
+                        + s.span_id.len()
+                        + opt_len(&s.parent_span_id)
+                        + s.name.len()
+                        + opt_len(&s.status_message)
+                        + opt_len(&s.scope)
+                        + attributes_bytes(&s.attributes)
+                }
+            }
+    }
+
+    /// The trace the record belongs to, if any.
+    pub fn trace_id(&self) -> Option<&str> {
+        match self {
+            Record::Log(l) => l.trace_id.as_deref(),
+            Record::Metric(m) => m.trace_id.as_deref(),
+            Record::Span(s) => Some(&s.trace_id),
         }
     }
 }

@@ -89,14 +89,16 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// `payload` may already be a prefix of the original message of `size` bytes.
     pub fn new(
         error: &DecodeError,
         source: Location,
         signal: Option<Signal>,
         payload: &[u8],
+        size: usize,
         max_payload_bytes: usize,
     ) -> Self {
-        let truncated = payload.len() > max_payload_bytes;
+        let truncated = size > payload.len() || payload.len() > max_payload_bytes;
         let kept = &payload[..payload.len().min(max_payload_bytes)];
         let (text, encoding) = match std::str::from_utf8(kept) {
             Ok(s) => (s.to_string(), "utf8"),
@@ -117,7 +119,7 @@ impl DeadLetter {
             signal,
             payload: text,
             payload_encoding: encoding,
-            payload_bytes: payload.len(),
+            payload_bytes: size,
             payload_truncated: truncated,
         }
     }
@@ -176,7 +178,7 @@ mod tests {
 
     #[test]
     fn non_utf8_payload_is_base64() {
-        let d = DeadLetter::new(&err(), loc(), None, &[0xff, 0xfe, b'a'], 100);
+        let d = DeadLetter::new(&err(), loc(), None, &[0xff, 0xfe, b'a'], 3, 100);
         assert_eq!(d.payload_encoding, "base64");
         assert_eq!(d.payload, "//5h");
         assert!(!d.payload_truncated);
@@ -185,7 +187,7 @@ mod tests {
     #[test]
     fn large_payload_is_truncated_on_a_char_boundary() {
         let payload = "é".repeat(10); // 20 bytes
-        let d = DeadLetter::new(&err(), loc(), None, payload.as_bytes(), 5);
+        let d = DeadLetter::new(&err(), loc(), None, payload.as_bytes(), 20, 5);
         assert_eq!(d.payload, "éé");
         assert_eq!(d.payload_encoding, "utf8");
         assert!(d.payload_truncated);

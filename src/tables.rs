@@ -1,7 +1,7 @@
-//! The Arrow tables SQL rules read: `logs`, `metrics` and `spans`.
+//! The Arrow tables SQL rules read: `logs`, `metrics`, `spans` and `traces`.
 //!
-//! `schemas/tables.json` documents every column; a test keeps it and [`logs_schema`],
-//! [`metrics_schema`] and [`spans_schema`] identical. This module only converts decoded
+//! `schemas/tables.json` documents every column; a test keeps it and the schemas here
+//! identical. This module only converts decoded
 //! records into `RecordBatch`es; it does no I/O.
 
 use std::sync::{Arc, OnceLock};
@@ -13,10 +13,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::align::TraceSummary;
 use crate::model::{Attributes, EventTime, LogRecord, MetricPoint, SpanRecord};
 
 /// Names of the tables, in the order rules see them documented.
-pub const TABLE_NAMES: [&str; 3] = ["logs", "metrics", "spans"];
+pub const TABLE_NAMES: [&str; 4] = ["logs", "metrics", "spans", "traces"];
 
 fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -128,12 +129,102 @@ pub fn spans_schema() -> SchemaRef {
         .clone()
 }
 
+/// Columns of the `traces` table: one row per trace closed into the window.
+pub fn traces_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("trace_id", false),
+                Field::new("start_time", timestamp(), false),
+                Field::new("end_time", timestamp(), false),
+                Field::new("duration_ms", DataType::Float64, false),
+                Field::new("has_root", DataType::Boolean, false),
+                utf8("root_service", true),
+                utf8("root_name", true),
+                Field::new("span_count", DataType::UInt32, false),
+                Field::new("error_count", DataType::UInt32, false),
+                Field::new("log_count", DataType::UInt32, false),
+                Field::new("error_log_count", DataType::UInt32, false),
+                Field::new("service_count", DataType::UInt32, false),
+                utf8("bottleneck_span", true),
+                utf8("bottleneck_service", true),
+                Field::new("bottleneck_ms", DataType::Float64, true),
+                Field::new("bottleneck_share", DataType::Float64, true),
+                Field::new("closed_early", DataType::Boolean, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Builds the `traces` table from trace summaries.
+pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
+    let mut strings: [StringBuilder; 5] = std::array::from_fn(|_| StringBuilder::new());
+    let (mut start, mut end) = (
+        TimestampNanosecondBuilder::new(),
+        TimestampNanosecondBuilder::new(),
+    );
+    let mut floats: [Float64Builder; 3] = std::array::from_fn(|_| Float64Builder::new());
+    let mut bools: [BooleanBuilder; 2] = std::array::from_fn(|_| BooleanBuilder::new());
+    let mut counts: [UInt32Builder; 5] = std::array::from_fn(|_| UInt32Builder::new());
+    for t in summaries {
+        let [id, root_service, root_name, b_span, b_service] = &mut strings;
+        id.append_value(&t.trace_id);
+        root_service.append_option(t.root_service.as_deref());
+        root_name.append_option(t.root_name.as_deref());
+        b_span.append_option(t.bottleneck_span.as_deref());
+        b_service.append_option(t.bottleneck_service.as_deref());
+        ts(&mut start, Some(t.start_time));
+        ts(&mut end, Some(t.end_time));
+        let [duration, b_ms, b_share] = &mut floats;
+        duration.append_value(t.duration_ms);
+        b_ms.append_option(t.bottleneck_ms);
+        b_share.append_option(t.bottleneck_share);
+        let [has_root, early] = &mut bools;
+        has_root.append_value(t.has_root);
+        early.append_value(t.closed_early);
+        let [spans, errors, logs, error_logs, services] = &mut counts;
+        spans.append_value(t.span_count);
+        errors.append_value(t.error_count);
+        logs.append_value(t.log_count);
+        error_logs.append_value(t.error_log_count);
+        services.append_value(t.service_count);
+    }
+    let [mut id, mut root_service, mut root_name, mut b_span, mut b_service] = strings;
+    let [mut duration, mut b_ms, mut b_share] = floats;
+    let [mut has_root, mut early] = bools;
+    let [mut spans, mut errors, mut logs, mut error_logs, mut services] = counts;
+    batch(
+        traces_schema(),
+        vec![
+            Arc::new(id.finish()),
+            finish_ts(start),
+            finish_ts(end),
+            Arc::new(duration.finish()),
+            Arc::new(has_root.finish()),
+            Arc::new(root_service.finish()),
+            Arc::new(root_name.finish()),
+            Arc::new(spans.finish()),
+            Arc::new(errors.finish()),
+            Arc::new(logs.finish()),
+            Arc::new(error_logs.finish()),
+            Arc::new(services.finish()),
+            Arc::new(b_span.finish()),
+            Arc::new(b_service.finish()),
+            Arc::new(b_ms.finish()),
+            Arc::new(b_share.finish()),
+            Arc::new(early.finish()),
+        ],
+    )
+}
+
 /// The schema of a table by name.
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         "logs" => Some(logs_schema()),
         "metrics" => Some(metrics_schema()),
         "spans" => Some(spans_schema()),
+        "traces" => Some(traces_schema()),
         _ => None,
     }
 }
@@ -418,5 +509,6 @@ mod tests {
         assert_eq!(logs_batch([]).schema(), logs_schema());
         assert_eq!(metrics_batch([]).schema(), metrics_schema());
         assert_eq!(spans_batch([]).schema(), spans_schema());
+        assert_eq!(traces_batch(&[]).schema(), traces_schema());
     }
 }

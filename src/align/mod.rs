@@ -1,17 +1,26 @@
-//! Alignment: assigns records to tumbling event-time windows and releases each window as an
-//! [`AlignedBatch`] of Arrow tables once the watermark passes its end.
+//! Alignment: groups records by `trace_id` into per-trace session windows in event time and
+//! releases them, with the records that carry no trace id, as [`AlignedBatch`]es of Arrow
+//! tables for tumbling or hopping time windows, once the watermark has passed.
 //!
-//! Pure and deterministic: time comes only from record timestamps and from watermarks the
-//! caller passes in; no I/O. A record whose window has already been released is returned to
-//! the caller as late, never dropped here.
+//! Pure and deterministic: time comes only from record timestamps and the watermarks the
+//! caller passes in; no I/O. State is bounded by caps; a cap closes the oldest state early
+//! (counted), never drops it. A record whose window was already released is handed back as
+//! late, never dropped here.
 
-use std::collections::BTreeMap;
+mod summary;
+mod traces;
+mod watermark;
+
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use serde::Serialize;
 
-use crate::model::{duration_nanos, EventTime, LogRecord, MetricPoint, Record, SpanRecord};
-use crate::tables;
+pub use summary::{summarize, TraceSummary};
+pub use traces::TraceAligner;
+pub use watermark::{PartitionKey, WatermarkTracker};
+
+use crate::model::{EventTime, Record};
 
 /// Identifies the input message a record came from, so its offset can be committed once
 /// everything derived from it is delivered.
@@ -24,15 +33,49 @@ pub struct Window {
     pub end: EventTime,
 }
 
-/// The tables of one closed window, ready for rules.
+/// How the aligner windows and what it may hold. See `config::WindowConfig`,
+/// `TraceConfig` and `LimitsConfig` for the user-facing meaning.
+#[derive(Debug, Clone)]
+pub struct AlignConfig {
+    pub size: Duration,
+    pub slide: Duration,
+    pub trace_gap: Duration,
+    pub max_trace_age: Duration,
+    pub allowed_lateness: Duration,
+    pub max_open_traces: usize,
+    pub max_rows_per_trace: usize,
+    pub max_buffered_bytes: usize,
+}
+
+impl AlignConfig {
+    /// Tumbling windows of `size`, no trace gap or lateness, generous caps: for tests.
+    pub fn tumbling(size: Duration) -> Self {
+        AlignConfig {
+            size,
+            slide: size,
+            trace_gap: Duration::ZERO,
+            max_trace_age: Duration::from_secs(3600),
+            allowed_lateness: Duration::ZERO,
+            max_open_traces: usize::MAX,
+            max_rows_per_trace: usize::MAX,
+            max_buffered_bytes: usize::MAX,
+        }
+    }
+}
+
+/// The tables of one window, ready for rules.
 #[derive(Debug, Clone)]
 pub struct AlignedBatch {
     pub window: Window,
     pub logs: RecordBatch,
     pub metrics: RecordBatch,
     pub spans: RecordBatch,
-    /// Input messages that contributed rows, once per row.
+    /// One row per trace closed into this window (`schemas/tables.json`).
+    pub traces: RecordBatch,
+    /// Input messages whose rows are released with this batch, once per row.
     pub acks: Vec<AckId>,
+    /// Released before the watermark passed, because a memory cap was reached.
+    pub early: bool,
 }
 
 impl AlignedBatch {
@@ -41,6 +84,7 @@ impl AlignedBatch {
             "logs" => Some(&self.logs),
             "metrics" => Some(&self.metrics),
             "spans" => Some(&self.spans),
+            "traces" => Some(&self.traces),
             _ => None,
         }
     }
@@ -62,190 +106,39 @@ impl Late {
     }
 }
 
-#[derive(Default)]
-struct OpenWindow {
-    logs: Vec<LogRecord>,
-    metrics: Vec<MetricPoint>,
-    spans: Vec<SpanRecord>,
-    acks: Vec<AckId>,
+/// What the aligner did, for the overflow and lateness counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AlignStats {
+    /// Estimated bytes held now (open traces and unevaluated windows).
+    pub buffered_bytes: u64,
+    /// Open traces now.
+    pub open_traces: u64,
+    pub traces_opened: u64,
+    pub traces_closed: u64,
+    /// Closed because `traces.max_age` passed while they were still active.
+    pub traces_closed_at_max_age: u64,
+    /// Closed early because `limits.max_open_traces` was reached (the least recently active).
+    pub traces_closed_early_open_cap: u64,
+    /// Closed early because one trace reached `limits.max_rows_per_trace`.
+    pub traces_closed_early_row_cap: u64,
+    pub windows_emitted: u64,
+    /// Windows released before the watermark passed, because of `limits.max_buffered_bytes`.
+    pub windows_emitted_early: u64,
+    pub late_records: u64,
 }
 
-/// Tumbling windows with a bounded-out-of-orderness watermark.
-pub struct WindowAligner {
-    size: i64,
-    out_of_orderness: Duration,
-    watermark: EventTime,
-    open: BTreeMap<EventTime, OpenWindow>,
-}
-
-impl WindowAligner {
-    pub fn new(size: Duration, out_of_orderness: Duration) -> Self {
-        WindowAligner {
-            size: duration_nanos(size).max(1),
-            out_of_orderness,
-            watermark: EventTime::MIN,
-            open: BTreeMap::new(),
-        }
-    }
-
-    pub fn watermark(&self) -> EventTime {
-        self.watermark
-    }
-
-    pub fn window_of(&self, t: EventTime) -> Window {
-        let start = t.0.div_euclid(self.size) * self.size;
-        Window {
-            start: EventTime(start),
-            end: EventTime(start.saturating_add(self.size)),
-        }
-    }
-
-    /// Places a record in its window, or hands it back as late when that window is closed.
-    pub fn insert(&mut self, record: Record, ack: AckId) -> Result<(), Box<Late>> {
-        let window = self.window_of(record.event_time());
-        if window.end <= self.watermark {
-            return Err(Box::new(Late {
-                record,
-                window,
-                watermark: self.watermark,
-            }));
-        }
-        let open = self.open.entry(window.start).or_default();
-        open.acks.push(ack);
-        match record {
-            Record::Log(l) => open.logs.push(l),
-            Record::Metric(m) => open.metrics.push(m),
-            Record::Span(s) => open.spans.push(s),
-        }
-        Ok(())
-    }
-
-    /// The watermark implied by having seen event time `t`.
-    pub fn watermark_after(&self, t: EventTime) -> EventTime {
-        t.saturating_sub(self.out_of_orderness)
-    }
-
-    /// Moves the watermark forward (never back) and releases every window it passed, oldest
-    /// first.
-    pub fn advance(&mut self, watermark: EventTime) -> Vec<AlignedBatch> {
-        if watermark <= self.watermark {
-            return Vec::new();
-        }
-        self.watermark = watermark;
-        let mut closed = Vec::new();
-        while let Some((&start, _)) = self.open.first_key_value() {
-            let window = self.window_of(start);
-            if window.end > watermark {
-                break;
-            }
-            let open = self.open.remove(&start).expect("first key exists");
-            closed.push(Self::batch(window, open));
-        }
-        closed
-    }
-
-    /// Releases every open window: end of input.
-    pub fn flush(&mut self) -> Vec<AlignedBatch> {
-        let end = self
-            .open
-            .keys()
-            .next_back()
-            .map(|start| self.window_of(*start).end)
-            .unwrap_or(self.watermark);
-        self.advance(end)
-    }
-
-    /// Number of windows not yet released.
-    pub fn open_windows(&self) -> usize {
-        self.open.len()
-    }
-
-    fn batch(window: Window, open: OpenWindow) -> AlignedBatch {
-        AlignedBatch {
-            window,
-            logs: tables::logs_batch(&open.logs),
-            metrics: tables::metrics_batch(&open.metrics),
-            spans: tables::spans_batch(&open.spans),
-            acks: open.acks,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Attributes, Resource};
-
-    fn log(secs: i64) -> Record {
-        Record::Log(LogRecord {
-            time: EventTime(secs * 1_000_000_000),
-            observed_time: None,
-            trace_id: None,
-            span_id: None,
-            severity_number: 9,
-            severity_text: None,
-            body: format!("at {secs}"),
-            resource: Resource::default(),
-            scope: None,
-            attributes: Attributes::new(),
-        })
-    }
-
-    fn s(secs: i64) -> EventTime {
-        EventTime(secs * 1_000_000_000)
-    }
-
-    #[test]
-    fn windows_close_when_the_watermark_passes_their_end() {
-        let mut a = WindowAligner::new(Duration::from_secs(60), Duration::from_secs(5));
-        a.insert(log(10), 1).unwrap();
-        a.insert(log(70), 2).unwrap();
-        assert!(
-            a.advance(a.watermark_after(s(64))).is_empty(),
-            "59 s < 60 s"
-        );
-        let closed = a.advance(a.watermark_after(s(65)));
-        assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].window.start, s(0));
-        assert_eq!(closed[0].logs.num_rows(), 1);
-        assert_eq!(closed[0].acks, vec![1]);
-        assert_eq!(a.open_windows(), 1);
-    }
-
-    #[test]
-    fn out_of_order_record_within_bound_joins_its_window() {
-        let mut a = WindowAligner::new(Duration::from_secs(60), Duration::from_secs(5));
-        a.insert(log(62), 1).unwrap();
-        a.advance(a.watermark_after(s(62)));
-        a.insert(log(58), 2).unwrap(); // 4 s out of order, window [0, 60) still open
-        let closed = a.flush();
-        assert_eq!(closed.len(), 2);
-        assert_eq!(closed[0].logs.num_rows(), 1);
-        assert_eq!(closed[0].acks, vec![2]);
-    }
-
-    #[test]
-    fn record_behind_a_closed_window_is_late_with_its_delay() {
-        let mut a = WindowAligner::new(Duration::from_secs(60), Duration::from_secs(5));
-        a.insert(log(1), 1).unwrap();
-        assert_eq!(a.advance(a.watermark_after(s(130))).len(), 1);
-        let late = a.insert(log(30), 2).unwrap_err();
-        assert_eq!(late.watermark, s(125));
-        assert_eq!(late.delay(), Duration::from_secs(95));
-        assert_eq!(late.window.end, s(60));
-    }
-
-    #[test]
-    fn watermark_never_moves_back() {
-        let mut a = WindowAligner::new(Duration::from_secs(60), Duration::ZERO);
-        a.advance(s(100));
-        a.advance(s(50));
-        assert_eq!(a.watermark(), s(100));
-    }
-
-    #[test]
-    fn negative_times_fall_into_the_right_window() {
-        let a = WindowAligner::new(Duration::from_secs(60), Duration::ZERO);
-        assert_eq!(a.window_of(s(-1)).start, s(-60));
+impl AlignStats {
+    /// Adds another shard's counters (and current sizes) to these.
+    pub fn add(&mut self, o: &AlignStats) {
+        self.buffered_bytes += o.buffered_bytes;
+        self.open_traces += o.open_traces;
+        self.traces_opened += o.traces_opened;
+        self.traces_closed += o.traces_closed;
+        self.traces_closed_at_max_age += o.traces_closed_at_max_age;
+        self.traces_closed_early_open_cap += o.traces_closed_early_open_cap;
+        self.traces_closed_early_row_cap += o.traces_closed_early_row_cap;
+        self.windows_emitted += o.windows_emitted;
+        self.windows_emitted_early += o.windows_emitted_early;
+        self.late_records += o.late_records;
     }
 }

@@ -1,6 +1,8 @@
 //! The flat JSON form: one log, metric or span per message, for producers that don't speak
 //! OTLP. `schemas/flat-log.json`, `flat-metric.json` and `flat-span.json` define it.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -223,7 +225,7 @@ fn log(f: FlatLog) -> Result<Record, DecodeError> {
             .unwrap_or(0),
         severity_text: f.severity,
         body: json_to_string(&f.body),
-        resource: resource(f.service, f.host, f.resource),
+        resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
     }))
@@ -273,7 +275,7 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
         quantiles: Vec::new(),
         trace_id: id(f.trace_id.as_deref(), 16, "trace_id")?,
         span_id: None,
-        resource: resource(f.service, f.host, f.resource),
+        resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
     }))
@@ -350,7 +352,7 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
         kind,
         status,
         status_message: f.status_message,
-        resource: resource(f.service, f.host, f.resource),
+        resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
         event_count: 0,

@@ -1,5 +1,7 @@
 //! OTLP protobuf and OTLP/JSON, through the `opentelemetry-proto` crate's generated types.
 
+use std::sync::Arc;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -75,19 +77,17 @@ pub(super) fn decode_json(
     } else if object.contains_key("traceId") && object.contains_key("startTimeUnixNano") {
         // One bare span per message, as some exporters write them.
         let span = from_json::<Span>(object)?;
-        vec![Record::Span(convert_span(
-            &span,
-            &Resource::default(),
-            None,
-        )?)]
+        vec![Record::Span(convert_span(&span, &Arc::default(), None)?)]
     } else {
         return Ok(None);
     };
     Ok(Some(records))
 }
 
-fn resource(r: Option<&OtlpResource>) -> Resource {
-    Resource::from_attributes(r.map(|r| attributes(&r.attributes)).unwrap_or_default())
+fn resource(r: Option<&OtlpResource>) -> Arc<Resource> {
+    Arc::new(Resource::from_attributes(
+        r.map(|r| attributes(&r.attributes)).unwrap_or_default(),
+    ))
 }
 
 fn scope_name(s: Option<&InstrumentationScope>) -> Option<String> {
@@ -114,7 +114,7 @@ fn spans(resource_spans: &[ResourceSpans]) -> Result<Vec<Record>, DecodeError> {
 
 fn convert_span(
     span: &Span,
-    res: &Resource,
+    res: &Arc<Resource>,
     scope: Option<String>,
 ) -> Result<SpanRecord, DecodeError> {
     let trace_id = bytes_id(&span.trace_id, 16, "traceId")?
@@ -231,12 +231,11 @@ fn exemplar_ids(exemplars: &[Exemplar]) -> Result<(Option<String>, Option<String
 /// The common part of every data point of one metric.
 struct PointBase<'a> {
     metric: &'a Metric,
-    res: &'a Resource,
+    res: &'a Arc<Resource>,
     scope: &'a Option<String>,
 }
 
 impl PointBase<'_> {
-    #[allow(clippy::too_many_arguments)]
     fn point(
         &self,
         kind: MetricKind,

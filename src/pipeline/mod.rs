@@ -1,19 +1,25 @@
 //! The pipeline: decode → align → rules → alerts, plus the dead-letter and late paths.
 //!
-//! [`Pipeline`] is the synchronous-in-spirit core (async only because DataFusion is): it
-//! takes framed messages and watermarks, and returns outputs with the input messages they
-//! release. The drivers in [`run`] connect it to files or Kafka.
+//! [`Pipeline`] is the core (async only because DataFusion is): it takes framed messages,
+//! idleness and watermarks, and returns outputs with the input messages they release. The
+//! drivers in [`run`] connect it to files or Kafka; only they read the wall clock.
+//!
+//! State is kept per **shard**: the partitions with the same number on every input topic
+//! (co-partitioned, keyed by trace id), or all input files. Each shard has its own aligner
+//! and watermark, so a shard's results depend only on its own records — not on which
+//! instance of a consumer group owns it or what else that instance owns. Scaling out or
+//! rebalancing therefore changes no alert.
 
 pub mod run;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Serialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::alert::AlertBuilder;
-use crate::align::{AckId, AlignedBatch, WindowAligner};
+use crate::align::{AckId, AlignStats, AlignedBatch, PartitionKey, TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
 use crate::error::Result;
@@ -30,6 +36,13 @@ pub struct Emission {
     pub released: Vec<AckId>,
 }
 
+impl Emission {
+    fn append(&mut self, mut other: Emission) {
+        self.outputs.append(&mut other.outputs);
+        self.released.append(&mut other.released);
+    }
+}
+
 /// Counters, logged at the end of a run.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Stats {
@@ -40,16 +53,26 @@ pub struct Stats {
     pub windows: u64,
     pub alerts: u64,
     pub rule_failures: u64,
+    pub align: AlignStats,
+}
+
+/// The state of one shard.
+struct Shard {
+    aligner: TraceAligner,
+    watermarks: WatermarkTracker,
 }
 
 pub struct Pipeline {
     decoder: Decoder,
-    aligner: WindowAligner,
+    config: PipelineConfig,
+    shards: BTreeMap<i32, Shard>,
+    /// Counters of shards that were dropped (revoked).
+    retired: AlignStats,
     engine: RuleEngine,
     alerts: AlertBuilder,
     max_message_bytes: usize,
     dead_letter_payload_bytes: usize,
-    /// Per input message: 1 while being ingested, plus 1 per record held in an open window.
+    /// Per input message: 1 while being ingested, plus 1 per record held by the aligner.
     holds: HashMap<AckId, u32>,
     stats: Stats,
 }
@@ -60,7 +83,9 @@ impl Pipeline {
         let rules = load_rules(dir, &config.rules).await?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
-            aligner: WindowAligner::new(config.window.size, config.window.max_out_of_orderness),
+            config: config.clone(),
+            shards: BTreeMap::new(),
+            retired: AlignStats::default(),
             engine: RuleEngine::new(rules).await?,
             alerts: AlertBuilder::new(&config.name),
             max_message_bytes: config.decode.max_message_bytes,
@@ -70,21 +95,86 @@ impl Pipeline {
         })
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// Counters, with the aligner's summed over shards.
+    pub fn stats(&self) -> Stats {
+        let mut align = self.retired.clone();
+        for shard in self.shards.values() {
+            align.add(&shard.aligner.stats());
+        }
+        Stats {
+            align,
+            ..self.stats.clone()
+        }
+    }
+
+    fn shard(&mut self, number: i32) -> &mut Shard {
+        let config = &self.config;
+        self.shards.entry(number).or_insert_with(|| Shard {
+            aligner: TraceAligner::new(config.align()),
+            watermarks: WatermarkTracker::new(config.window.max_out_of_orderness),
+        })
+    }
+
+    /// Registers an assigned partition: it holds its shard's watermark back until it
+    /// delivers a record or goes idle.
+    pub fn register(&mut self, partition: &PartitionKey) {
+        self.shard(partition.1).watermarks.register(partition);
     }
 
     pub fn rule_count(&self) -> usize {
         self.engine.rules().len()
     }
 
+    /// The lowest shard watermark.
     pub fn watermark(&self) -> EventTime {
-        self.aligner.watermark()
+        self.shards
+            .values()
+            .map(|s| s.aligner.watermark())
+            .min()
+            .unwrap_or(EventTime::MIN)
     }
 
-    /// Decodes one message, places its records, and evaluates the windows its event times
-    /// close.
+    /// Estimated bytes held by open traces and unevaluated windows, all shards.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shards
+            .values()
+            .map(|s| s.aligner.buffered_bytes())
+            .sum()
+    }
+
+    /// True when every input partition seen so far is idle (or none was seen).
+    pub fn all_idle(&self) -> bool {
+        self.shards.values().all(|s| s.watermarks.all_idle())
+    }
+
+    pub fn is_idle(&self, partition: &PartitionKey) -> bool {
+        self.shards
+            .get(&partition.1)
+            .is_some_and(|s| s.watermarks.is_idle(partition))
+    }
+
+    /// Decodes one message, places its records, and evaluates the windows that the new
+    /// watermark (or a memory cap) releases. The message's partition is its source's.
     pub async fn ingest(&mut self, msg: &InputMessage, ack: AckId) -> Emission {
+        let partition = msg.source.partition_key();
+        self.ingest_from(msg, ack, &partition).await
+    }
+
+    /// Newest event time seen on a partition.
+    pub fn newest(&self, partition: &PartitionKey) -> EventTime {
+        self.shards
+            .get(&partition.1)
+            .and_then(|s| s.watermarks.newest(partition))
+            .unwrap_or(EventTime::MIN)
+    }
+
+    /// [`Pipeline::ingest`] for a message of partition `partition`.
+    pub async fn ingest_from(
+        &mut self,
+        msg: &InputMessage,
+        ack: AckId,
+        partition: &PartitionKey,
+    ) -> Emission {
         let mut em = Emission::default();
         self.stats.messages += 1;
         self.holds.insert(ack, 1);
@@ -104,56 +194,99 @@ impl Pipeline {
                 self.stats.dead_letters += 1;
                 warn!(source = %msg.source, kind = %error.kind, reason = %error.message,
                     "Failed to decode input; sent to dead letter.");
-                let mut dl = DeadLetter::new(
+                let dl = DeadLetter::new(
                     &error,
                     msg.source.clone(),
                     msg.context.signal,
                     &msg.payload,
+                    msg.size,
                     self.dead_letter_payload_bytes,
                 );
-                dl.payload_bytes = msg.size;
-                dl.payload_truncated |= msg.size > msg.payload.len();
                 em.outputs.push(Output::dead_letter(&dl));
             }
             Ok(records) => {
-                let mut newest = None;
+                let mut held = 0;
+                let shard = self.shard(partition.1);
                 for record in records {
-                    self.stats.records += 1;
-                    let t = record.event_time();
-                    newest = newest.max(Some(t));
-                    match self.aligner.insert(record, ack) {
-                        Ok(()) => *self.holds.get_mut(&ack).expect("held") += 1,
-                        Err(late) => {
-                            self.stats.late += 1;
-                            em.outputs
-                                .push(Output::late(&LateRecord::new(&late, msg.source.clone())));
-                        }
+                    shard.watermarks.observe(partition, record.event_time());
+                    match shard.aligner.insert(record, ack) {
+                        Ok(()) => held += 1,
+                        Err(late) => em
+                            .outputs
+                            .push(Output::late(&LateRecord::new(&late, msg.source.clone()))),
                     }
                 }
-                if let Some(t) = newest {
-                    let wm = self.aligner.watermark_after(t);
-                    let closed = self.aligner.advance(wm);
-                    self.evaluate(closed, &mut em).await;
-                }
+                let early = shard.aligner.enforce_byte_cap();
+                let late = em.outputs.len() as u64;
+                self.stats.records += held as u64 + late;
+                self.stats.late += late;
+                *self.holds.get_mut(&ack).expect("held") += held;
+                self.evaluate(early, &mut em).await;
+                em.append(self.advance(partition.1).await);
             }
         }
         self.release(ack, &mut em);
         em
     }
 
-    /// Moves the watermark (e.g. when inputs are idle) and evaluates the windows it closes.
+    /// Marks a partition idle (or a file finished): it stops holding the watermark back.
+    pub async fn set_idle(&mut self, partition: &PartitionKey) -> Emission {
+        self.shard(partition.1).watermarks.set_idle(partition);
+        self.advance(partition.1).await
+    }
+
+    async fn advance(&mut self, shard: i32) -> Emission {
+        let mut em = Emission::default();
+        let s = self.shard(shard);
+        if let Some(wm) = s.watermarks.watermark() {
+            let closed = s.aligner.advance(wm);
+            self.evaluate(closed, &mut em).await;
+        }
+        em
+    }
+
+    /// Moves every shard's watermark to `watermark` regardless of the partitions (every
+    /// input is quiet and the driver lets event time follow the wall clock).
     pub async fn advance_watermark(&mut self, watermark: EventTime) -> Emission {
         let mut em = Emission::default();
-        let closed = self.aligner.advance(watermark);
-        self.evaluate(closed, &mut em).await;
+        let numbers: Vec<i32> = self.shards.keys().copied().collect();
+        for n in numbers {
+            let closed = self.shard(n).aligner.advance(watermark);
+            self.evaluate(closed, &mut em).await;
+        }
         em
+    }
+
+    /// A partition was revoked: forgets its watermark and drops the records it contributed
+    /// to open state, without releasing them — they were not committed, so the partition's
+    /// new owner reads them again. `is_revoked` tells which input messages came from it.
+    pub fn revoke(&mut self, partition: &PartitionKey, is_revoked: impl FnMut(AckId) -> bool) {
+        let Some(shard) = self.shards.get_mut(&partition.1) else {
+            return;
+        };
+        shard.watermarks.remove(partition);
+        for ack in shard.aligner.remove_acks(is_revoked) {
+            if let Some(n) = self.holds.get_mut(&ack) {
+                *n -= 1;
+                if *n == 0 {
+                    self.holds.remove(&ack);
+                }
+            }
+        }
+        if shard.watermarks.is_empty() {
+            let shard = self.shards.remove(&partition.1).expect("present");
+            self.retired.add(&shard.aligner.stats());
+        }
     }
 
     /// End of input: evaluates every open window.
     pub async fn finish(&mut self) -> Emission {
         let mut em = Emission::default();
-        let closed = self.aligner.flush();
-        self.evaluate(closed, &mut em).await;
+        let numbers: Vec<i32> = self.shards.keys().copied().collect();
+        for n in numbers {
+            let closed = self.shard(n).aligner.flush();
+            self.evaluate(closed, &mut em).await;
+        }
         em
     }
 
@@ -170,7 +303,14 @@ impl Pipeline {
     async fn evaluate(&mut self, batches: Vec<AlignedBatch>, em: &mut Emission) {
         for batch in batches {
             self.stats.windows += 1;
+            if batch.early {
+                warn!(window_start = %batch.window.start, buffered_bytes = self.buffered_bytes(),
+                    "Memory cap reached; evaluating the oldest window early.");
+            }
             let (findings, failures) = self.engine.evaluate(&batch).await;
+            debug!(window_start = %batch.window.start, spans = batch.spans.num_rows(),
+                logs = batch.logs.num_rows(), traces = batch.traces.num_rows(),
+                findings = findings.len(), "Window evaluated.");
             for f in failures {
                 self.stats.rule_failures += 1;
                 warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,

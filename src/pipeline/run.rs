@@ -2,26 +2,40 @@
 //! member. Only these touch sources and sinks; the wall clock is read here, never in the
 //! pure stages.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use rdkafka::consumer::CommitMode;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Emission, Pipeline, Stats};
-use crate::align::AckId;
+use crate::align::{AckId, PartitionKey};
 use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::model::EventTime;
+use crate::model::{EventTime, Location};
 use crate::sink::{Delivery, FileSink, KafkaSink, Sink, StdoutSink};
 use crate::source::{expand_inputs, FileSource, KafkaSource, OffsetTracker};
+
+/// One input file being read.
+struct OpenFile {
+    source: FileSource,
+    key: PartitionKey,
+    /// Newest event time read from it so far.
+    newest: EventTime,
+}
 
 /// Runs the pipeline over JSON-lines files, then closes every window (end of input).
 /// Writes `alerts.jsonl`, `suggestions.jsonl`, `deadletter.jsonl` and `late.jsonl` into
 /// `output`, or alerts and suggestions to stdout when `output` is `None`.
+///
+/// Each file is a partition with its own watermark. Files are read interleaved, always the
+/// line of the file that is furthest behind in event time, so a log file and a trace file of
+/// the same period line up as they would on Kafka; the order is deterministic.
 pub async fn run_files(
     dir: &Path,
     config: &PipelineConfig,
@@ -34,19 +48,33 @@ pub async fn run_files(
         Some(dir) => Box::new(FileSink::create(dir)?),
         None => Box::new(StdoutSink::new()),
     };
+    let mut open = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        // All files are one shard (0), each its own partition within it.
+        let key = (format!("{}#{i}", path.display()), 0);
+        pipeline.register(&key);
+        open.push(OpenFile {
+            source: FileSource::open(path, config.decode.max_message_bytes)?,
+            key,
+            newest: EventTime::MIN,
+        });
+    }
     let mut ack: AckId = 0;
-    for file in &files {
-        let mut source = FileSource::open(file, config.decode.max_message_bytes)?;
-        while let Some(msg) = source.next_message()? {
-            ack += 1;
-            let em = pipeline.ingest(&msg, ack).await;
-            write_all(sink.as_mut(), em)?;
-        }
+    while let Some(i) = (0..open.len()).min_by_key(|&i| (open[i].newest, i)) {
+        let Some(msg) = open[i].source.next_message()? else {
+            let done = open.remove(i);
+            write_all(sink.as_mut(), pipeline.set_idle(&done.key).await)?;
+            continue;
+        };
+        ack += 1;
+        let em = pipeline.ingest_from(&msg, ack, &open[i].key).await;
+        open[i].newest = open[i].newest.max(pipeline.newest(&open[i].key));
+        write_all(sink.as_mut(), em)?;
     }
     let em = pipeline.finish().await;
     write_all(sink.as_mut(), em)?;
     sink.flush()?;
-    let stats = pipeline.stats().clone();
+    let stats = pipeline.stats();
     info!(
         files = files.len(),
         messages = stats.messages,
@@ -55,6 +83,10 @@ pub async fn run_files(
         late = stats.late,
         windows = stats.windows,
         alerts = stats.alerts,
+        traces = stats.align.traces_closed,
+        closed_early =
+            stats.align.traces_closed_early_open_cap + stats.align.traces_closed_early_row_cap,
+        windows_early = stats.align.windows_emitted_early,
         "Finished reading input."
     );
     Ok(stats)
@@ -95,9 +127,10 @@ pub async fn run_kafka(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats> {
     let mut pipeline = Pipeline::load(dir, config).await?;
-    let source = KafkaSource::new(brokers, group, &config.kafka)?;
+    let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+    let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
     let mut sink = KafkaSink::new(brokers, &config.kafka)?;
-    match source.missing_topics(Duration::from_secs(10)) {
+    match source.check_topics(&config.kafka, Duration::from_secs(10)) {
         Ok(missing) if !missing.is_empty() => {
             warn!(
                 ?missing,
@@ -105,15 +138,19 @@ pub async fn run_kafka(
             )
         }
         Ok(_) => {}
+        Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
         Err(error) => warn!(%error, "Could not read cluster metadata; continuing."),
     }
     info!(brokers, group, rules = pipeline.rule_count(), "Consuming.");
-    let mut tracker = OffsetTracker::default();
     let mut in_flight = FuturesUnordered::new();
+    let mut in_flight_outputs = 0usize;
+    let mut paused = false;
     let mut last_input = Instant::now();
+    let mut last_seen: HashMap<PartitionKey, Instant> = HashMap::new();
     let idle = config.window.idle_timeout;
+    let max_in_flight = config.limits.max_in_flight_outputs.max(1);
     let mut tick =
-        tokio::time::interval(Duration::from_millis(200).min(idle.max(Duration::from_millis(10))));
+        tokio::time::interval(Duration::from_millis(100).min(idle.max(Duration::from_millis(10))));
     let mut last_commit = Instant::now();
     tokio::pin!(shutdown);
 
@@ -122,12 +159,14 @@ pub async fn run_kafka(
             biased;
             _ = &mut shutdown => break,
             done = in_flight.next(), if !in_flight.is_empty() => {
-                let released: Vec<AckId> = done.expect("non-empty")?;
+                let (released, outputs): (Vec<AckId>, usize) = done.expect("non-empty")?;
+                in_flight_outputs -= outputs;
+                let mut t = tracker.lock().expect("tracker lock");
                 for ack in released {
-                    tracker.done(ack);
+                    t.done(ack);
                 }
             }
-            msg = source.recv() => {
+            msg = source.recv(), if !paused => {
                 let msg = match msg {
                     Ok(m) => m,
                     Err(error) => {
@@ -136,29 +175,57 @@ pub async fn run_kafka(
                         continue;
                     }
                 };
+                rebalanced(&source, &mut pipeline, &tracker, &mut last_seen);
                 last_input = Instant::now();
-                let crate::model::Location::Kafka { topic, partition, offset } = &msg.source else {
+                let Location::Kafka { topic, partition, offset } = &msg.source else {
                     unreachable!("kafka source yields kafka locations")
                 };
-                let ack = tracker.register(topic, *partition, *offset);
+                let ack = tracker.lock().expect("tracker lock").register(topic, *partition, *offset);
+                last_seen.insert((topic.clone(), *partition), last_input);
                 let em = pipeline.ingest(&msg, ack).await;
+                in_flight_outputs += em.outputs.len();
                 in_flight.push(dispatch(&mut sink, em)?);
             }
             _ = tick.tick() => {
-                if last_input.elapsed() >= idle {
-                    // Quiet inputs: let event time catch up with the wall clock so open
-                    // windows close (replays of old data close at once).
+                rebalanced(&source, &mut pipeline, &tracker, &mut last_seen);
+                // Partitions quiet for the idle timeout stop holding the watermark back.
+                let quiet: Vec<PartitionKey> = last_seen
+                    .iter()
+                    .filter(|(p, at)| at.elapsed() >= idle && !pipeline.is_idle(p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in quiet {
+                    debug!(topic = %p.0, partition = p.1, "Partition idle.");
+                    let em = pipeline.set_idle(&p).await;
+                    in_flight_outputs += em.outputs.len();
+                    in_flight.push(dispatch(&mut sink, em)?);
+                }
+                if last_input.elapsed() >= idle && pipeline.all_idle() {
+                    // Every input is quiet: let event time catch up with the wall clock so
+                    // open windows close (replays of old data close at once).
                     let wm = wall_clock().saturating_sub(config.window.max_out_of_orderness);
                     if wm > pipeline.watermark() {
                         let em = pipeline.advance_watermark(wm).await;
+                        in_flight_outputs += em.outputs.len();
                         in_flight.push(dispatch(&mut sink, em)?);
                     }
                 }
+                // Backpressure: stop fetching while too many outputs await acknowledgement.
+                let want_pause = if paused {
+                    in_flight_outputs > max_in_flight / 2
+                } else {
+                    in_flight_outputs > max_in_flight
+                };
+                if want_pause != paused {
+                    source.set_paused(want_pause)?;
+                    paused = want_pause;
+                    info!(paused, in_flight_outputs, "Backpressure.");
+                }
                 if last_commit.elapsed() >= Duration::from_secs(1) {
-                    let offsets = tracker.committable();
+                    let offsets = tracker.lock().expect("tracker lock").committable();
                     if !offsets.is_empty() {
                         source.commit(&offsets, CommitMode::Async)?;
-                        tracker.mark_committed(&offsets);
+                        tracker.lock().expect("tracker lock").mark_committed(&offsets);
                     }
                     last_commit = Instant::now();
                 }
@@ -169,33 +236,72 @@ pub async fn run_kafka(
     info!("Shutting down: waiting for deliveries, then committing.");
     sink.flush()?;
     while let Some(done) = in_flight.next().await {
-        for ack in done? {
-            tracker.done(ack);
+        let (released, _) = done?;
+        let mut t = tracker.lock().expect("tracker lock");
+        for ack in released {
+            t.done(ack);
         }
     }
-    let offsets = tracker.committable();
+    let offsets = tracker.lock().expect("tracker lock").committable();
     source.commit(&offsets, CommitMode::Sync)?;
-    tracker.mark_committed(&offsets);
-    let stats = pipeline.stats().clone();
+    let uncommitted = {
+        let mut t = tracker.lock().expect("tracker lock");
+        t.mark_committed(&offsets);
+        t.in_flight()
+    };
+    let stats = pipeline.stats();
     info!(
         messages = stats.messages,
         dead_letters = stats.dead_letters,
         late = stats.late,
         alerts = stats.alerts,
-        uncommitted = tracker.in_flight(),
+        uncommitted,
         "Stopped."
     );
     Ok(stats)
 }
 
+/// Applies assignments and revocations the consumer reported: assigned partitions hold
+/// their shard's watermark until they deliver or idle; revoked ones lose their uncommitted
+/// state, which the new owner re-reads.
+fn rebalanced(
+    source: &KafkaSource,
+    pipeline: &mut Pipeline,
+    tracker: &Arc<Mutex<OffsetTracker>>,
+    last_seen: &mut HashMap<PartitionKey, Instant>,
+) {
+    for p in source.take_revoked() {
+        revoke(pipeline, tracker, last_seen, &p);
+    }
+    for p in source.take_assigned() {
+        pipeline.register(&p);
+        last_seen.insert(p, Instant::now());
+    }
+}
+
+/// Drops a revoked partition's uncommitted state; its new owner re-reads those records.
+fn revoke(
+    pipeline: &mut Pipeline,
+    tracker: &Arc<Mutex<OffsetTracker>>,
+    last_seen: &mut HashMap<PartitionKey, Instant>,
+    p: &PartitionKey,
+) {
+    let mut t = tracker.lock().expect("tracker lock");
+    pipeline.revoke(p, |ack| t.partition_of(ack) == Some((p.0.as_str(), p.1)));
+    t.forget(&p.0, p.1);
+    last_seen.remove(p);
+}
+
 fn dispatch(
     sink: &mut KafkaSink,
     em: Emission,
-) -> Result<impl Future<Output = Result<Vec<AckId>>>> {
+) -> Result<impl Future<Output = Result<(Vec<AckId>, usize)>>> {
+    let outputs = em.outputs.len();
     let deliveries = em
         .outputs
         .iter()
         .map(|o| sink.send(o))
         .collect::<Result<Vec<_>>>()?;
-    Ok(deliver(deliveries, em.released))
+    let released = em.released;
+    Ok(async move { Ok((deliver(deliveries, released).await?, outputs)) })
 }

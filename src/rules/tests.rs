@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
-use crate::align::WindowAligner;
+use crate::align::{AlignConfig, TraceAligner};
 use crate::decode::{Decoder, MessageContext};
 
 fn rule(text: &str) -> crate::error::Result<Rule> {
@@ -96,7 +96,7 @@ async fn only_queries_are_allowed() {
 
 fn batch(lines: &[serde_json::Value]) -> crate::align::AlignedBatch {
     let d = Decoder::new(1 << 20);
-    let mut a = WindowAligner::new(std::time::Duration::from_secs(3600), Default::default());
+    let mut a = TraceAligner::new(AlignConfig::tumbling(std::time::Duration::from_secs(3600)));
     for (i, l) in lines.iter().enumerate() {
         for r in d
             .decode(l.to_string().as_bytes(), MessageContext::default())

@@ -1,30 +1,104 @@
 //! Kafka input: a member of a consumer group on the pipeline's input topics.
 //!
-//! Offsets are never auto-stored: the pipeline commits, through [`KafkaSource::commit`], only
-//! offsets the [`super::OffsetTracker`] allows.
+//! Offsets are never auto-stored or auto-committed: the pipeline commits, through
+//! [`KafkaSource::commit`], only offsets the [`OffsetTracker`] allows. When partitions are
+//! revoked in a rebalance, their committable offsets are committed synchronously before the
+//! partitions are released, and the driver then drops their uncommitted state (the new owner
+//! reads those records again).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
 
-use super::InputMessage;
+use super::{InputMessage, OffsetTracker};
+use crate::align::PartitionKey;
 use crate::config::{KafkaConfig, KafkaInput};
 use crate::decode::MessageContext;
 use crate::error::{Error, Result};
 use crate::model::{EventTime, Location};
 
+/// Rebalance hooks: commit what may be committed before a partition goes away, and tell the
+/// driver which partitions went.
+pub struct RebalanceContext {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    revoked: Arc<Mutex<Vec<PartitionKey>>>,
+    assigned: Arc<Mutex<Vec<PartitionKey>>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let tracker = self.tracker.lock().expect("tracker lock");
+        let mut commit = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if let Some(offset) = tracker.committable_for(e.topic(), e.partition()) {
+                let _ =
+                    commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+            }
+        }
+        drop(tracker);
+        if commit.count() > 0 {
+            if let Err(error) = consumer.commit(&commit, CommitMode::Sync) {
+                warn!(%error, "Commit before revocation failed; the new owner re-reads more.");
+            }
+        }
+        info!(partitions = ?partition_names(tpl), "Partitions revoked; committed what was delivered.");
+        let mut revoked = self.revoked.lock().expect("revoked lock");
+        revoked.extend(
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition())),
+        );
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(partitions = ?partition_names(tpl), "Partitions assigned.");
+            let mut assigned = self.assigned.lock().expect("assigned lock");
+            assigned.extend(
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
+        }
+    }
+}
+
+fn partition_names(tpl: &TopicPartitionList) -> Vec<String> {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect()
+}
+
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<RebalanceContext>,
     inputs: HashMap<String, KafkaInput>,
+    revoked: Arc<Mutex<Vec<PartitionKey>>>,
+    assigned: Arc<Mutex<Vec<PartitionKey>>>,
 }
 
 impl KafkaSource {
-    /// Joins `group` and subscribes to the input topics.
-    pub fn new(brokers: &str, group: &str, config: &KafkaConfig) -> Result<Self> {
+    /// Joins `group` and subscribes to the input topics. The range assignor gives a member
+    /// the same partition numbers of every topic, which keeps co-partitioned traces together.
+    pub fn new(
+        brokers: &str,
+        group: &str,
+        config: &KafkaConfig,
+        tracker: Arc<Mutex<OffsetTracker>>,
+    ) -> Result<Self> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers)
             .set("group.id", group)
@@ -32,14 +106,22 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            .set("partition.assignment.strategy", "range")
             // Large enough for any message we accept; bigger ones become dead letters.
             .set("fetch.message.max.bytes", "16777216")
             .set("receive.message.max.bytes", "100000000");
         for (k, v) in config.client.iter().chain(&config.consumer) {
             c.set(k, v);
         }
-        let consumer: StreamConsumer = c
-            .create()
+        let revoked = Arc::new(Mutex::new(Vec::new()));
+        let assigned = Arc::new(Mutex::new(Vec::new()));
+        let context = RebalanceContext {
+            tracker,
+            revoked: revoked.clone(),
+            assigned: assigned.clone(),
+        };
+        let consumer: StreamConsumer<RebalanceContext> = c
+            .create_with_context(context)
             .map_err(|e| Error::kafka("creating consumer", e))?;
         let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
         consumer
@@ -52,6 +134,8 @@ impl KafkaSource {
                 .iter()
                 .map(|i| (i.topic.clone(), i.clone()))
                 .collect(),
+            revoked,
+            assigned,
         })
     }
 
@@ -84,6 +168,16 @@ impl KafkaSource {
         })
     }
 
+    /// Partitions assigned since the last call.
+    pub fn take_assigned(&self) -> Vec<PartitionKey> {
+        std::mem::take(&mut *self.assigned.lock().expect("assigned lock"))
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<PartitionKey> {
+        std::mem::take(&mut *self.revoked.lock().expect("revoked lock"))
+    }
+
     /// Commits next-to-read offsets.
     pub fn commit(&self, offsets: &[(String, i32, i64)], mode: CommitMode) -> Result<()> {
         if offsets.is_empty() {
@@ -99,23 +193,54 @@ impl KafkaSource {
             .map_err(|e| Error::kafka("committing offsets", e))
     }
 
-    /// Names input topics that do not exist yet, so the operator hears about it at start.
-    pub fn missing_topics(&self, timeout: Duration) -> Result<Vec<String>> {
+    /// Stops (`true`) or resumes fetching on every assigned partition: backpressure.
+    pub fn set_paused(&self, paused: bool) -> Result<()> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| Error::kafka("reading assignment", e))?;
+        let result = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        result.map_err(|e| Error::kafka("pausing or resuming", e))
+    }
+
+    /// Checks the input topics: names those that do not exist yet, and fails when the
+    /// existing ones have different partition counts and `require_copartitioned` is set
+    /// (records of one trace on different topics would land on different members).
+    pub fn check_topics(&self, config: &KafkaConfig, timeout: Duration) -> Result<Vec<String>> {
         let md = self
             .consumer
             .fetch_metadata(None, timeout)
             .map_err(|e| Error::kafka("fetching metadata", e))?;
-        let mut missing: Vec<String> = self
-            .inputs
-            .keys()
-            .filter(|t| {
-                !md.topics()
-                    .iter()
-                    .any(|m| m.name() == t.as_str() && m.error().is_none())
-            })
-            .cloned()
-            .collect();
-        missing.sort();
+        let mut counts = BTreeMap::new();
+        let mut missing = Vec::new();
+        for input in &config.inputs {
+            match md
+                .topics()
+                .iter()
+                .find(|t| t.name() == input.topic && t.error().is_none())
+            {
+                Some(t) => {
+                    counts.insert(input.topic.clone(), t.partitions().len());
+                }
+                None => missing.push(input.topic.clone()),
+            }
+        }
+        let distinct: std::collections::BTreeSet<_> = counts.values().collect();
+        if distinct.len() > 1 {
+            let message = format!(
+                "input topics are not co-partitioned: partition counts {counts:?}; logs, metrics \
+                 and spans of one trace must be keyed by trace id on topics with equal partition \
+                 counts (set kafka.require_copartitioned = false to run anyway)"
+            );
+            if config.require_copartitioned {
+                return Err(Error::KafkaSetup(message));
+            }
+            warn!("{message}");
+        }
         Ok(missing)
     }
 }

@@ -8,7 +8,7 @@ mod kafka;
 mod offsets;
 
 pub use file::{expand_inputs, FileSource};
-pub use kafka::KafkaSource;
+pub use kafka::{KafkaSource, RebalanceContext};
 pub use offsets::OffsetTracker;
 
 use crate::decode::MessageContext;

@@ -71,6 +71,26 @@ impl OffsetTracker {
         }
     }
 
+    /// Committable offset of one partition, if it differs from the last commit.
+    pub fn committable_for(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.committable()
+            .into_iter()
+            .find(|(t, p, _)| t == topic && *p == partition)
+            .map(|(_, _, o)| o)
+    }
+
+    /// The topic-partition a message came from.
+    pub fn partition_of(&self, ack: AckId) -> Option<(&str, i32)> {
+        self.acks.get(&ack).map(|(t, p, _)| (t.as_str(), *p))
+    }
+
+    /// Forgets a revoked partition and its pending messages.
+    pub fn forget(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&(topic.to_string(), partition));
+        self.acks
+            .retain(|_, (t, p, _)| !(t == topic && *p == partition));
+    }
+
     /// Messages registered and not yet done.
     pub fn in_flight(&self) -> usize {
         self.acks.len()
@@ -95,6 +115,20 @@ mod tests {
         t.done(a);
         assert_eq!(t.committable(), vec![("t".into(), 0, 13)]);
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_partition_is_neither_committed_nor_pending() {
+        let mut t = OffsetTracker::default();
+        let a = t.register("t", 0, 5);
+        let _b = t.register("t", 1, 9);
+        assert_eq!(t.partition_of(a), Some(("t", 0)));
+        t.forget("t", 0);
+        assert_eq!(t.partition_of(a), None);
+        assert_eq!(t.committable(), vec![("t".into(), 1, 9)]);
+        assert_eq!(t.committable_for("t", 1), Some(9));
+        assert_eq!(t.in_flight(), 1);
+        t.done(a); // a late delivery of a forgotten message is harmless
     }
 
     #[test]

@@ -39,9 +39,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// Writes a pipeline directory using the shipped inference rules and `extra` TOML.
 pub fn pipeline_dir(dir: &Path, extra: &str) -> PathBuf {
+    pipeline_dir_with_rules(dir, &repo().join("pipelines/inference/rules"), extra)
+}
+
+/// Writes a pipeline directory using the rules in `rules` and `extra` TOML.
+pub fn pipeline_dir_with_rules(dir: &Path, rules: &Path, extra: &str) -> PathBuf {
     let p = dir.join("pipeline");
     std::fs::create_dir_all(&p).unwrap();
-    let rules = repo().join("pipelines/inference/rules");
     std::fs::write(
         p.join("pipeline.toml"),
         format!(
@@ -60,6 +64,13 @@ pub fn trace_id(n: u32) -> String {
 
 pub fn span_id(n: u32) -> String {
     format!("b7ad6b71{n:08x}")
+}
+
+/// Start of the minute `minutes` minutes from now (negative: in the past), in ns. Tests
+/// whose windows must close only by event time use future minutes, which the idle
+/// wall-clock advance cannot reach.
+pub fn minute_from_now(minutes: i64) -> i64 {
+    minute_ago(-minutes)
 }
 
 /// A flat root span of `ms` milliseconds starting at `start_ns`.

@@ -1,234 +1,19 @@
-//! The pipeline as a consumer-group member on a real Apache Kafka broker.
-//!
-//! `scripts/test` starts the broker (`scripts/kafka start`) and sets FAULTLINE_TEST_BROKERS.
-//! Every test uses its own topics and group, so tests run in parallel.
+//! The pipeline as a consumer-group member on a real Apache Kafka broker: input formats,
+//! dead letters, commits.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::broker::*;
 use crate::common::*;
 
-fn brokers() -> String {
-    std::env::var("FAULTLINE_TEST_BROKERS").expect(
-        "FAULTLINE_TEST_BROKERS is not set: run the tests with scripts/test, which starts a \
-         Kafka broker (scripts/kafka start) and sets it",
-    )
-}
-
-/// Topics of one test.
-struct Topics {
-    logs: String,
-    metrics: String,
-    spans: String,
-    alerts: String,
-    deadletter: String,
-    late: String,
-    suggestions: String,
-}
-
-impl Topics {
-    fn new() -> Self {
-        let p = unique("t");
-        Topics {
-            logs: format!("{p}.logs"),
-            metrics: format!("{p}.metrics"),
-            spans: format!("{p}.spans"),
-            alerts: format!("{p}.alerts"),
-            deadletter: format!("{p}.deadletter"),
-            late: format!("{p}.late"),
-            suggestions: format!("{p}.suggestions"),
-        }
-    }
-
-    fn all(&self) -> [&str; 7] {
-        [
-            &self.logs,
-            &self.metrics,
-            &self.spans,
-            &self.alerts,
-            &self.deadletter,
-            &self.late,
-            &self.suggestions,
-        ]
-    }
-
-    fn pipeline_toml(&self, window: &str) -> String {
-        format!(
-            r#"
-[window]
-size = "{window}"
-max_out_of_orderness = "5s"
-idle_timeout = "1s"
-
-[[kafka.inputs]]
-topic = "{}"
-signal = "logs"
-
-[[kafka.inputs]]
-topic = "{}"
-signal = "metrics"
-
-[[kafka.inputs]]
-topic = "{}"
-signal = "spans"
-
-[kafka.outputs]
-alerts = "{}"
-suggestions = "{}"
-deadletter = "{}"
-late = "{}"
-"#,
-            self.logs,
-            self.metrics,
-            self.spans,
-            self.alerts,
-            self.suggestions,
-            self.deadletter,
-            self.late
-        )
-    }
-
-    async fn create(&self) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .create()
-            .unwrap();
-        let new: Vec<NewTopic> = self
-            .all()
-            .iter()
-            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-            .collect();
-        for r in admin
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .unwrap()
-        {
-            r.unwrap();
-        }
-    }
-}
-
-fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("message.max.bytes", "4000000")
-        .create()
-        .unwrap()
-}
-
-/// Produces one message and returns its offset.
-async fn produce(p: &FutureProducer, topic: &str, payload: &[u8]) -> i64 {
-    let delivered = p
-        .send(
-            FutureRecord::<(), [u8]>::to(topic).payload(payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    delivered.offset
-}
-
-/// Reads a topic from the beginning until `n` messages arrived or `timeout` passed.
-fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json::Value)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    while out.len() < n && Instant::now() < deadline {
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            let v = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            out.push((m.offset(), v));
-        }
-    }
-    out
-}
-
-/// A running `faultline run --brokers` process, stopped with SIGTERM on drop.
-struct Instance {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Instance {
-    fn start(pipeline: &Path, group: &str, log: std::path::PathBuf) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args([
-                "run",
-                "--brokers",
-                &brokers(),
-                "--group",
-                group,
-                "--pipeline",
-            ])
-            .arg(pipeline)
-            .env("FAULTLINE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Instance { child, log }
-    }
-
-    /// SIGTERM, then the exit status within 30 s.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        self.signal("-TERM")
-    }
-
-    /// Sends `signal` (a `kill` option such as `-INT`) and waits up to 30 s for the exit.
-    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn services(alerts: &[(i64, serde_json::Value)]) -> BTreeSet<String> {
+pub fn services(alerts: &[(i64, serde_json::Value)]) -> BTreeSet<String> {
     alerts
         .iter()
         .map(|(_, a)| a["labels"]["service"].as_str().unwrap().to_string())
@@ -253,7 +38,7 @@ async fn otlp_proto_json_and_flat_input_come_out_as_alerts() {
     let topics = Topics::new();
     topics.create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1m"));
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&window("1m")));
     let p = producer();
     let t0 = minute_ago(10);
 
@@ -327,7 +112,7 @@ async fn garbage_messages_land_on_dead_letter_with_offsets_and_neighbours_still_
     let topics = Topics::new();
     topics.create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1m"));
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&window("1m")));
     let p = producer();
     let t0 = minute_ago(10);
 
@@ -408,7 +193,7 @@ async fn sigterm_commits_delivered_input_but_not_records_of_open_windows() {
     topics.create().await;
     let tmp = tempfile::tempdir().unwrap();
     // One-hour windows: a record stamped two hours ahead cannot be evaluated yet.
-    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml("1h"));
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&window("1h")));
     let p = producer();
     let past = minute_ago(180);
     let mut last_past = 0;

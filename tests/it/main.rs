@@ -2,10 +2,13 @@
 //! there is only one). Modules:
 //! - `cli`: the command line, its help and its errors.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
-//! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`); needs
-//!   `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
+//! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
+//!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
+//!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
 
+mod broker;
 mod cli;
 mod common;
 mod files;
 mod kafka;
+mod stream;

@@ -1,0 +1,238 @@
+//! The `traces` table: one row per trace, derived from its spans and logs.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::model::{EventTime, Record, SpanRecord, StatusCode};
+
+/// One row of the `traces` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub start_time: EventTime,
+    pub end_time: EventTime,
+    /// The root span's duration, or end - start without a root.
+    pub duration_ms: f64,
+    pub has_root: bool,
+    pub root_service: Option<String>,
+    pub root_name: Option<String>,
+    pub span_count: u32,
+    pub error_count: u32,
+    pub log_count: u32,
+    /// Logs at severity ERROR (17) or above.
+    pub error_log_count: u32,
+    pub service_count: u32,
+    /// The span with the most exclusive (self) time: where the time went.
+    pub bottleneck_span: Option<String>,
+    pub bottleneck_service: Option<String>,
+    pub bottleneck_ms: Option<f64>,
+    /// `bottleneck_ms / duration_ms`.
+    pub bottleneck_share: Option<f64>,
+    /// Closed before its session gap passed, because of a cap.
+    pub closed_early: bool,
+}
+
+/// Time of `span` not covered by any of its children (children clipped to the span, overlaps
+/// counted once).
+fn self_time_ns(span: &SpanRecord, children: &[&SpanRecord]) -> i64 {
+    let (s, e) = (span.start_time.0, span.end_time.0);
+    let mut iv: Vec<(i64, i64)> = children
+        .iter()
+        .map(|c| (c.start_time.0.max(s), c.end_time.0.min(e)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    iv.sort_unstable();
+    let mut covered = 0;
+    let mut cur: Option<(i64, i64)> = None;
+    for (a, b) in iv {
+        match &mut cur {
+            Some((_, ce)) if a <= *ce => *ce = (*ce).max(b),
+            _ => {
+                if let Some((cs, ce)) = cur {
+                    covered += ce - cs;
+                }
+                cur = Some((a, b));
+            }
+        }
+    }
+    if let Some((cs, ce)) = cur {
+        covered += ce - cs;
+    }
+    (e - s) - covered
+}
+
+/// Summarises the records of one trace.
+pub fn summarize<'a>(
+    trace_id: &str,
+    records: impl IntoIterator<Item = &'a Record>,
+    closed_early: bool,
+) -> TraceSummary {
+    let mut spans: Vec<&SpanRecord> = Vec::new();
+    let (mut log_count, mut error_log_count) = (0u32, 0u32);
+    let mut start = EventTime::MAX;
+    let mut end = EventTime::MIN;
+    for r in records {
+        match r {
+            Record::Span(s) => {
+                start = start.min(s.start_time);
+                end = end.max(s.end_time);
+                spans.push(s);
+            }
+            Record::Log(l) => {
+                log_count += 1;
+                if l.severity_number >= 17 {
+                    error_log_count += 1;
+                }
+                start = start.min(l.time);
+                end = end.max(l.time);
+            }
+            Record::Metric(m) => {
+                start = start.min(m.time);
+                end = end.max(m.time);
+            }
+        }
+    }
+    if start > end {
+        (start, end) = (EventTime(0), EventTime(0));
+    }
+    // Deterministic whatever the arrival order.
+    spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
+    let root = spans.iter().find(|s| s.parent_span_id.is_none()).copied();
+    let duration_ms = match root {
+        Some(r) => r.duration_ms(),
+        None => (end.0 - start.0) as f64 / 1e6,
+    };
+    let mut children: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
+    for s in &spans {
+        if let Some(p) = &s.parent_span_id {
+            children.entry(p.as_str()).or_default().push(s);
+        }
+    }
+    let mut bottleneck: Option<(&SpanRecord, i64)> = None;
+    for s in &spans {
+        let own = self_time_ns(s, children.get(s.span_id.as_str()).map_or(&[], |v| v));
+        if bottleneck.is_none_or(|(_, best)| own > best) {
+            bottleneck = Some((s, own));
+        }
+    }
+    let services: BTreeSet<&str> = spans
+        .iter()
+        .filter_map(|s| s.resource.service.as_deref())
+        .collect();
+    TraceSummary {
+        trace_id: trace_id.to_string(),
+        start_time: start,
+        end_time: end,
+        duration_ms,
+        has_root: root.is_some(),
+        root_service: root.and_then(|r| r.resource.service.clone()),
+        root_name: root.map(|r| r.name.clone()),
+        span_count: spans.len() as u32,
+        error_count: spans
+            .iter()
+            .filter(|s| s.status == StatusCode::Error)
+            .count() as u32,
+        log_count,
+        error_log_count,
+        service_count: services.len() as u32,
+        bottleneck_span: bottleneck.map(|(s, _)| s.name.clone()),
+        bottleneck_service: bottleneck.and_then(|(s, _)| s.resource.service.clone()),
+        bottleneck_ms: bottleneck.map(|(_, ns)| ns as f64 / 1e6),
+        bottleneck_share: bottleneck.map(|(_, ns)| {
+            if duration_ms > 0.0 {
+                ns as f64 / 1e6 / duration_ms
+            } else {
+                0.0
+            }
+        }),
+        closed_early,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LogRecord, Resource};
+    use std::sync::Arc;
+
+    fn span(id: &str, parent: Option<&str>, name: &str, start_ms: i64, end_ms: i64) -> Record {
+        Record::Span(SpanRecord {
+            start_time: EventTime(start_ms * 1_000_000),
+            end_time: EventTime(end_ms * 1_000_000),
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(str::to_string),
+            name: name.into(),
+            kind: "internal",
+            status: if name == "forward" {
+                StatusCode::Error
+            } else {
+                StatusCode::Ok
+            },
+            status_message: None,
+            resource: Arc::new(Resource::from_attributes(
+                [("service.name".to_string(), format!("svc-{}", &name[..1]))].into(),
+            )),
+            scope: None,
+            attributes: Default::default(),
+            event_count: 0,
+        })
+    }
+
+    #[test]
+    fn the_bottleneck_is_the_span_with_the_most_self_time() {
+        // root 0-120 > client 2-118 > generate 3-117 > tokenize 3-18, forward 18-104, decode 104-114
+        let records = vec![
+            span("d", Some("c"), "decode", 104, 114),
+            span("a", None, "root", 0, 120),
+            span("b", Some("a"), "client", 2, 118),
+            span("c", Some("b"), "generate", 3, 117),
+            span("e", Some("c"), "tokenize", 3, 18),
+            span("f", Some("c"), "forward", 18, 104),
+            Record::Log(LogRecord {
+                time: EventTime(50_000_000),
+                observed_time: None,
+                trace_id: Some("t".into()),
+                span_id: None,
+                severity_number: 17,
+                severity_text: None,
+                body: "oom".into(),
+                resource: Default::default(),
+                scope: None,
+                attributes: Default::default(),
+            }),
+        ];
+        let s = summarize("t", &records, false);
+        assert_eq!(s.duration_ms, 120.0);
+        assert_eq!(s.root_name.as_deref(), Some("root"));
+        assert_eq!(
+            (s.span_count, s.error_count, s.log_count, s.error_log_count),
+            (6, 1, 1, 1)
+        );
+        assert_eq!(s.bottleneck_span.as_deref(), Some("forward"));
+        assert_eq!(s.bottleneck_ms, Some(86.0));
+        assert!((s.bottleneck_share.unwrap() - 86.0 / 120.0).abs() < 1e-9);
+        assert_eq!(s.service_count, 6);
+    }
+
+    #[test]
+    fn overlapping_children_are_counted_once() {
+        let records = vec![
+            span("a", None, "root", 0, 100),
+            span("b", Some("a"), "x", 10, 60),
+            span("c", Some("a"), "y", 40, 80),
+        ];
+        let s = summarize("t", &records, false);
+        // root self = 100 - |10..80| = 30; x self 50; y self 40
+        assert_eq!(s.bottleneck_span.as_deref(), Some("x"));
+        assert_eq!(s.bottleneck_ms, Some(50.0));
+    }
+
+    #[test]
+    fn a_trace_without_root_spans_its_records() {
+        let records = vec![span("b", Some("zz"), "x", 10, 60)];
+        let s = summarize("t", &records, true);
+        assert!(!s.has_root);
+        assert_eq!(s.duration_ms, 50.0);
+        assert!(s.closed_early);
+    }
+}

@@ -1,0 +1,489 @@
+//! [`TraceAligner`]: per-trace session windows feeding tumbling or hopping time windows.
+//!
+//! A record with a trace id joins its trace's open session; a trace closes when the
+//! watermark passes its last activity plus `trace_gap` (or its first activity plus
+//! `max_trace_age`) and moves, whole, into the time bucket of its last activity. Records
+//! without a trace id go straight into the bucket of their own time. Buckets are `slide`
+//! long; window `[s, s + size)` is released when the watermark passes
+//! `s + size + trace_gap + allowed_lateness`, which guarantees every trace that ended in it
+//! has closed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{summarize, AckId, AlignConfig, AlignStats, AlignedBatch, Late, Window};
+use crate::model::{duration_nanos, EventTime, Record};
+use crate::tables;
+
+struct Row {
+    record: Record,
+    ack: AckId,
+}
+
+struct OpenTrace {
+    first: EventTime,
+    last: EventTime,
+    rows: Vec<Row>,
+}
+
+struct ClosedTrace {
+    rows: Vec<Row>,
+    closed_early: bool,
+    /// Closed because its session went quiet: a straggler still joins it. Traces closed by
+    /// age or a cap take no more rows; later records start a new fragment, which merges
+    /// back here if it closes into the same window.
+    takes_stragglers: bool,
+}
+
+#[derive(Default)]
+struct Bucket {
+    /// Records without a trace id.
+    loose: Vec<Row>,
+    /// Closed traces whose last activity falls in this bucket, by trace id.
+    traces: BTreeMap<String, ClosedTrace>,
+}
+
+enum CloseReason {
+    Gap,
+    MaxAge,
+    OpenCap,
+    RowCap,
+    /// Its window is being released early for the byte cap.
+    ByteCap,
+}
+
+pub struct TraceAligner {
+    cfg: AlignConfig,
+    size: i64,
+    slide: i64,
+    gap: i64,
+    max_age: i64,
+    release_delay: i64,
+    watermark: EventTime,
+    open: HashMap<String, OpenTrace>,
+    /// `(close deadline, trace id)` of every open trace.
+    deadlines: BTreeSet<(EventTime, String)>,
+    /// Bucket of every closed trace whose bucket is still held.
+    closed_in: HashMap<String, EventTime>,
+    buckets: BTreeMap<EventTime, Bucket>,
+    /// Start of the first window not yet released.
+    next_start: Option<EventTime>,
+    bytes: usize,
+    stats: AlignStats,
+}
+
+impl TraceAligner {
+    /// `size` must be a whole multiple of `slide` (config validation checks it).
+    pub fn new(cfg: AlignConfig) -> Self {
+        let slide = duration_nanos(cfg.slide).max(1);
+        let size = (duration_nanos(cfg.size) / slide).max(1) * slide;
+        let gap = duration_nanos(cfg.trace_gap);
+        TraceAligner {
+            size,
+            slide,
+            gap,
+            max_age: duration_nanos(cfg.max_trace_age),
+            release_delay: gap.saturating_add(duration_nanos(cfg.allowed_lateness)),
+            cfg,
+            watermark: EventTime::MIN,
+            open: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            closed_in: HashMap::new(),
+            buckets: BTreeMap::new(),
+            next_start: None,
+            bytes: 0,
+            stats: AlignStats::default(),
+        }
+    }
+
+    pub fn watermark(&self) -> EventTime {
+        self.watermark
+    }
+
+    pub fn stats(&self) -> AlignStats {
+        AlignStats {
+            buffered_bytes: self.bytes as u64,
+            open_traces: self.open.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Estimated bytes of records held (open traces and unreleased buckets).
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn bucket_of(&self, t: EventTime) -> EventTime {
+        EventTime(t.0.div_euclid(self.slide) * self.slide)
+    }
+
+    /// The last window (by start) that contains time `t`, for late reports.
+    fn window_of(&self, t: EventTime) -> Window {
+        let start = self.bucket_of(t);
+        Window {
+            start,
+            end: EventTime(start.0.saturating_add(self.size)),
+        }
+    }
+
+    fn deadline(&self, first: EventTime, last: EventTime) -> EventTime {
+        EventTime(
+            last.0
+                .saturating_add(self.gap)
+                .min(first.0.saturating_add(self.max_age)),
+        )
+    }
+
+    fn is_late(&self, t: EventTime) -> bool {
+        self.next_start.is_some_and(|s| self.bucket_of(t) < s)
+    }
+
+    /// Places a record, or hands it back as late when every window that could hold it has
+    /// been released.
+    pub fn insert(&mut self, record: Record, ack: AckId) -> Result<(), Box<Late>> {
+        let t = record.event_time();
+        let bytes = record.approx_bytes();
+        let Some(trace_id) = record.trace_id().map(str::to_string) else {
+            if self.is_late(t) {
+                return Err(self.late(record));
+            }
+            let b = self.bucket_of(t);
+            self.buckets
+                .entry(b)
+                .or_default()
+                .loose
+                .push(Row { record, ack });
+            self.bytes += bytes;
+            return Ok(());
+        };
+        if self.open.contains_key(&trace_id) {
+            let old = self.deadline_of(&trace_id);
+            let tr = self.open.get_mut(&trace_id).expect("checked");
+            tr.last = tr.last.max(t);
+            tr.rows.push(Row { record, ack });
+            let (first, last, rows) = (tr.first, tr.last, tr.rows.len());
+            self.deadlines.remove(&(old, trace_id.clone()));
+            self.deadlines
+                .insert((self.deadline(first, last), trace_id.clone()));
+            self.bytes += bytes;
+            if rows >= self.cfg.max_rows_per_trace {
+                self.close(&trace_id, CloseReason::RowCap);
+            }
+            return Ok(());
+        }
+        // A straggler of a trace that closed into a window not yet released joins it there.
+        if let Some(b) = self.closed_in.get(&trace_id) {
+            let bucket = self
+                .buckets
+                .get_mut(b)
+                .expect("closed_in points at a held bucket");
+            let tr = bucket.traces.get_mut(&trace_id).expect("indexed trace");
+            if tr.takes_stragglers {
+                tr.rows.push(Row { record, ack });
+                self.bytes += bytes;
+                return Ok(());
+            }
+        }
+        if self.is_late(t) {
+            return Err(self.late(record));
+        }
+        self.stats.traces_opened += 1;
+        self.deadlines
+            .insert((self.deadline(t, t), trace_id.clone()));
+        self.open.insert(
+            trace_id.clone(),
+            OpenTrace {
+                first: t,
+                last: t,
+                rows: vec![Row { record, ack }],
+            },
+        );
+        self.bytes += bytes;
+        if self.cfg.max_rows_per_trace <= 1 {
+            self.close(&trace_id, CloseReason::RowCap);
+        }
+        while self.open.len() > self.cfg.max_open_traces {
+            let (_, oldest) = self
+                .deadlines
+                .first()
+                .expect("open traces have deadlines")
+                .clone();
+            self.close(&oldest, CloseReason::OpenCap);
+        }
+        Ok(())
+    }
+
+    fn deadline_of(&self, trace_id: &str) -> EventTime {
+        let tr = &self.open[trace_id];
+        self.deadline(tr.first, tr.last)
+    }
+
+    fn late(&mut self, record: Record) -> Box<Late> {
+        self.stats.late_records += 1;
+        let window = self.window_of(record.event_time());
+        Box::new(Late {
+            record,
+            window,
+            watermark: self.watermark,
+        })
+    }
+
+    fn close(&mut self, trace_id: &str, reason: CloseReason) {
+        let Some(tr) = self.open.remove(trace_id) else {
+            return;
+        };
+        self.deadlines
+            .remove(&(self.deadline(tr.first, tr.last), trace_id.to_string()));
+        self.stats.traces_closed += 1;
+        let quiet = matches!(reason, CloseReason::Gap);
+        let early = match reason {
+            CloseReason::Gap => false,
+            CloseReason::MaxAge => {
+                self.stats.traces_closed_at_max_age += 1;
+                false
+            }
+            CloseReason::OpenCap => {
+                self.stats.traces_closed_early_open_cap += 1;
+                true
+            }
+            CloseReason::RowCap => {
+                self.stats.traces_closed_early_row_cap += 1;
+                true
+            }
+            CloseReason::ByteCap => true,
+        };
+        // Never into a released window (cannot happen for gap closes; a guard for the rest).
+        let mut b = self.bucket_of(tr.last);
+        if let Some(s) = self.next_start {
+            b = b.max(s);
+        }
+        let bucket = self.buckets.entry(b).or_default();
+        match bucket.traces.get_mut(trace_id) {
+            Some(existing) => {
+                existing.rows.extend(tr.rows);
+                existing.closed_early |= early;
+                existing.takes_stragglers = quiet;
+            }
+            None => {
+                bucket.traces.insert(
+                    trace_id.to_string(),
+                    ClosedTrace {
+                        rows: tr.rows,
+                        closed_early: early,
+                        takes_stragglers: quiet,
+                    },
+                );
+            }
+        }
+        self.closed_in.insert(trace_id.to_string(), b);
+    }
+
+    /// Start of the next window to release, if any bucket holds data.
+    fn first_pending_window(&self) -> Option<EventTime> {
+        let (&b, _) = self.buckets.first_key_value()?;
+        let candidate = EventTime(b.0.saturating_sub(self.size - self.slide));
+        Some(match self.next_start {
+            Some(s) => candidate.max(s),
+            None => candidate,
+        })
+    }
+
+    /// Moves the watermark forward (never back): closes traces whose session ended and
+    /// releases every window it passed, oldest first.
+    pub fn advance(&mut self, watermark: EventTime) -> Vec<AlignedBatch> {
+        if watermark <= self.watermark {
+            return Vec::new();
+        }
+        self.watermark = watermark;
+        while let Some((deadline, _)) = self.deadlines.first() {
+            if *deadline > watermark {
+                break;
+            }
+            let (_, id) = self.deadlines.first().cloned().expect("checked");
+            let tr = &self.open[&id];
+            let reason = if tr.last.0.saturating_add(self.gap) <= watermark.0 {
+                CloseReason::Gap
+            } else {
+                CloseReason::MaxAge
+            };
+            self.close(&id, reason);
+        }
+        let mut out = Vec::new();
+        while let Some(s) = self.first_pending_window() {
+            if s.0
+                .saturating_add(self.size)
+                .saturating_add(self.release_delay)
+                > watermark.0
+            {
+                break;
+            }
+            out.push(self.release(s, false));
+        }
+        out
+    }
+
+    /// Releases everything: end of input.
+    pub fn flush(&mut self) -> Vec<AlignedBatch> {
+        let ids: Vec<String> = self.deadlines.iter().map(|(_, id)| id.clone()).collect();
+        for id in ids {
+            self.close(&id, CloseReason::Gap);
+        }
+        let mut out = Vec::new();
+        while let Some(s) = self.first_pending_window() {
+            out.push(self.release(s, false));
+        }
+        out
+    }
+
+    /// Enforces `max_buffered_bytes`: releases what the oldest window holds early (closing
+    /// the traces that ended in it) until under the cap. The window stays open: records that
+    /// arrive for it later are released with it as usual, not late.
+    pub fn enforce_byte_cap(&mut self) -> Vec<AlignedBatch> {
+        let mut out = Vec::new();
+        while self.bytes > self.cfg.max_buffered_bytes {
+            let Some(s) = self.first_pending_window() else {
+                // Everything is in open traces: close the least recently active one.
+                let Some((_, id)) = self.deadlines.first().cloned() else {
+                    break;
+                };
+                self.close(&id, CloseReason::ByteCap);
+                continue;
+            };
+            let end = EventTime(s.0.saturating_add(self.size));
+            let mut ending: Vec<String> = self
+                .open
+                .iter()
+                .filter(|(_, tr)| tr.last < end)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ending.sort();
+            for id in ending {
+                self.close(&id, CloseReason::ByteCap);
+            }
+            out.push(self.release(s, true));
+        }
+        out
+    }
+
+    /// Removes every held row whose ack matches (their partition was revoked: the new owner
+    /// reads them again). Returns the removed rows' acks, once per row.
+    pub fn remove_acks(&mut self, mut matches: impl FnMut(AckId) -> bool) -> Vec<AckId> {
+        let mut removed = Vec::new();
+        let mut freed = 0;
+        let mut take = |rows: &mut Vec<Row>| {
+            rows.retain(|r| {
+                if matches(r.ack) {
+                    removed.push(r.ack);
+                    freed += r.record.approx_bytes();
+                    false
+                } else {
+                    true
+                }
+            });
+        };
+        let mut emptied = Vec::new();
+        for (id, tr) in self.open.iter_mut() {
+            take(&mut tr.rows);
+            if tr.rows.is_empty() {
+                emptied.push((id.clone(), tr.first, tr.last));
+            }
+        }
+        for bucket in self.buckets.values_mut() {
+            take(&mut bucket.loose);
+            for tr in bucket.traces.values_mut() {
+                take(&mut tr.rows);
+            }
+        }
+        for (id, first, last) in emptied {
+            self.open.remove(&id);
+            self.deadlines.remove(&(self.deadline(first, last), id));
+        }
+        for bucket in self.buckets.values_mut() {
+            bucket.traces.retain(|_, tr| !tr.rows.is_empty());
+        }
+        let buckets = &self.buckets;
+        self.closed_in
+            .retain(|id, b| buckets.get(b).is_some_and(|bk| bk.traces.contains_key(id)));
+        self.buckets
+            .retain(|_, b| !b.loose.is_empty() || !b.traces.is_empty());
+        self.bytes -= freed;
+        removed
+    }
+
+    /// Builds the batch of window `[s, s + size)` and drops the buckets no later window
+    /// needs.
+    fn release(&mut self, s: EventTime, early: bool) -> AlignedBatch {
+        let end = EventTime(s.0.saturating_add(self.size));
+        let mut logs = Vec::new();
+        let mut metrics = Vec::new();
+        let mut spans = Vec::new();
+        let mut summaries = Vec::new();
+        for bucket in self.buckets.range(s..end).map(|(_, b)| b) {
+            let loose = bucket.loose.iter().map(|r| &r.record);
+            let traced = bucket
+                .traces
+                .values()
+                .flat_map(|t| t.rows.iter().map(|r| &r.record));
+            for r in loose.chain(traced) {
+                match r {
+                    Record::Log(l) => logs.push(l),
+                    Record::Metric(m) => metrics.push(m),
+                    Record::Span(sp) => spans.push(sp),
+                }
+            }
+            for (id, tr) in &bucket.traces {
+                summaries.push(summarize(
+                    id,
+                    tr.rows.iter().map(|r| &r.record),
+                    tr.closed_early,
+                ));
+            }
+        }
+        let batch_tables = (
+            tables::logs_batch(logs),
+            tables::metrics_batch(metrics),
+            tables::spans_batch(spans),
+            tables::traces_batch(&summaries),
+        );
+        // Buckets before the next window's start are needed by no later window.
+        let next = EventTime(s.0.saturating_add(self.slide));
+        let keep = self.buckets.split_off(&next);
+        let dropped = std::mem::replace(&mut self.buckets, keep);
+        let mut acks = Vec::new();
+        for (_, bucket) in dropped {
+            for r in &bucket.loose {
+                acks.push(r.ack);
+                self.bytes -= r.record.approx_bytes();
+            }
+            for (id, tr) in bucket.traces {
+                self.closed_in.remove(&id);
+                for r in &tr.rows {
+                    acks.push(r.ack);
+                    self.bytes -= r.record.approx_bytes();
+                }
+            }
+        }
+        self.stats.windows_emitted += 1;
+        if early {
+            self.stats.windows_emitted_early += 1;
+        } else {
+            self.next_start = Some(next);
+        }
+        let (logs, metrics, spans, traces) = batch_tables;
+        AlignedBatch {
+            window: Window { start: s, end },
+            logs,
+            metrics,
+            spans,
+            traces,
+            acks,
+            early,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! Helpers for tests on the real broker: topics, producing, reading, running instances.
+//!
+//! `scripts/test` starts the broker (`scripts/kafka start`) and sets FAULTLINE_TEST_BROKERS.
+//! Every test uses its own topics and group, so tests run in parallel.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::*;
+
+/// `[window]` settings for tests: `size`, 5 s out of orderness, 1 s idle timeout.
+pub fn window(size: &str) -> String {
+    format!("[window]\nsize = \"{size}\"\nmax_out_of_orderness = \"5s\"\nidle_timeout = \"1s\"\n")
+}
+
+pub fn brokers() -> String {
+    std::env::var("FAULTLINE_TEST_BROKERS").expect(
+        "FAULTLINE_TEST_BROKERS is not set: run the tests with scripts/test, which starts a \
+         Kafka broker (scripts/kafka start) and sets it",
+    )
+}
+
+/// Topics of one test.
+pub struct Topics {
+    pub logs: String,
+    pub metrics: String,
+    pub spans: String,
+    pub alerts: String,
+    pub deadletter: String,
+    pub late: String,
+    pub suggestions: String,
+}
+
+impl Topics {
+    pub fn new() -> Self {
+        let p = unique("t");
+        Topics {
+            logs: format!("{p}.logs"),
+            metrics: format!("{p}.metrics"),
+            spans: format!("{p}.spans"),
+            alerts: format!("{p}.alerts"),
+            deadletter: format!("{p}.deadletter"),
+            late: format!("{p}.late"),
+            suggestions: format!("{p}.suggestions"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.logs,
+            &self.metrics,
+            &self.spans,
+            &self.alerts,
+            &self.deadletter,
+            &self.late,
+            &self.suggestions,
+        ]
+    }
+
+    /// `settings` (TOML for `[window]`, `[traces]`, ...) followed by this test's topics.
+    pub fn pipeline_toml(&self, settings: &str) -> String {
+        format!(
+            r#"
+{settings}
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "logs"
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "metrics"
+
+[[kafka.inputs]]
+topic = "{}"
+signal = "spans"
+
+[kafka.outputs]
+alerts = "{}"
+suggestions = "{}"
+deadletter = "{}"
+late = "{}"
+"#,
+            self.logs,
+            self.metrics,
+            self.spans,
+            self.alerts,
+            self.suggestions,
+            self.deadletter,
+            self.late
+        )
+    }
+
+    pub async fn create(&self) {
+        self.create_with(1, 1).await
+    }
+
+    /// Creates the input topics with `inputs` partitions and the outputs with `outputs`.
+    pub async fn create_with(&self, inputs: i32, outputs: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic> = self
+            .all()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                NewTopic::new(
+                    t,
+                    if i < 3 { inputs } else { outputs },
+                    TopicReplication::Fixed(1),
+                )
+            })
+            .collect();
+        for r in admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap()
+}
+
+/// Produces one message and returns its offset.
+pub async fn produce(p: &FutureProducer, topic: &str, payload: &[u8]) -> i64 {
+    produce_to(p, topic, None, payload).await
+}
+
+/// Produces one message to a given partition (or the default partitioner's) and returns its
+/// offset.
+pub async fn produce_to(
+    p: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    payload: &[u8],
+) -> i64 {
+    let mut record = FutureRecord::<(), [u8]>::to(topic).payload(payload);
+    if let Some(n) = partition {
+        record = record.partition(n);
+    }
+    let delivered = p
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    delivered.offset
+}
+
+/// Reads a topic from the beginning until `n` messages arrived or `timeout` passed.
+pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json::Value)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let v = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            out.push((m.offset(), v));
+        }
+    }
+    out
+}
+
+/// A running `faultline run --brokers` process, stopped with SIGTERM on drop.
+pub struct Instance {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Instance {
+    pub fn start(pipeline: &Path, group: &str, log: std::path::PathBuf) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args([
+                "run",
+                "--brokers",
+                &brokers(),
+                "--group",
+                group,
+                "--pipeline",
+            ])
+            .arg(pipeline)
+            .env(
+                "FAULTLINE_LOG",
+                std::env::var("FAULTLINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Instance { child, log }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) and waits up to 30 s for the exit.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A long-lived reader of a one-partition topic, for polling without reconnecting.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl TopicReader {
+    pub fn new(topic: &str) -> Self {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        TopicReader {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads what is there now (waiting at most `wait` for the first message).
+    pub fn poll(&mut self, wait: Duration) -> usize {
+        let mut timeout = wait;
+        while let Some(m) = self.consumer.poll(timeout) {
+            let m = m.unwrap();
+            self.seen
+                .push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+            timeout = Duration::ZERO;
+        }
+        self.seen.len()
+    }
+}
