@@ -286,8 +286,10 @@ impl Record {
 }
 
 fn attributes_bytes(a: &Attributes) -> usize {
-    // Per entry: the two strings' heap bytes plus B-tree node overhead, roughly.
-    a.iter().map(|(k, v)| k.len() + v.len() + 64).sum()
+    // B-tree leaves hold up to 11 (String, String) entries and are allocated whole (~560 B);
+    // plus the strings' heap bytes.
+    let nodes = a.len().div_ceil(11);
+    nodes * 560 + a.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }
 
 fn opt_len(s: &Option<String>) -> usize {

@@ -51,6 +51,13 @@ enum CloseReason {
     ByteCap,
 }
 
+/// Estimated bytes of the index entries one trace costs besides its records: the id in the
+/// open map, the deadline set and the closed index, and their nodes (measured by
+/// `benches/align.rs`).
+fn trace_overhead(trace_id: &str) -> usize {
+    3 * trace_id.len() + 200
+}
+
 pub struct TraceAligner {
     cfg: AlignConfig,
     size: i64,
@@ -191,6 +198,7 @@ impl TraceAligner {
             return Err(self.late(record));
         }
         self.stats.traces_opened += 1;
+        self.bytes += trace_overhead(&trace_id);
         self.deadlines
             .insert((self.deadline(t, t), trace_id.clone()));
         self.open.insert(
@@ -266,6 +274,7 @@ impl TraceAligner {
                 existing.rows.extend(tr.rows);
                 existing.closed_early |= early;
                 existing.takes_stragglers = quiet;
+                self.bytes -= trace_overhead(trace_id);
             }
             None => {
                 bucket.traces.insert(
@@ -372,12 +381,10 @@ impl TraceAligner {
     /// reads them again). Returns the removed rows' acks, once per row.
     pub fn remove_acks(&mut self, mut matches: impl FnMut(AckId) -> bool) -> Vec<AckId> {
         let mut removed = Vec::new();
-        let mut freed = 0;
         let mut take = |rows: &mut Vec<Row>| {
             rows.retain(|r| {
                 if matches(r.ack) {
                     removed.push(r.ack);
-                    freed += r.record.approx_bytes();
                     false
                 } else {
                     true
@@ -409,8 +416,30 @@ impl TraceAligner {
             .retain(|id, b| buckets.get(b).is_some_and(|bk| bk.traces.contains_key(id)));
         self.buckets
             .retain(|_, b| !b.loose.is_empty() || !b.traces.is_empty());
-        self.bytes -= freed;
+        self.bytes = self.recount();
         removed
+    }
+
+    /// Bytes of everything held, counted from scratch.
+    fn recount(&self) -> usize {
+        let rows = |rows: &[Row]| rows.iter().map(|r| r.record.approx_bytes()).sum::<usize>();
+        let open: usize = self
+            .open
+            .iter()
+            .map(|(id, tr)| trace_overhead(id) + rows(&tr.rows))
+            .sum();
+        let held: usize = self
+            .buckets
+            .values()
+            .map(|b| {
+                rows(&b.loose)
+                    + b.traces
+                        .iter()
+                        .map(|(id, tr)| trace_overhead(id) + rows(&tr.rows))
+                        .sum::<usize>()
+            })
+            .sum();
+        open + held
     }
 
     /// Builds the batch of window `[s, s + size)` and drops the buckets no later window
@@ -460,6 +489,7 @@ impl TraceAligner {
             }
             for (id, tr) in bucket.traces {
                 self.closed_in.remove(&id);
+                self.bytes -= trace_overhead(&id);
                 for r in &tr.rows {
                     acks.push(r.ack);
                     self.bytes -= r.record.approx_bytes();
