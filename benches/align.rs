@@ -30,7 +30,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -57,7 +60,10 @@ fn workload(traces: usize, spans_per_trace: usize) -> Vec<Record> {
             let attributes: Attributes = [
                 ("gen_ai.request.model", "llama-3-8b"),
                 ("http.route", "/v1/chat/completions"),
-                ("stage", ["tokenize", "forward", "decode", "detokenize"][s % 4]),
+                (
+                    "stage",
+                    ["tokenize", "forward", "decode", "detokenize"][s % 4],
+                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

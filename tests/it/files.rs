@@ -306,3 +306,73 @@ fn flat_test_inputs_match_the_flat_schemas() {
     .unwrap();
     assert!(!jsonschema::is_valid(&schema, &unknown));
 }
+
+#[test]
+fn the_traces_table_names_the_bottleneck_stage_of_the_incident() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    // The README's example query.
+    std::fs::write(
+        rules.join("stages.sql"),
+        "-- severity = \"info\"\n\
+         SELECT root_service AS service, bottleneck_span AS stage, count(*) AS value\n\
+         FROM traces WHERE duration_ms > 500 GROUP BY root_service, bottleneck_span\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    run_files(
+        &pipeline_dir_with_rules(tmp.path(), &rules, ""),
+        &[&repo().join("examples/incident.jsonl")],
+        &out,
+    );
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let stages: std::collections::BTreeMap<(String, String), f64> = alerts
+        .iter()
+        .map(|a| {
+            (
+                (
+                    a["labels"]["service"].as_str().unwrap().to_string(),
+                    a["labels"]["stage"].as_str().unwrap().to_string(),
+                ),
+                a["evidence"]["value"].as_f64().unwrap(),
+            )
+        })
+        .fold(Default::default(), |mut m, (k, v)| {
+            *m.entry(k).or_default() += v;
+            m
+        });
+    let slow: f64 = stages.values().sum();
+    let forward = stages
+        .get(&("llm-gateway".to_string(), "forward".to_string()))
+        .copied()
+        .unwrap_or(0.0);
+    assert!(slow > 100.0, "{stages:?}");
+    assert!(
+        forward / slow > 0.9,
+        "forward is the bottleneck of slow requests: {stages:?}"
+    );
+}
+
+#[test]
+fn files_of_one_period_are_read_interleaved_in_event_time() {
+    // Split the example by signal: one file of traces, one of logs and metrics.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/incident.jsonl")).unwrap();
+    let (spans, rest): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.starts_with("{\"resourceSpans\""));
+    assert!(!spans.is_empty() && !rest.is_empty());
+    let a = tmp.path().join("spans.jsonl");
+    let b = tmp.path().join("logs-and-metrics.jsonl");
+    std::fs::write(&a, spans.join("\n")).unwrap();
+    std::fs::write(&b, rest.join("\n")).unwrap();
+    let out = tmp.path().join("out");
+    // The spans file first: read one after the other, every log would be late.
+    run_files(&repo().join("pipelines/inference"), &[&a, &b], &out);
+    assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
+    assert_golden(
+        &out.join("alerts.jsonl"),
+        &repo().join("tests/golden/incident/alerts.jsonl"),
+    );
+}

@@ -394,3 +394,41 @@ async fn input_topics_with_different_partition_counts_are_refused() {
     assert!(err.contains("not co-partitioned"), "{err}");
     assert!(err.contains(&format!("\"{}\": 3", t.spans)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumption_pauses_while_outputs_await_acknowledgement() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    // Slow acknowledgements (the producer lingers 1.5 s) and room for only 5 in flight.
+    let settings = format!(
+        "{}[limits]\nmax_in_flight_outputs = 5\n[kafka.producer]\n\"linger.ms\" = \"1500\"\n",
+        window("1m")
+    );
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&settings));
+    let p = producer();
+    let n = 40;
+    for i in 0..n {
+        produce(&p, &topics.spans, format!("not json {i}").as_bytes()).await;
+    }
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let dead = read_topic(&topics.deadletter, n, Duration::from_secs(60));
+    assert_eq!(
+        dead.len(),
+        n,
+        "every dead letter delivered:\n{}",
+        fl.log_text()
+    );
+    let offsets: Vec<i64> = dead
+        .iter()
+        .map(|(_, d)| d["source"]["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, (0..n as i64).collect::<Vec<_>>());
+    assert!(fl.stop().success());
+    let log = fl.log_text();
+    let paused = log.find("Backpressure. paused=true").expect("paused");
+    assert!(
+        log[paused..].contains("Backpressure. paused=false"),
+        "{log}"
+    );
+}
