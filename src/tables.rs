@@ -17,7 +17,7 @@ use crate::align::TraceSummary;
 use crate::model::{Attributes, EventTime, LogRecord, MetricPoint, SpanRecord};
 
 /// Names of the tables, in the order rules see them documented.
-pub const TABLE_NAMES: [&str; 4] = ["logs", "metrics", "spans", "traces"];
+pub const TABLE_NAMES: [&str; 5] = ["logs", "metrics", "spans", "traces", "window_bounds"];
 
 fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -218,6 +218,36 @@ pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
     )
 }
 
+/// Columns of the one-row `window_bounds` table: the window being evaluated.
+pub fn window_bounds_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("window_start", timestamp(), false),
+                Field::new("window_end", timestamp(), false),
+                Field::new("evaluated_early", DataType::Boolean, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Builds the `window_bounds` table of one window.
+pub fn window_bounds_batch(start: EventTime, end: EventTime, early: bool) -> RecordBatch {
+    let (mut s, mut e) = (
+        TimestampNanosecondBuilder::new(),
+        TimestampNanosecondBuilder::new(),
+    );
+    ts(&mut s, Some(start));
+    ts(&mut e, Some(end));
+    let mut early_col = BooleanBuilder::new();
+    early_col.append_value(early);
+    batch(
+        window_bounds_schema(),
+        vec![finish_ts(s), finish_ts(e), Arc::new(early_col.finish())],
+    )
+}
+
 /// The schema of a table by name.
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
@@ -225,6 +255,7 @@ pub fn schema_of(table: &str) -> Option<SchemaRef> {
         "metrics" => Some(metrics_schema()),
         "spans" => Some(spans_schema()),
         "traces" => Some(traces_schema()),
+        "window_bounds" => Some(window_bounds_schema()),
         _ => None,
     }
 }

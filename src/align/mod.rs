@@ -79,12 +79,18 @@ pub struct AlignedBatch {
 }
 
 impl AlignedBatch {
-    pub fn table(&self, name: &str) -> Option<&RecordBatch> {
+    /// The table `name` of this batch (`tables::TABLE_NAMES`).
+    pub fn table(&self, name: &str) -> Option<RecordBatch> {
         match name {
-            "logs" => Some(&self.logs),
-            "metrics" => Some(&self.metrics),
-            "spans" => Some(&self.spans),
-            "traces" => Some(&self.traces),
+            "logs" => Some(self.logs.clone()),
+            "metrics" => Some(self.metrics.clone()),
+            "spans" => Some(self.spans.clone()),
+            "traces" => Some(self.traces.clone()),
+            "window_bounds" => Some(crate::tables::window_bounds_batch(
+                self.window.start,
+                self.window.end,
+                self.early,
+            )),
             _ => None,
         }
     }

@@ -91,7 +91,7 @@ impl RuleEngine {
         let mut findings = Vec::new();
         let mut failures = Vec::new();
         for name in tables::TABLE_NAMES {
-            let table = batch.table(name).expect("known table").clone();
+            let table = batch.table(name).expect("known table");
             if let Err(e) = register(&self.ctx, name, table) {
                 failures.push(RuleFailure {
                     rule_id: "*".into(),

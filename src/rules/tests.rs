@@ -209,3 +209,18 @@ async fn shipped_rules_load() {
         .unwrap();
     assert!(rules.iter().any(|r| r.id == "request_latency_p95"));
 }
+
+#[tokio::test]
+async fn rules_see_the_window_bounds() {
+    let e = engine(
+        "-- severity = \"info\"\n\
+         SELECT CAST(w.window_start AS VARCHAR) AS started, count(*) AS value\n\
+         FROM spans, window_bounds w GROUP BY w.window_start",
+    )
+    .await
+    .unwrap();
+    let (findings, failures) = e.evaluate(&batch(&[span("a", 1, 5, "/")])).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].labels["started"], "1970-01-01T00:00:00Z");
+}
