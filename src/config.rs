@@ -30,6 +30,9 @@ pub struct PipelineConfig {
     /// Caps on buffered state and in-flight output.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Per-rule resource limits.
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
     /// Limits on input messages.
     #[serde(default)]
     pub decode: DecodeConfig,
@@ -173,6 +176,44 @@ impl Default for WindowConfig {
             max_out_of_orderness: default_out_of_orderness(),
             allowed_lateness: Duration::ZERO,
             idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+/// What one rule may use to evaluate one window; a rule over its limit fails for that window
+/// (reported and counted), the others still run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// Memory one rule may reserve for sorts, aggregations and joins. Default 64 MiB.
+    #[serde(default = "default_rule_memory")]
+    pub max_memory_bytes: usize,
+    /// Wall time one rule may take on one window. Default `"5s"`.
+    #[serde(with = "humantime_serde", default = "default_rule_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_rule_memory() -> usize {
+    64 << 20
+}
+fn default_rule_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        EvaluationConfig {
+            max_memory_bytes: default_rule_memory(),
+            timeout: default_rule_timeout(),
+        }
+    }
+}
+
+impl EvaluationConfig {
+    pub fn limits(&self) -> crate::rules::EvalLimits {
+        crate::rules::EvalLimits {
+            max_memory_bytes: self.max_memory_bytes,
+            timeout: self.timeout,
         }
     }
 }

@@ -80,13 +80,13 @@ pub struct Pipeline {
 impl Pipeline {
     /// Loads the rules of the pipeline in `dir`.
     pub async fn load(dir: &Path, config: &PipelineConfig) -> Result<Self> {
-        let rules = load_rules(dir, &config.rules).await?;
+        let rules = load_rules(dir, &config.rules)?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             config: config.clone(),
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
-            engine: RuleEngine::new(rules).await?,
+            engine: RuleEngine::new(rules, config.evaluation.limits()).await?,
             alerts: AlertBuilder::new(&config.name),
             max_message_bytes: config.decode.max_message_bytes,
             dead_letter_payload_bytes: config.decode.dead_letter_payload_bytes,
@@ -122,7 +122,7 @@ impl Pipeline {
     }
 
     pub fn rule_count(&self) -> usize {
-        self.engine.rules().len()
+        self.engine.len()
     }
 
     /// The lowest shard watermark.

@@ -1,15 +1,26 @@
-//! Evaluating rules with DataFusion over the tables of one window.
+//! Evaluating rules with DataFusion. Each rule is parsed, checked and planned once, at load,
+//! in its own `SessionContext` with its own memory pool; the window's tables are providers
+//! whose data is swapped before each evaluation, so the stored plans read the new batch.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::{columns, load, Rule};
+use super::load::rule_error;
+use super::{columns, sandbox, Param, Rule};
 use crate::align::AlignedBatch;
 use crate::error::{Error, Result};
 use crate::tables;
@@ -29,39 +40,70 @@ pub struct Finding {
 /// Most trace ids one finding keeps as evidence.
 pub const MAX_SAMPLE_TRACE_IDS: usize = 10;
 
-/// Only queries: no DDL (so no `CREATE EXTERNAL TABLE`), no DML, no `SET`/`COPY`-like
-/// statements.
-pub(crate) fn sql_options() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
+/// A table whose contents are replaced for every window.
+#[derive(Debug)]
+struct SwapTable {
+    schema: SchemaRef,
+    batch: RwLock<RecordBatch>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Internal(e.to_string())
-}
-
-fn register(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
-    ctx.deregister_table(name).map_err(internal)?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(internal)?;
-    Ok(())
-}
-
-pub(crate) fn register_empty_tables(ctx: &SessionContext) -> Result<()> {
-    for name in tables::TABLE_NAMES {
-        let schema = tables::schema_of(name).expect("known table");
-        register(ctx, name, RecordBatch::new_empty(schema))?;
+#[async_trait]
+impl TableProvider for SwapTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
-    Ok(())
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.batch.read().expect("table lock").clone();
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// Per-rule resource limits.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalLimits {
+    /// Memory one rule's evaluation may reserve (sorts, aggregations, joins).
+    pub max_memory_bytes: usize,
+    /// Wall time one rule's evaluation of one window may take.
+    pub timeout: Duration,
+}
+
+impl Default for EvalLimits {
+    fn default() -> Self {
+        EvalLimits {
+            max_memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Compiled {
+    rule: Arc<Rule>,
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    /// Set while an evaluation runs, including one abandoned after its timeout: DataFusion
+    /// cannot interrupt a CPU-bound operator, so the abandoned task finishes in the
+    /// background and the rule is skipped until it has.
+    busy: Arc<AtomicBool>,
 }
 
 /// Runs every rule on each window's tables.
 pub struct RuleEngine {
-    rules: Vec<Arc<Rule>>,
-    ctx: SessionContext,
+    compiled: Vec<Compiled>,
+    tables: Vec<(&'static str, Arc<SwapTable>)>,
+    limits: EvalLimits,
 }
 
 /// A rule that failed on a batch; the others still ran.
@@ -71,62 +113,204 @@ pub struct RuleFailure {
     pub message: String,
 }
 
-impl RuleEngine {
-    pub async fn new(rules: Vec<Arc<Rule>>) -> Result<Self> {
-        let ctx = SessionContext::new();
-        register_empty_tables(&ctx)?;
-        for rule in &rules {
-            load::validate(&ctx, rule).await?;
-        }
-        Ok(RuleEngine { rules, ctx })
-    }
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
 
-    pub fn rules(&self) -> &[Arc<Rule>] {
-        &self.rules
-    }
+fn new_tables() -> Vec<(&'static str, Arc<SwapTable>)> {
+    tables::TABLE_NAMES
+        .iter()
+        .map(|name| {
+            let schema = tables::schema_of(name).expect("known table");
+            let table = SwapTable {
+                batch: RwLock::new(RecordBatch::new_empty(schema.clone())),
+                schema,
+            };
+            (*name, Arc::new(table))
+        })
+        .collect()
+}
 
-    /// Evaluates every rule on one window, in rule order. A rule that fails at run time is
-    /// reported and skipped; it does not stop the others.
-    pub async fn evaluate(&self, batch: &AlignedBatch) -> (Vec<Finding>, Vec<RuleFailure>) {
-        let mut findings = Vec::new();
-        let mut failures = Vec::new();
-        for name in tables::TABLE_NAMES {
-            let table = batch.table(name).expect("known table");
-            if let Err(e) = register(&self.ctx, name, table) {
-                failures.push(RuleFailure {
-                    rule_id: "*".into(),
-                    message: e.to_string(),
-                });
-                return (findings, failures);
+fn context(tables: &[(&'static str, Arc<SwapTable>)], limits: EvalLimits) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.max_memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
+    // One partition: the batches are small and evaluation order stays deterministic.
+    let config = SessionConfig::new().with_target_partitions(1);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    for (name, table) in tables {
+        ctx.register_table(*name, table.clone()).map_err(internal)?;
+    }
+    Ok(ctx)
+}
+
+fn scalar(p: &Param) -> ScalarValue {
+    match p {
+        Param::Int(i) => ScalarValue::Int64(Some(*i)),
+        Param::Float(f) => ScalarValue::Float64(Some(*f)),
+        Param::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Param::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+    }
+}
+
+/// Parses, binds parameters, checks the sandbox and the result shape.
+async fn plan_in(ctx: &SessionContext, rule: &Rule) -> Result<LogicalPlan> {
+    let fail = |m: String| rule_error(&rule.path, rule.sql_line, m);
+    let df = ctx
+        .sql_with_options(&rule.sql, sandbox::sql_options())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let values: HashMap<String, ScalarValue> = rule
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), scalar(v)))
+        .collect();
+    let plan = df
+        .logical_plan()
+        .clone()
+        .with_param_values(ParamValues::from(values))
+        .map_err(|e| fail(e.to_string()))?;
+    sandbox::check_plan(&plan).map_err(fail)?;
+    let schema = plan.schema();
+    let value = schema
+        .fields()
+        .iter()
+        .find(|f| f.name() == columns::VALUE)
+        .ok_or_else(|| fail("the query must return a numeric column named `value`".into()))?;
+    if !value.data_type().is_numeric() && value.data_type() != &DataType::Null {
+        return Err(fail(format!(
+            "column `value` is {}, expected a number",
+            value.data_type()
+        )));
+    }
+    for f in schema.fields() {
+        if f.name() == columns::SAMPLE_TRACE_IDS {
+            let ok = match f.data_type() {
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => true,
+                DataType::List(i) | DataType::LargeList(i) => matches!(
+                    i.data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ),
+                _ => false,
+            };
+            if !ok {
+                return Err(fail(
+                    "column `sample_trace_ids` must be a string or a list of strings".into(),
+                ));
             }
         }
-        for rule in &self.rules {
-            match self.run(rule).await {
-                Ok(mut f) => findings.append(&mut f),
-                Err(message) => failures.push(RuleFailure {
-                    rule_id: rule.id.clone(),
-                    message,
-                }),
+    }
+    Ok(plan)
+}
+
+/// Checks and plans one rule against empty tables, for `faultline check`.
+pub(crate) async fn plan_rule(rule: &Rule) -> Result<()> {
+    let ctx = context(&new_tables(), EvalLimits::default())?;
+    plan_in(&ctx, rule).await.map(|_| ())
+}
+
+impl RuleEngine {
+    /// Plans every rule once.
+    pub async fn new(rules: Vec<Rule>, limits: EvalLimits) -> Result<Self> {
+        let tables = new_tables();
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let ctx = context(&tables, limits)?;
+            let plan = plan_in(&ctx, &rule).await?;
+            compiled.push(Compiled {
+                rule: Arc::new(rule),
+                ctx,
+                plan,
+                busy: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        Ok(RuleEngine {
+            compiled,
+            tables,
+            limits,
+        })
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.compiled.iter().map(|c| &c.rule)
+    }
+
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    /// Evaluates every rule on one window, in rule order. A rule that fails at run time (an
+    /// error, its memory limit, its timeout) is reported and skipped; the others still run.
+    /// Each evaluation runs as its own task, so a runaway query cannot hold up the others
+    /// (on a multi-threaded runtime).
+    pub async fn evaluate(&self, batch: &AlignedBatch) -> (Vec<Finding>, Vec<RuleFailure>) {
+        for (name, table) in &self.tables {
+            *table.batch.write().expect("table lock") = batch.table(name).expect("known table");
+        }
+        let mut findings = Vec::new();
+        let mut failures = Vec::new();
+        for c in &self.compiled {
+            let fail = |message: String| RuleFailure {
+                rule_id: c.rule.id.clone(),
+                message,
+            };
+            if c.busy.swap(true, Ordering::AcqRel) {
+                failures.push(fail(
+                    "skipped: an earlier evaluation that exceeded the timeout is still running"
+                        .into(),
+                ));
+                continue;
+            }
+            // The scan copies the table contents when the physical plan is built, so a later
+            // window's swap cannot change what this evaluation reads.
+            let task = tokio::spawn(run(
+                c.rule.clone(),
+                c.ctx.clone(),
+                c.plan.clone(),
+                c.busy.clone(),
+            ));
+            match tokio::time::timeout(self.limits.timeout, task).await {
+                Ok(Ok(Ok(mut f))) => findings.append(&mut f),
+                Ok(Ok(Err(message))) => failures.push(fail(message)),
+                Ok(Err(join)) => failures.push(fail(format!("evaluation panicked: {join}"))),
+                Err(_) => failures.push(fail(format!(
+                    "evaluation exceeded {} and was abandoned",
+                    humantime::format_duration(self.limits.timeout)
+                ))),
             }
         }
         (findings, failures)
     }
+}
 
-    async fn run(&self, rule: &Arc<Rule>) -> Result<Vec<Finding>, String> {
-        let df = self
-            .ctx
-            .sql_with_options(&rule.sql, sql_options())
+async fn run(
+    rule: Arc<Rule>,
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    busy: Arc<AtomicBool>,
+) -> Result<Vec<Finding>, String> {
+    let result = async {
+        let df = ctx
+            .execute_logical_plan(plan)
             .await
             .map_err(|e| e.to_string())?;
         let batches = df.collect().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for b in &batches {
-            rows_to_findings(rule, b, &mut out)?;
+            rows_to_findings(&rule, b, &mut out)?;
         }
         // Rows come in whatever order the plan produced; sort for deterministic output.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+    .await;
+    busy.store(false, Ordering::Release);
+    result
 }
 
 fn as_strings(col: &dyn Array) -> Result<StringArray, String> {

@@ -1,25 +1,58 @@
-//! Reading rule files: header, query, and validation against the table schemas.
+//! Reading rule files: directory defaults, header, query; then checking and planning each
+//! against the table schemas.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::SessionContext;
-
-use super::{columns, Rule, RuleHeader};
+use super::{Condition, Param, Rule, RuleDefaults, RuleHeader};
 use crate::error::{Error, Result};
-use crate::rules::engine::{register_empty_tables, sql_options};
 
-fn rule_error(path: &Path, line: usize, message: impl Into<String>) -> Error {
+pub(crate) fn rule_error(path: &Path, line: usize, message: impl Into<String>) -> Error {
     Error::Rule {
         location: format!("{}:{line}", path.display()),
         message: message.into(),
     }
 }
 
-/// Splits a rule file into its header and query; the query is the text after the leading
-/// block of `--` lines.
+/// Reads the `_defaults.toml` of `dir`, if any.
+fn read_defaults(dir: &Path) -> Result<Option<RuleDefaults>> {
+    let path = dir.join("_defaults.toml");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map(Some).map_err(|e| {
+        rule_error(
+            &path,
+            crate::config::toml_line(&text, &e),
+            format!("invalid rule defaults: {}", e.message()),
+        )
+    })
+}
+
+/// Merges `inner` over `outer` (inner wins).
+fn merge(outer: &RuleDefaults, inner: &RuleDefaults) -> RuleDefaults {
+    let mut m = outer.clone();
+    m.severity = inner.severity.or(outer.severity);
+    m.for_ = inner.for_.or(outer.for_);
+    m.keep_firing_for = inner.keep_firing_for.or(outer.keep_firing_for);
+    m.labels.extend(inner.labels.clone());
+    m.annotations.extend(inner.annotations.clone());
+    m.params.extend(inner.params.clone());
+    m
+}
+
+/// Splits a rule file into its header and query (the text after the leading block of `--`
+/// and blank lines) and applies `defaults`.
 pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
+    parse_rule_with(path, text, &RuleDefaults::default())
+}
+
+fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<Rule> {
     // Header lines keep their line numbers, so TOML errors point at the file's line.
     let mut header = String::new();
     let mut header_lines = 0;
@@ -38,13 +71,9 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
     let sql_line = header_lines + 1;
     let sql = text[rest_at..].trim();
     if sql.is_empty() {
-        return Err(rule_error(
-            path,
-            sql_line,
-            "rule has no query after its header",
-        ));
+        return Err(rule_error(path, sql_line, "rule has no query after its header"));
     }
-    let parsed: RuleHeader = toml::from_str(&header).map_err(|e| {
+    let h: RuleHeader = toml::from_str(&header).map_err(|e| {
         rule_error(
             path,
             crate::config::toml_line(&header, &e),
@@ -56,7 +85,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
         .and_then(|s| s.to_str())
         .unwrap_or("rule")
         .to_string();
-    let id = parsed.id.unwrap_or(stem);
+    let id = h.id.unwrap_or(stem);
     if id.is_empty()
         || !id
             .chars()
@@ -68,115 +97,171 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
             format!("rule id {id:?} may only use letters, digits, _ - ."),
         ));
     }
+    let severity = h.severity.or(defaults.severity).ok_or_else(|| {
+        rule_error(
+            path,
+            1,
+            "missing `severity` (info, warning or critical) in the header or a _defaults.toml",
+        )
+    })?;
+    let mut params: BTreeMap<String, Param> = defaults.params.clone();
+    params.extend(h.params);
+    let condition = |text: &Option<String>| {
+        text.as_deref()
+            .map(|t| Condition::parse(t, &params).map_err(|m| rule_error(path, 1, m)))
+            .transpose()
+    };
+    let fire = condition(&h.fire)?;
+    let clear = condition(&h.clear)?;
+    if clear.is_some() && fire.is_none() {
+        return Err(rule_error(path, 1, "`clear` needs a `fire` condition too"));
+    }
+    let mut labels = defaults.labels.clone();
+    labels.extend(h.labels);
+    let mut annotations = defaults.annotations.clone();
+    annotations.extend(h.annotations);
+    let group = h.group.unwrap_or_else(|| {
+        path.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("default")
+            .to_string()
+    });
     Ok(Rule {
-        alert: parsed.alert.unwrap_or_else(|| id.clone()),
+        alert: h.alert.unwrap_or_else(|| id.clone()),
         id,
-        severity: parsed.severity,
-        labels: parsed.labels,
-        annotations: parsed.annotations,
+        severity,
+        group,
+        for_: h.for_.or(defaults.for_).unwrap_or(Duration::ZERO),
+        keep_firing_for: h
+            .keep_firing_for
+            .or(defaults.keep_firing_for)
+            .unwrap_or(Duration::ZERO),
+        fire,
+        clear,
+        labels,
+        annotations,
+        params,
         sql: sql.trim_end_matches(';').trim().to_string(),
         path: path.to_path_buf(),
         sql_line,
     })
 }
 
-/// Plans a rule against empty tables so errors surface at load, and checks its result shape.
-pub(crate) async fn validate(ctx: &SessionContext, rule: &Rule) -> Result<()> {
-    let df = ctx
-        .sql_with_options(&rule.sql, sql_options())
-        .await
-        .map_err(|e| rule_error(&rule.path, rule.sql_line, e.to_string()))?;
-    let schema = df.schema();
-    let value = schema
-        .fields()
-        .iter()
-        .find(|f| f.name() == columns::VALUE)
-        .ok_or_else(|| {
-            rule_error(
-                &rule.path,
-                rule.sql_line,
-                "the query must return a numeric column named `value`",
-            )
-        })?;
-    if !value.data_type().is_numeric() {
-        return Err(rule_error(
-            &rule.path,
-            rule.sql_line,
-            format!("column `value` is {}, expected a number", value.data_type()),
-        ));
-    }
-    for f in schema.fields() {
-        if f.name() == columns::SAMPLE_TRACE_IDS {
-            let ok = match f.data_type() {
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => true,
-                DataType::List(i) | DataType::LargeList(i) => matches!(
-                    i.data_type(),
-                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-                ),
-                _ => false,
-            };
-            if !ok {
-                return Err(rule_error(
-                    &rule.path,
-                    rule.sql_line,
-                    "column `sample_trace_ids` must be a string or a list of strings",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn collect_sql_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Every `.sql` file under `dir`, with the defaults that apply to it.
+fn collect(dir: &Path, inherited: &RuleDefaults, out: &mut Vec<(PathBuf, RuleDefaults)>) -> Result<()> {
     let io = |source| Error::Io {
-        path: path.to_path_buf(),
+        path: dir.to_path_buf(),
         source,
     };
-    if path.is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(path).map_err(io)? {
-        let p = entry.map_err(io)?.path();
+    let defaults = match read_defaults(dir)? {
+        Some(d) => merge(inherited, &d),
+        None => inherited.clone(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(io)?;
+    entries.sort();
+    for p in entries {
         if p.is_dir() {
-            collect_sql_files(&p, out)?;
+            collect(&p, &defaults, out)?;
         } else if p.extension().is_some_and(|e| e == "sql") {
-            out.push(p);
+            out.push((p, defaults.clone()));
         }
     }
     Ok(())
 }
 
-/// Loads every `.sql` file under `paths` (relative to `base`), sorted by path, and validates
-/// each. Rule ids must be unique.
-pub async fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Arc<Rule>>> {
+/// Reads every rule under `paths` (relative to `base`), in path order, without planning.
+/// Rule ids must be unique.
+fn read_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
     let mut files = Vec::new();
     for p in paths {
-        collect_sql_files(&base.join(p), &mut files)?;
+        let p = base.join(p);
+        if p.is_file() {
+            let defaults = p
+                .parent()
+                .map(read_defaults)
+                .transpose()?
+                .flatten()
+                .unwrap_or_default();
+            files.push((p, defaults));
+        } else if p.is_dir() {
+            collect(&p, &RuleDefaults::default(), &mut files)?;
+        } else {
+            return Err(Error::Config {
+                location: base.join("pipeline.toml").display().to_string(),
+                message: format!("rules path {} does not exist", p.display()),
+            });
+        }
     }
-    files.sort();
-    let ctx = SessionContext::new();
-    register_empty_tables(&ctx)?;
-    let mut rules: Vec<Arc<Rule>> = Vec::new();
-    for file in files {
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rules: Vec<Rule> = Vec::new();
+    for (file, defaults) in files {
         let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
             path: file.clone(),
             source,
         })?;
-        let rule = parse_rule(&file, &text)?;
+        let rule = parse_rule_with(&file, &text, &defaults)?;
         if let Some(other) = rules.iter().find(|r| r.id == rule.id) {
             return Err(rule_error(
                 &file,
                 1,
-                format!(
-                    "rule id {:?} is also used by {}",
-                    rule.id,
-                    other.path.display()
-                ),
+                format!("rule id {:?} is also used by {}", rule.id, other.path.display()),
             ));
         }
-        validate(&ctx, &rule).await?;
-        rules.push(Arc::new(rule));
+        rules.push(rule);
     }
     Ok(rules)
+}
+
+/// Loads every `.sql` file under `paths` (relative to `base`), sorted by path. Planning
+/// happens in [`super::RuleEngine::new`].
+pub fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
+    read_rules(base, paths)
+}
+
+/// Reads, checks and plans every rule, collecting every error instead of stopping at the
+/// first: what `faultline check` reports.
+pub async fn check_rules(base: &Path, paths: &[PathBuf]) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for p in paths {
+        let p = base.join(p);
+        if p.is_dir() {
+            if let Err(e) = collect(&p, &RuleDefaults::default(), &mut files) {
+                errors.push(e);
+            }
+        } else {
+            files.push((p, RuleDefaults::default()));
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (file, defaults) in files {
+        let rule = std::fs::read_to_string(&file)
+            .map_err(|source| Error::Io {
+                path: file.clone(),
+                source,
+            })
+            .and_then(|text| parse_rule_with(&file, &text, &defaults));
+        match rule {
+            Err(e) => errors.push(e),
+            Ok(rule) => {
+                if let Some(other) = ids.insert(rule.id.clone(), file.clone()) {
+                    errors.push(rule_error(
+                        &file,
+                        1,
+                        format!("rule id {:?} is also used by {}", rule.id, other.display()),
+                    ));
+                }
+                if let Err(e) = super::engine::plan_rule(&rule).await {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    errors
 }

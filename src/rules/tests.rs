@@ -1,7 +1,8 @@
 //! Rule files: header parsing, load-time validation, the sandbox, and evaluation.
 
 use std::path::Path;
-use std::sync::Arc;
+
+use std::time::Duration;
 
 use super::*;
 use crate::align::{AlignConfig, TraceAligner};
@@ -12,7 +13,7 @@ fn rule(text: &str) -> crate::error::Result<Rule> {
 }
 
 async fn engine(text: &str) -> crate::error::Result<RuleEngine> {
-    RuleEngine::new(vec![Arc::new(rule(text)?)]).await
+    RuleEngine::new(vec![rule(text)?], EvalLimits::default()).await
 }
 
 #[test]
@@ -82,10 +83,17 @@ async fn only_queries_are_allowed() {
     for sql in [
         "CREATE EXTERNAL TABLE t (a INT) STORED AS CSV LOCATION '/etc/passwd'",
         "COPY spans TO '/tmp/x.csv'",
+        "COPY (SELECT 1 AS value) TO '/tmp/x.parquet'",
         "INSERT INTO spans SELECT * FROM spans",
         "CREATE TABLE t AS SELECT 1 AS value",
         "SET datafusion.execution.batch_size = 1",
         "DROP TABLE spans",
+        "SELECT count(*) AS value FROM read_csv('/etc/passwd')",
+        "SELECT count(*) AS value FROM read_parquet('/tmp/x.parquet')",
+        "SELECT count(*) AS value FROM read_json('http://127.0.0.1:1/x')",
+        "SELECT count(*) AS value FROM '/etc/passwd'",
+        "SELECT count(*) AS value FROM information_schema.tables",
+        "SELECT count(*) AS value FROM generate_series(1, 100000000)",
     ] {
         let r = engine(&format!("-- severity = \"info\"\n{sql}")).await;
         assert!(r.is_err(), "{sql} must be rejected");
@@ -190,7 +198,7 @@ async fn a_failing_rule_does_not_stop_the_others() {
         "-- severity = \"info\"\nSELECT count(*) AS value FROM spans",
     )
     .unwrap();
-    let e = RuleEngine::new(vec![Arc::new(bad), Arc::new(good)])
+    let e = RuleEngine::new(vec![bad, good], EvalLimits::default())
         .await
         .unwrap();
     let (findings, failures) = e.evaluate(&batch(&[span("not-a-number", 1, 5, "/")])).await;
@@ -204,10 +212,9 @@ async fn a_failing_rule_does_not_stop_the_others() {
 #[tokio::test]
 async fn shipped_rules_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/inference");
-    let rules = load_rules(&dir, &[std::path::PathBuf::from("rules")])
-        .await
-        .unwrap();
+    let rules = load_rules(&dir, &[std::path::PathBuf::from("rules")]).unwrap();
     assert!(rules.iter().any(|r| r.id == "request_latency_p95"));
+    RuleEngine::new(rules, EvalLimits::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -223,4 +230,114 @@ async fn rules_see_the_window_bounds() {
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].labels["started"], "1970-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn parameters_bind_to_placeholders_and_conditions() {
+    let r = rule(
+        "-- severity = \"info\"\n-- fire = \"value > $high\"\n-- clear = \"value < $low\"\n\
+         -- [params]\n-- high = 95\n-- low = 85.0\n-- service = \"a\"\n\
+         SELECT service, max(duration_ms) AS value FROM spans\n\
+         WHERE service = $service GROUP BY service HAVING max(duration_ms) > $low",
+    )
+    .unwrap();
+    assert!(r.fire.unwrap().holds(96.0) && !r.fire.unwrap().holds(95.0));
+    assert!(r.clear.unwrap().holds(84.0));
+    let e = RuleEngine::new(vec![r], EvalLimits::default()).await.unwrap();
+    let (findings, failures) = e
+        .evaluate(&batch(&[span("a", 1, 90, "/"), span("b", 2, 99, "/"), span("a", 3, 80, "/")]))
+        .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(findings.len(), 1);
+    assert_eq!((findings[0].labels["service"].as_str(), findings[0].value), ("a", 90.0));
+}
+
+#[test]
+fn directory_defaults_are_inherited_and_overridden() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rules");
+    let gpu = root.join("gpu");
+    std::fs::create_dir_all(&gpu).unwrap();
+    std::fs::write(
+        root.join("_defaults.toml"),
+        "severity = \"warning\"\nfor = \"2m\"\n[labels]\nteam = \"ml\"\n[params]\nthreshold = 90\n",
+    )
+    .unwrap();
+    std::fs::write(
+        gpu.join("_defaults.toml"),
+        "[labels]\nteam = \"gpu\"\n[params]\nthreshold = 95\n",
+    )
+    .unwrap();
+    let q = "SELECT count(*) AS value FROM metrics HAVING count(*) > $threshold";
+    std::fs::write(root.join("a.sql"), format!("-- alert = \"A\"\n{q}")).unwrap();
+    std::fs::write(
+        gpu.join("b.sql"),
+        format!("-- severity = \"critical\"\n-- [params]\n-- threshold = 99\n{q}"),
+    )
+    .unwrap();
+    std::fs::write(gpu.join("c.sql"), q).unwrap();
+    let rules = load_rules(tmp.path(), &[std::path::PathBuf::from("rules")]).unwrap();
+    let got: Vec<_> = rules
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.group.as_str(),
+                r.severity,
+                r.labels["team"].as_str(),
+                r.params["threshold"].to_string(),
+                r.for_.as_secs(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", "rules", Severity::Warning, "ml", "90".to_string(), 120),
+            ("b", "gpu", Severity::Critical, "gpu", "99".to_string(), 120),
+            ("c", "gpu", Severity::Warning, "gpu", "95".to_string(), 120),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_rule_over_its_memory_limit_fails_alone() {
+    let r = rule(
+        "-- severity = \"info\"\n\
+         SELECT a.trace_id AS t, count(*) AS value FROM spans a, spans b, spans c\n\
+         GROUP BY a.trace_id ORDER BY value",
+    )
+    .unwrap();
+    let limits = EvalLimits {
+        max_memory_bytes: 16 << 10,
+        ..EvalLimits::default()
+    };
+    let e = RuleEngine::new(vec![r], limits).await.unwrap();
+    let spans: Vec<_> = (1..61).map(|i| span("s", i, 5, "/")).collect();
+    let (findings, failures) = e.evaluate(&batch(&spans)).await;
+    assert!(findings.is_empty());
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].message.contains("Resources exhausted"), "{}", failures[0].message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_over_its_time_limit_is_abandoned_and_skipped_until_done() {
+    let r = rule(
+        "-- severity = \"info\"\n\
+         SELECT sum(a.duration_ms + b.duration_ms + c.duration_ms + d.duration_ms) AS value\n\
+         FROM spans a, spans b, spans c, spans d",
+    )
+    .unwrap();
+    let limits = EvalLimits {
+        timeout: Duration::from_millis(50),
+        ..EvalLimits::default()
+    };
+    let e = RuleEngine::new(vec![r], limits).await.unwrap();
+    let spans: Vec<_> = (1..51).map(|i| span("s", i, 5, "/")).collect();
+    let b = batch(&spans);
+    let (_, failures) = e.evaluate(&b).await;
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].message.contains("exceeded 50ms"), "{}", failures[0].message);
+    let (_, failures) = e.evaluate(&b).await;
+    assert!(failures[0].message.contains("still running"), "{}", failures[0].message);
 }
