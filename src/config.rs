@@ -33,6 +33,9 @@ pub struct PipelineConfig {
     /// Per-rule resource limits.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+    /// Notification behaviour: resends and inhibition.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
     /// Limits on input messages.
     #[serde(default)]
     pub decode: DecodeConfig,
@@ -132,6 +135,15 @@ pub struct LimitsConfig {
     /// until half of them are. Default 10000.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight_outputs: usize,
+    /// Input messages per shard kept uncommitted while pending or firing alerts depend on
+    /// them (so a failover replays them and rebuilds the alert states). Beyond it the oldest
+    /// are committed anyway and counted (`alert_state_unreplayable`). Default 1000000.
+    #[serde(default = "default_max_deferred")]
+    pub max_deferred_acks: usize,
+}
+
+fn default_max_deferred() -> usize {
+    1_000_000
 }
 
 fn default_max_open_traces() -> usize {
@@ -154,6 +166,7 @@ impl Default for LimitsConfig {
             max_rows_per_trace: default_max_rows_per_trace(),
             max_buffered_bytes: default_max_buffered_bytes(),
             max_in_flight_outputs: default_max_in_flight(),
+            max_deferred_acks: default_max_deferred(),
         }
     }
 }
@@ -176,6 +189,31 @@ impl Default for WindowConfig {
             max_out_of_orderness: default_out_of_orderness(),
             allowed_lateness: Duration::ZERO,
             idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+/// How alert notifications are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// A firing alert is sent again (same `id`) after this much event time. Default `"5m"`.
+    #[serde(with = "humantime_serde", default = "default_resend")]
+    pub resend_interval: Duration,
+    /// Inhibition rules, as in Alertmanager.
+    #[serde(default)]
+    pub inhibit: Vec<crate::alert::InhibitRule>,
+}
+
+fn default_resend() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            resend_interval: default_resend(),
+            inhibit: Vec::new(),
         }
     }
 }

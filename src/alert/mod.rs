@@ -1,18 +1,18 @@
-//! Alerts: turns rule findings into records compatible with Alertmanager's alert model
-//! (`schemas/alert.json`), with deterministic fingerprints and ids.
+//! Alerts: rule findings through a Prometheus-style lifecycle into records compatible with
+//! Alertmanager's alert model (`schemas/alert.json`), with deterministic fingerprints and ids.
 //!
-//! Pure: times come from the evaluated window, never the wall clock, so a replay produces
-//! byte-identical alerts.
+//! Pure: times come from the evaluated windows (event time), never the wall clock, so a replay
+//! produces byte-identical alerts.
 
+mod lifecycle;
 mod template;
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::align::Window;
-use crate::rules::Finding;
+pub use lifecycle::{AlertState, Lifecycle};
 
 /// `firing` or `resolved`, as in Alertmanager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,9 +38,11 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// Deterministic: the same fingerprint, status and start give the same id, so consumers
-    /// can drop duplicates after a redelivery.
+    /// can drop duplicates (resends, redeliveries after a restart).
     pub id: String,
     pub rule_id: String,
+    /// The rule's group (its directory unless set).
+    pub rule_group: String,
     pub status: AlertStatus,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -72,55 +74,36 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
     fnv_hex(&parts)
 }
 
-/// Builds alerts from findings. For now every finding of a window fires for that window; the
-/// pending/firing/resolved lifecycle builds on this.
-pub struct AlertBuilder {
-    pipeline: String,
+/// An inhibition rule, as in Alertmanager: while an alert matching `source` fires, alerts
+/// matching `target` with the same values of the `equal` labels are not notified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    /// Labels (exact values) the inhibiting alert must have, e.g.
+    /// `{ alertname = "GpuOutOfMemory", severity = "critical" }`.
+    pub source: BTreeMap<String, String>,
+    /// Labels (exact values) the inhibited alerts have, e.g. `{ severity = "warning" }`.
+    pub target: BTreeMap<String, String>,
+    /// Labels whose values must be equal on both, e.g. `["host"]`.
+    #[serde(default)]
+    pub equal: Vec<String>,
 }
 
-impl AlertBuilder {
-    pub fn new(pipeline: impl Into<String>) -> Self {
-        AlertBuilder {
-            pipeline: pipeline.into(),
-        }
+impl InhibitRule {
+    fn matches(want: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+        want.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
 
-    /// A firing alert for a finding of `window`. `startsAt` is the window start; `endsAt` is
-    /// the end of the following window, the time until which the alert holds unless a later
-    /// window fires it again (as Prometheus sends a future `endsAt` with firing alerts).
-    pub fn firing(&self, finding: &Finding, window: Window) -> Alert {
-        let rule = &finding.rule;
-        let mut labels = rule.labels.clone();
-        labels.extend(finding.labels.clone());
-        labels.insert("alertname".into(), rule.alert.clone());
-        labels.insert("severity".into(), rule.severity.as_str().into());
-        let annotations = rule
-            .annotations
-            .iter()
-            .map(|(k, t)| (k.clone(), template::render(t, &labels, finding.value)))
-            .collect();
-        let fingerprint = fingerprint(&labels);
-        let starts_at = window.start.to_rfc3339();
-        let valid_until = window.end.0.saturating_add(window.end.0 - window.start.0);
-        let status = AlertStatus::Firing;
-        Alert {
-            id: fnv_hex(&[&fingerprint, "firing", &starts_at]),
-            rule_id: rule.id.clone(),
-            status,
-            labels,
-            annotations,
-            starts_at,
-            ends_at: crate::model::EventTime(valid_until).to_rfc3339(),
-            generator_url: format!("faultline://{}/rules/{}", self.pipeline, rule.id),
-            fingerprint,
-            evidence: Evidence {
-                value: finding.value,
-                window_start: window.start.to_rfc3339(),
-                window_end: window.end.to_rfc3339(),
-                values: finding.evidence.clone(),
-                trace_ids: finding.trace_ids.clone(),
-            },
-        }
+    /// Whether `source` (firing) inhibits `target`.
+    pub fn inhibits(
+        &self,
+        source: &BTreeMap<String, String>,
+        target: &BTreeMap<String, String>,
+    ) -> bool {
+        source != target
+            && Self::matches(&self.source, source)
+            && Self::matches(&self.target, target)
+            && self.equal.iter().all(|l| source.get(l) == target.get(l))
     }
 }
 
@@ -128,22 +111,49 @@ impl AlertBuilder {
 mod tests {
     use super::*;
 
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn fingerprint_depends_on_labels_not_their_insertion_order() {
-        let a: BTreeMap<_, _> = [("b", "2"), ("a", "1")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let b: BTreeMap<_, _> = [("a", "1"), ("b", "2")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
+        let a = labels(&[("b", "2"), ("a", "1")]);
+        let b = labels(&[("a", "1"), ("b", "2")]);
         assert_eq!(fingerprint(&a), fingerprint(&b));
-        let c: BTreeMap<_, _> = [("a", "12")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let d: BTreeMap<_, _> = [("a1", "2")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        assert_ne!(fingerprint(&c), fingerprint(&d));
+        assert_ne!(
+            fingerprint(&labels(&[("a", "12")])),
+            fingerprint(&labels(&[("a1", "2")]))
+        );
         assert_eq!(fingerprint(&a).len(), 16);
+    }
+
+    #[test]
+    fn inhibition_needs_source_target_and_equal_labels() {
+        let rule = InhibitRule {
+            source: labels(&[("alertname", "GpuOutOfMemory"), ("severity", "critical")]),
+            target: labels(&[("severity", "warning")]),
+            equal: vec!["host".into()],
+        };
+        let oom = labels(&[
+            ("alertname", "GpuOutOfMemory"),
+            ("severity", "critical"),
+            ("host", "h1"),
+        ]);
+        let slow_h1 = labels(&[
+            ("alertname", "Latency"),
+            ("severity", "warning"),
+            ("host", "h1"),
+        ]);
+        let slow_h2 = labels(&[
+            ("alertname", "Latency"),
+            ("severity", "warning"),
+            ("host", "h2"),
+        ]);
+        assert!(rule.inhibits(&oom, &slow_h1));
+        assert!(!rule.inhibits(&oom, &slow_h2));
+        assert!(!rule.inhibits(&slow_h1, &oom));
     }
 }

@@ -12,13 +12,13 @@
 
 pub mod run;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::alert::AlertBuilder;
+use crate::alert::Lifecycle;
 use crate::align::{AckId, AlignStats, AlignedBatch, PartitionKey, TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
@@ -53,6 +53,9 @@ pub struct Stats {
     pub windows: u64,
     pub alerts: u64,
     pub rule_failures: u64,
+    /// Windows released from the alert-state hold because `limits.max_deferred_acks` was
+    /// reached: after a failover their alerts' states could not be rebuilt.
+    pub alert_state_unreplayable: u64,
     pub align: AlignStats,
 }
 
@@ -60,6 +63,12 @@ pub struct Stats {
 struct Shard {
     aligner: TraceAligner,
     watermarks: WatermarkTracker,
+    lifecycle: Lifecycle,
+    /// Input messages of evaluated windows, held while a pending or firing alert depends on
+    /// those windows: they stay uncommitted, so a restarted or new owner replays them and
+    /// rebuilds the alert states (and sends the resolution the old owner could not).
+    deferred: VecDeque<(EventTime, Vec<AckId>)>,
+    deferred_acks: usize,
 }
 
 pub struct Pipeline {
@@ -69,7 +78,6 @@ pub struct Pipeline {
     /// Counters of shards that were dropped (revoked).
     retired: AlignStats,
     engine: RuleEngine,
-    alerts: AlertBuilder,
     max_message_bytes: usize,
     dead_letter_payload_bytes: usize,
     /// Per input message: 1 while being ingested, plus 1 per record held by the aligner.
@@ -87,7 +95,6 @@ impl Pipeline {
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
             engine: RuleEngine::new(rules, config.evaluation.limits()).await?,
-            alerts: AlertBuilder::new(&config.name),
             max_message_bytes: config.decode.max_message_bytes,
             dead_letter_payload_bytes: config.decode.dead_letter_payload_bytes,
             holds: HashMap::new(),
@@ -112,6 +119,13 @@ impl Pipeline {
         self.shards.entry(number).or_insert_with(|| Shard {
             aligner: TraceAligner::new(config.align()),
             watermarks: WatermarkTracker::new(config.window.max_out_of_orderness),
+            lifecycle: Lifecycle::new(
+                &config.name,
+                config.alerting.resend_interval,
+                config.alerting.inhibit.clone(),
+            ),
+            deferred: VecDeque::new(),
+            deferred_acks: 0,
         })
     }
 
@@ -221,7 +235,7 @@ impl Pipeline {
                 self.stats.records += held as u64 + late;
                 self.stats.late += late;
                 *self.holds.get_mut(&ack).expect("held") += held;
-                self.evaluate(early, &mut em).await;
+                self.evaluate(partition.1, early, &mut em).await;
                 em.append(self.advance(partition.1).await);
             }
         }
@@ -240,7 +254,7 @@ impl Pipeline {
         let s = self.shard(shard);
         if let Some(wm) = s.watermarks.watermark() {
             let closed = s.aligner.advance(wm);
-            self.evaluate(closed, &mut em).await;
+            self.evaluate(shard, closed, &mut em).await;
         }
         em
     }
@@ -252,7 +266,7 @@ impl Pipeline {
         let numbers: Vec<i32> = self.shards.keys().copied().collect();
         for n in numbers {
             let closed = self.shard(n).aligner.advance(watermark);
-            self.evaluate(closed, &mut em).await;
+            self.evaluate(n, closed, &mut em).await;
         }
         em
     }
@@ -274,18 +288,31 @@ impl Pipeline {
             }
         }
         if shard.watermarks.is_empty() {
+            // Its held messages were not committed: the new owner replays them.
             let shard = self.shards.remove(&partition.1).expect("present");
+            for ack in shard.deferred.into_iter().flat_map(|(_, acks)| acks) {
+                if let Some(n) = self.holds.get_mut(&ack) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.holds.remove(&ack);
+                    }
+                }
+            }
             self.retired.add(&shard.aligner.stats());
         }
     }
 
-    /// End of input: evaluates every open window.
+    /// End of input: evaluates every open window and releases every held message.
     pub async fn finish(&mut self) -> Emission {
         let mut em = Emission::default();
         let numbers: Vec<i32> = self.shards.keys().copied().collect();
         for n in numbers {
             let closed = self.shard(n).aligner.flush();
-            self.evaluate(closed, &mut em).await;
+            self.evaluate(n, closed, &mut em).await;
+            let deferred = std::mem::take(&mut self.shard(n).deferred);
+            for ack in deferred.into_iter().flat_map(|(_, acks)| acks) {
+                self.release(ack, &mut em);
+            }
         }
         em
     }
@@ -300,7 +327,7 @@ impl Pipeline {
         }
     }
 
-    async fn evaluate(&mut self, batches: Vec<AlignedBatch>, em: &mut Emission) {
+    async fn evaluate(&mut self, shard: i32, batches: Vec<AlignedBatch>, em: &mut Emission) {
         for batch in batches {
             self.stats.windows += 1;
             if batch.early {
@@ -316,13 +343,33 @@ impl Pipeline {
                 warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,
                     "Rule failed on a window; other rules still ran.");
             }
-            for finding in &findings {
-                let alert = self.alerts.firing(finding, batch.window);
-                self.stats.alerts += 1;
-                em.outputs.push(Output::alert(&alert));
+            let max_deferred = self.config.limits.max_deferred_acks;
+            let s = self.shard(shard);
+            let alerts = s.lifecycle.observe(batch.window, findings);
+            s.deferred_acks += batch.acks.len();
+            s.deferred.push_back((batch.window.start, batch.acks));
+            let hold = s.lifecycle.earliest_since();
+            let mut released = Vec::new();
+            let mut unreplayable = 0;
+            while let Some((start, _)) = s.deferred.front() {
+                let needed = hold.is_some_and(|h| *start >= h);
+                if needed && s.deferred_acks <= max_deferred {
+                    break;
+                }
+                if needed {
+                    unreplayable += 1;
+                }
+                let (_, acks) = s.deferred.pop_front().expect("front exists");
+                s.deferred_acks -= acks.len();
+                released.extend(acks);
             }
-            for ack in &batch.acks {
-                self.release(*ack, em);
+            self.stats.alert_state_unreplayable += unreplayable;
+            for alert in &alerts {
+                self.stats.alerts += 1;
+                em.outputs.push(Output::alert(alert));
+            }
+            for ack in released {
+                self.release(ack, em);
             }
         }
     }

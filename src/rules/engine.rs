@@ -131,7 +131,10 @@ fn new_tables() -> Vec<(&'static str, Arc<SwapTable>)> {
         .collect()
 }
 
-fn context(tables: &[(&'static str, Arc<SwapTable>)], limits: EvalLimits) -> Result<SessionContext> {
+fn context(
+    tables: &[(&'static str, Arc<SwapTable>)],
+    limits: EvalLimits,
+) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limits.max_memory_bytes, 1.0)
         .build_arc()

@@ -71,7 +71,11 @@ fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<R
     let sql_line = header_lines + 1;
     let sql = text[rest_at..].trim();
     if sql.is_empty() {
-        return Err(rule_error(path, sql_line, "rule has no query after its header"));
+        return Err(rule_error(
+            path,
+            sql_line,
+            "rule has no query after its header",
+        ));
     }
     let h: RuleHeader = toml::from_str(&header).map_err(|e| {
         rule_error(
@@ -149,7 +153,11 @@ fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<R
 }
 
 /// Every `.sql` file under `dir`, with the defaults that apply to it.
-fn collect(dir: &Path, inherited: &RuleDefaults, out: &mut Vec<(PathBuf, RuleDefaults)>) -> Result<()> {
+fn collect(
+    dir: &Path,
+    inherited: &RuleDefaults,
+    out: &mut Vec<(PathBuf, RuleDefaults)>,
+) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -209,7 +217,11 @@ fn read_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
             return Err(rule_error(
                 &file,
                 1,
-                format!("rule id {:?} is also used by {}", rule.id, other.path.display()),
+                format!(
+                    "rule id {:?} is also used by {}",
+                    rule.id,
+                    other.path.display()
+                ),
             ));
         }
         rules.push(rule);

@@ -243,13 +243,22 @@ async fn parameters_bind_to_placeholders_and_conditions() {
     .unwrap();
     assert!(r.fire.unwrap().holds(96.0) && !r.fire.unwrap().holds(95.0));
     assert!(r.clear.unwrap().holds(84.0));
-    let e = RuleEngine::new(vec![r], EvalLimits::default()).await.unwrap();
+    let e = RuleEngine::new(vec![r], EvalLimits::default())
+        .await
+        .unwrap();
     let (findings, failures) = e
-        .evaluate(&batch(&[span("a", 1, 90, "/"), span("b", 2, 99, "/"), span("a", 3, 80, "/")]))
+        .evaluate(&batch(&[
+            span("a", 1, 90, "/"),
+            span("b", 2, 99, "/"),
+            span("a", 3, 80, "/"),
+        ]))
         .await;
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(findings.len(), 1);
-    assert_eq!((findings[0].labels["service"].as_str(), findings[0].value), ("a", 90.0));
+    assert_eq!(
+        (findings[0].labels["service"].as_str(), findings[0].value),
+        ("a", 90.0)
+    );
 }
 
 #[test]
@@ -317,7 +326,11 @@ async fn a_rule_over_its_memory_limit_fails_alone() {
     let (findings, failures) = e.evaluate(&batch(&spans)).await;
     assert!(findings.is_empty());
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].message.contains("Resources exhausted"), "{}", failures[0].message);
+    assert!(
+        failures[0].message.contains("Resources exhausted"),
+        "{}",
+        failures[0].message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +350,15 @@ async fn a_rule_over_its_time_limit_is_abandoned_and_skipped_until_done() {
     let b = batch(&spans);
     let (_, failures) = e.evaluate(&b).await;
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].message.contains("exceeded 50ms"), "{}", failures[0].message);
+    assert!(
+        failures[0].message.contains("exceeded 50ms"),
+        "{}",
+        failures[0].message
+    );
     let (_, failures) = e.evaluate(&b).await;
-    assert!(failures[0].message.contains("still running"), "{}", failures[0].message);
+    assert!(
+        failures[0].message.contains("still running"),
+        "{}",
+        failures[0].message
+    );
 }

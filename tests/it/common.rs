@@ -37,9 +37,10 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Writes a pipeline directory using the shipped inference rules and `extra` TOML.
+/// Writes a pipeline directory using the test latency rule (`tests/rules/latency`: p95 of
+/// root spans per service above 500 ms, firing at once) and `extra` TOML.
 pub fn pipeline_dir(dir: &Path, extra: &str) -> PathBuf {
-    pipeline_dir_with_rules(dir, &repo().join("pipelines/inference/rules"), extra)
+    pipeline_dir_with_rules(dir, &repo().join("tests/rules/latency"), extra)
 }
 
 /// Writes a pipeline directory using the rules in `rules` and `extra` TOML.

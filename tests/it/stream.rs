@@ -248,7 +248,8 @@ async fn kill_9_then_restart_produces_every_alert_of_a_clean_run() {
     let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
     let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&settings));
     let minutes = 120;
-    let expected = (minutes / 2) as usize;
+    // Each slow minute fires, and resolves in the fast minute after it.
+    let expected = minutes as usize;
     // Input keeps arriving while the first instance runs, so it dies mid-stream.
     let spans = topics.spans.clone();
     let feed = tokio::spawn(async move {
@@ -343,7 +344,8 @@ async fn two_instances_then_one_leaves_produce_the_alerts_of_one() {
         )
         .await;
     }
-    let expected = 2 * (minutes / 2) as usize;
+    // Per service, each slow minute fires and resolves in the fast minute after it.
+    let expected = 2 * minutes as usize;
     let got = distinct_alerts(&topics.alerts, expected, Duration::from_secs(90));
     assert!(y.stop().success());
     assert_eq!(got.len(), expected, "y:\n{}", y.log_text());

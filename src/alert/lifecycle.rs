@@ -1,0 +1,263 @@
+//! The alert lifecycle per fingerprint, in event time: inactive → pending (`for`) → firing →
+//! resolved (after `keep_firing_for`), with hysteresis (`fire`/`clear` conditions), resends
+//! of firing alerts and inhibition. One notification per fingerprint and state change (plus
+//! resends, which carry the same id).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::template::{render, Context};
+use super::{fingerprint, fnv_hex, Alert, AlertStatus, Evidence, InhibitRule};
+use crate::align::Window;
+use crate::model::{duration_nanos, EventTime};
+use crate::rules::{Finding, Rule};
+
+/// Where an alert instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// The condition holds since `since`, not yet for the rule's `for`.
+    Pending { since: EventTime },
+    /// Fired at `fired_at` (pending since `since`); its condition last held at `last_active`.
+    Firing {
+        since: EventTime,
+        fired_at: EventTime,
+        last_active: EventTime,
+        /// When a notification was last sent (`None`: never, e.g. inhibited so far).
+        last_sent: Option<EventTime>,
+    },
+}
+
+struct Tracked {
+    rule: Arc<Rule>,
+    labels: BTreeMap<String, String>,
+    state: AlertState,
+    /// The latest finding, for value and evidence.
+    finding: Finding,
+    window: Window,
+}
+
+/// Alert states of one shard, and the notifications their changes produce.
+pub struct Lifecycle {
+    pipeline: String,
+    resend_interval: Duration,
+    inhibit: Vec<InhibitRule>,
+    alerts: BTreeMap<String, Tracked>,
+}
+
+fn labels_of(finding: &Finding) -> BTreeMap<String, String> {
+    let rule = &finding.rule;
+    let mut labels = rule.labels.clone();
+    labels.extend(finding.labels.clone());
+    labels.insert("alertname".into(), rule.alert.clone());
+    labels.insert("severity".into(), rule.severity.as_str().into());
+    labels
+}
+
+impl Lifecycle {
+    pub fn new(pipeline: &str, resend_interval: Duration, inhibit: Vec<InhibitRule>) -> Self {
+        Lifecycle {
+            pipeline: pipeline.to_string(),
+            resend_interval,
+            inhibit,
+            alerts: BTreeMap::new(),
+        }
+    }
+
+    /// Start of the oldest window whose evaluation the current states depend on: replaying
+    /// the input from there rebuilds them exactly. `None` when no alert is pending or firing.
+    pub fn earliest_since(&self) -> Option<EventTime> {
+        self.alerts
+            .values()
+            .map(|t| match t.state {
+                AlertState::Pending { since } | AlertState::Firing { since, .. } => since,
+            })
+            .min()
+    }
+
+    /// The state of the alert with `fingerprint`, if it is pending or firing.
+    pub fn state(&self, fingerprint: &str) -> Option<AlertState> {
+        self.alerts.get(fingerprint).map(|t| t.state)
+    }
+
+    /// Applies the findings of every rule for `window` (all rules were evaluated on it) and
+    /// returns the notifications, in fingerprint order.
+    pub fn observe(&mut self, window: Window, findings: Vec<Finding>) -> Vec<Alert> {
+        let mut seen = BTreeSet::new();
+        for finding in findings {
+            let labels = labels_of(&finding);
+            let fp = fingerprint(&labels);
+            let rule = finding.rule.clone();
+            let fires = rule.fire.is_none_or(|c| c.holds(finding.value));
+            let clears = match (&rule.fire, &rule.clear) {
+                (_, Some(c)) => c.holds(finding.value),
+                (Some(_), None) => !fires,
+                (None, None) => false,
+            };
+            let known = self.alerts.contains_key(&fp);
+            // Hysteresis: between the fire and clear conditions an alert keeps its state.
+            let holds = fires || (known && !clears);
+            if !holds {
+                continue; // treated below like a missing row
+            }
+            seen.insert(fp.clone());
+            match self.alerts.get_mut(&fp) {
+                Some(t) => {
+                    t.finding = finding;
+                    t.window = window;
+                    if let AlertState::Firing { last_active, .. } = &mut t.state {
+                        *last_active = window.end;
+                    }
+                }
+                None => {
+                    self.alerts.insert(
+                        fp,
+                        Tracked {
+                            rule,
+                            labels,
+                            state: AlertState::Pending {
+                                since: window.start,
+                            },
+                            finding,
+                            window,
+                        },
+                    );
+                }
+            }
+        }
+        let mut notify = Vec::new();
+        let mut resolved = Vec::new();
+        for (fp, t) in self.alerts.iter_mut() {
+            let active = seen.contains(fp);
+            match t.state {
+                AlertState::Pending { since } => {
+                    if !active {
+                        resolved.push((fp.clone(), None)); // never fired: no notification
+                    } else if window.end.0 - since.0 >= duration_nanos(t.rule.for_) {
+                        let fired_at = if t.rule.for_.is_zero() {
+                            window.start
+                        } else {
+                            since.saturating_add(t.rule.for_)
+                        };
+                        t.state = AlertState::Firing {
+                            since,
+                            fired_at,
+                            last_active: window.end,
+                            last_sent: None,
+                        };
+                    }
+                }
+                AlertState::Firing { last_active, .. } if !active => {
+                    let ends = last_active.saturating_add(t.rule.keep_firing_for);
+                    if ends <= window.start || t.rule.keep_firing_for.is_zero() {
+                        resolved.push((fp.clone(), Some(ends.min(window.end))));
+                    }
+                }
+                AlertState::Firing { .. } => {}
+            }
+        }
+        // Resolutions.
+        for (fp, ends) in resolved {
+            let t = self.alerts.remove(&fp).expect("tracked");
+            if let (
+                Some(ends),
+                AlertState::Firing {
+                    fired_at,
+                    last_sent: Some(_),
+                    ..
+                },
+            ) = (ends, t.state)
+            {
+                notify.push(self.alert(&t, AlertStatus::Resolved, fired_at, ends));
+            }
+        }
+        // Firing notifications: new ones, resends, and ones no longer inhibited.
+        let firing: Vec<BTreeMap<String, String>> = self
+            .alerts
+            .values()
+            .filter(|t| matches!(t.state, AlertState::Firing { .. }))
+            .map(|t| t.labels.clone())
+            .collect();
+        let mut sends = Vec::new();
+        for (fp, t) in &self.alerts {
+            let AlertState::Firing {
+                fired_at,
+                last_sent,
+                ..
+            } = t.state
+            else {
+                continue;
+            };
+            let due = match last_sent {
+                None => true,
+                Some(at) => window.end.0 - at.0 >= duration_nanos(self.resend_interval),
+            };
+            let inhibited = firing
+                .iter()
+                .any(|src| self.inhibit.iter().any(|r| r.inhibits(src, &t.labels)));
+            if due && !inhibited {
+                sends.push((fp.clone(), fired_at));
+            }
+        }
+        for (fp, fired_at) in sends {
+            let t = &self.alerts[&fp];
+            let valid_until = window
+                .end
+                .saturating_add(self.resend_interval)
+                .saturating_add(Duration::from_nanos((window.end.0 - window.start.0) as u64));
+            notify.push(self.alert(t, AlertStatus::Firing, fired_at, valid_until));
+            if let AlertState::Firing { last_sent, .. } =
+                &mut self.alerts.get_mut(&fp).expect("tracked").state
+            {
+                *last_sent = Some(window.end);
+            }
+        }
+        notify.sort_by(|a, b| {
+            (&a.fingerprint, a.status as u8).cmp(&(&b.fingerprint, b.status as u8))
+        });
+        notify
+    }
+
+    fn alert(&self, t: &Tracked, status: AlertStatus, starts: EventTime, ends: EventTime) -> Alert {
+        let rule = &t.rule;
+        let value = t.finding.value;
+        let cx = Context {
+            value,
+            params: &rule.params,
+            evidence: &t.finding.evidence,
+        };
+        let annotations = rule
+            .annotations
+            .iter()
+            .map(|(k, tpl)| (k.clone(), render(tpl, &t.labels, &cx)))
+            .collect();
+        let fingerprint = fingerprint(&t.labels);
+        let starts_at = starts.to_rfc3339();
+        let status_text = match status {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        };
+        Alert {
+            id: fnv_hex(&[&fingerprint, status_text, &starts_at]),
+            rule_id: rule.id.clone(),
+            rule_group: rule.group.clone(),
+            status,
+            labels: t.labels.clone(),
+            annotations,
+            starts_at,
+            ends_at: ends.to_rfc3339(),
+            generator_url: format!("faultline://{}/rules/{}", self.pipeline, rule.id),
+            fingerprint,
+            evidence: Evidence {
+                value,
+                window_start: t.window.start.to_rfc3339(),
+                window_end: t.window.end.to_rfc3339(),
+                values: t.finding.evidence.clone(),
+                trace_ids: t.finding.trace_ids.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
