@@ -116,5 +116,10 @@ fn main() {
             baseline.as_secs_f64() / d.as_secs_f64()
         );
     }
-    assert_eq!(alerts, 4, "the example fires its four alerts");
+    let golden = std::fs::read_to_string(root.join("tests/golden/incident/alerts.jsonl")).unwrap();
+    assert_eq!(
+        alerts as usize,
+        golden.lines().count(),
+        "the example produces its golden alerts"
+    );
 }
