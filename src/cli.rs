@@ -26,6 +26,17 @@ pub enum Command {
     /// Run a pipeline: on JSON-lines files (`--input`), or as a Kafka consumer-group member
     /// (`--brokers`).
     Run(RunArgs),
+    /// Validate a pipeline without running it: pipeline.toml and every rule (parse, plan
+    /// against the table schemas, sandbox policy). Prints `file:line: message` per problem
+    /// and exits 1 if there is any: usable as a pre-commit hook or CI gate.
+    Check(CheckArgs),
+}
+
+/// `faultline check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Pipeline directory: holds `pipeline.toml` and the rule files it names.
+    pub pipeline: PathBuf,
 }
 
 /// `faultline run`.
@@ -55,10 +66,32 @@ pub struct RunArgs {
     pub group: Option<String>,
 }
 
-/// Runs a parsed command line.
-pub async fn execute(cli: Cli) -> Result<()> {
+/// Runs a parsed command line; the exit code on success.
+pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Check(args) => Ok(check(&args.pipeline).await),
+    }
+}
+
+async fn check(dir: &std::path::Path) -> std::process::ExitCode {
+    let config = match PipelineConfig::load(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let errors = crate::rules::check_rules(dir, &config.rules).await;
+    for e in &errors {
+        println!("{e}");
+    }
+    if errors.is_empty() {
+        let n = crate::rules::load_rules(dir, &config.rules).map_or(0, |r| r.len());
+        println!("{}: ok ({n} rules)", dir.join("pipeline.toml").display());
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     }
 }
 

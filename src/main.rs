@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(execute(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {:#}", anyhow::Error::from(e));
             ExitCode::FAILURE

@@ -13,7 +13,7 @@ fn help_lists_only_working_subcommands() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(commands, ["run", "help"]);
+    assert_eq!(commands, ["run", "check", "help"]);
     let out = run_ok(faultline().args(["run", "--help"]));
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in ["--pipeline", "--input", "--output", "--brokers", "--group"] {
@@ -102,4 +102,46 @@ fn librdkafka_settings_pass_through_and_bad_ones_are_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kafka: creating consumer"), "{err}");
     assert!(err.contains("no.such.property"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_shipped_pipeline() {
+    let out = run_ok(faultline().args(["check", "pipelines/inference"]).current_dir(repo()));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("pipelines/inference/pipeline.toml: ok (6 rules)"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_bad_rule_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p");
+    let rules = p.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(p.join("pipeline.toml"), "name = \"x\"\n").unwrap();
+    let files = [
+        ("a_copy.sql", "COPY (SELECT 1 AS value) TO '/tmp/out.csv'"),
+        ("b_external.sql", "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'"),
+        ("c_read_csv.sql", "SELECT count(*) AS value FROM read_csv('/etc/passwd')"),
+        ("d_read_parquet.sql", "SELECT count(*) AS value FROM read_parquet('/tmp/x.parquet')"),
+        ("e_insert.sql", "INSERT INTO spans SELECT * FROM spans"),
+        ("f_typo.sql", "SELECT count(*) AS value FROM spans WHERE durration_ms > 1"),
+        ("g_ok.sql", "SELECT count(*) AS value FROM spans"),
+    ];
+    for (name, sql) in files {
+        std::fs::write(rules.join(name), format!("-- severity = \"info\"\n\n{sql}\n")).unwrap();
+    }
+    std::fs::write(rules.join("h_header.sql"), "-- severity = \"loud\"\nSELECT 1 AS value\n").unwrap();
+    let out = faultline().arg("check").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // One report per bad file (a message may continue on following lines).
+    let prefix = rules.display().to_string();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert_eq!(lines.len(), 7, "{stdout}");
+    for (name, _) in &files[..6] {
+        let at = format!("{}:3: ", rules.join(name).display());
+        assert!(lines.iter().any(|l| l.starts_with(&at)), "{at} in\n{stdout}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{}:1: ", rules.join("h_header.sql").display()))));
+    assert!(!stdout.contains("g_ok.sql"), "{stdout}");
 }
