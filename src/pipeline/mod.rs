@@ -13,7 +13,7 @@
 pub mod run;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tracing::{debug, warn};
@@ -73,6 +73,7 @@ struct Shard {
 
 pub struct Pipeline {
     decoder: Decoder,
+    dir: PathBuf,
     config: PipelineConfig,
     shards: BTreeMap<i32, Shard>,
     /// Counters of shards that were dropped (revoked).
@@ -91,6 +92,7 @@ impl Pipeline {
         let rules = load_rules(dir, &config.rules)?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
+            dir: dir.to_path_buf(),
             config: config.clone(),
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
@@ -133,6 +135,20 @@ impl Pipeline {
     /// delivers a record or goes idle.
     pub fn register(&mut self, partition: &PartitionKey) {
         self.shard(partition.1).watermarks.register(partition);
+    }
+
+    /// Loads and plans the rules again. On any error the current rules keep running and the
+    /// error (with `file:line`) is returned.
+    pub async fn reload_rules(&mut self) -> Result<usize> {
+        let rules = load_rules(&self.dir, &self.config.rules)?;
+        let engine = RuleEngine::new(rules, self.config.evaluation.limits()).await?;
+        self.engine = engine;
+        Ok(self.engine.len())
+    }
+
+    /// Where the rules live, for change detection.
+    pub fn rule_paths(&self) -> (&Path, &[PathBuf]) {
+        (&self.dir, &self.config.rules)
     }
 
     pub fn rule_count(&self) -> usize {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use rdkafka::consumer::CommitMode;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Emission, Pipeline, Stats};
 use crate::align::{AckId, PartitionKey};
@@ -152,12 +152,24 @@ pub async fn run_kafka(
     let mut tick =
         tokio::time::interval(Duration::from_millis(100).min(idle.max(Duration::from_millis(10))));
     let mut last_commit = Instant::now();
+    let (rules_dir, rule_paths) = {
+        let (d, p) = pipeline.rule_paths();
+        (d.to_path_buf(), p.to_vec())
+    };
+    let mut rules_stamp = crate::rules::rules_stamp(&rules_dir, &rule_paths);
+    let mut last_rules_check = Instant::now();
+    let mut hangup = hangup_signal();
     tokio::pin!(shutdown);
 
     loop {
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            _ = hangup.recv() => {
+                info!("SIGHUP received; reloading rules.");
+                reload(&mut pipeline).await;
+                rules_stamp = crate::rules::rules_stamp(&rules_dir, &rule_paths);
+            }
             done = in_flight.next(), if !in_flight.is_empty() => {
                 let (released, outputs): (Vec<AckId>, usize) = done.expect("non-empty")?;
                 in_flight_outputs -= outputs;
@@ -221,6 +233,15 @@ pub async fn run_kafka(
                     paused = want_pause;
                     info!(paused, in_flight_outputs, "Backpressure.");
                 }
+                if last_rules_check.elapsed() >= Duration::from_secs(2) {
+                    last_rules_check = Instant::now();
+                    let stamp = crate::rules::rules_stamp(&rules_dir, &rule_paths);
+                    if stamp != rules_stamp {
+                        info!("Rule files changed; reloading rules.");
+                        rules_stamp = stamp;
+                        reload(&mut pipeline).await;
+                    }
+                }
                 if last_commit.elapsed() >= Duration::from_secs(1) {
                     let offsets = tracker.lock().expect("tracker lock").committable();
                     if !offsets.is_empty() {
@@ -259,6 +280,41 @@ pub async fn run_kafka(
         "Stopped."
     );
     Ok(stats)
+}
+
+/// Reloads the rules; a bad rule set is reported and the running one kept.
+async fn reload(pipeline: &mut Pipeline) {
+    match pipeline.reload_rules().await {
+        Ok(n) => info!(rules = n, "Rules reloaded."),
+        Err(error) => {
+            error!(%error, rules = pipeline.rule_count(), "Rule reload failed; the previous rules keep running.")
+        }
+    }
+}
+
+/// SIGHUP, where there is such a thing.
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        Hangup(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok())
+    }
+    #[cfg(not(unix))]
+    {
+        Hangup()
+    }
 }
 
 /// Applies assignments and revocations the consumer reported: assigned partitions hold

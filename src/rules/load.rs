@@ -277,3 +277,30 @@ pub async fn check_rules(base: &Path, paths: &[PathBuf]) -> Vec<Error> {
     }
     errors
 }
+
+/// A stamp of every rule file and `_defaults.toml` under `paths` (path, size, modification
+/// time): when it changes, the rules changed on disk.
+pub fn rules_stamp(
+    base: &Path,
+    paths: &[PathBuf],
+) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, u64, Option<std::time::SystemTime>)>) {
+        if p.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(p) {
+                for e in entries.flatten() {
+                    walk(&e.path(), out);
+                }
+            }
+        } else if p.extension().is_some_and(|e| e == "sql" || e == "toml") {
+            if let Ok(m) = std::fs::metadata(p) {
+                out.push((p.to_path_buf(), m.len(), m.modified().ok()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(&base.join(p), &mut out);
+    }
+    out.sort();
+    out
+}

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use condition::Condition;
 pub use engine::{EvalLimits, Finding, RuleEngine, RuleFailure};
-pub use load::{check_rules, load_rules, parse_rule};
+pub use load::{check_rules, load_rules, parse_rule, rules_stamp};
 
 /// How urgent an alert is; becomes the `severity` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]

@@ -223,12 +223,17 @@ impl Instance {
         self.signal("-TERM")
     }
 
-    /// Sends `signal` (a `kill` option such as `-INT`) and waits up to 30 s for the exit.
-    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+    /// Sends `signal` (a `kill` option such as `-HUP`) without waiting.
+    pub fn send_signal(&self, signal: &str) {
         Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) and waits up to 30 s for the exit.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        self.send_signal(signal);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {

@@ -106,9 +106,16 @@ fn librdkafka_settings_pass_through_and_bad_ones_are_reported() {
 
 #[test]
 fn check_accepts_the_shipped_pipeline() {
-    let out = run_ok(faultline().args(["check", "pipelines/inference"]).current_dir(repo()));
+    let out = run_ok(
+        faultline()
+            .args(["check", "pipelines/inference"])
+            .current_dir(repo()),
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("pipelines/inference/pipeline.toml: ok (6 rules)"), "{stdout}");
+    assert!(
+        stdout.contains("pipelines/inference/pipeline.toml: ok (6 rules)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -120,17 +127,37 @@ fn check_reports_every_bad_rule_with_file_and_line() {
     std::fs::write(p.join("pipeline.toml"), "name = \"x\"\n").unwrap();
     let files = [
         ("a_copy.sql", "COPY (SELECT 1 AS value) TO '/tmp/out.csv'"),
-        ("b_external.sql", "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'"),
-        ("c_read_csv.sql", "SELECT count(*) AS value FROM read_csv('/etc/passwd')"),
-        ("d_read_parquet.sql", "SELECT count(*) AS value FROM read_parquet('/tmp/x.parquet')"),
+        (
+            "b_external.sql",
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+        ),
+        (
+            "c_read_csv.sql",
+            "SELECT count(*) AS value FROM read_csv('/etc/passwd')",
+        ),
+        (
+            "d_read_parquet.sql",
+            "SELECT count(*) AS value FROM read_parquet('/tmp/x.parquet')",
+        ),
         ("e_insert.sql", "INSERT INTO spans SELECT * FROM spans"),
-        ("f_typo.sql", "SELECT count(*) AS value FROM spans WHERE durration_ms > 1"),
+        (
+            "f_typo.sql",
+            "SELECT count(*) AS value FROM spans WHERE durration_ms > 1",
+        ),
         ("g_ok.sql", "SELECT count(*) AS value FROM spans"),
     ];
     for (name, sql) in files {
-        std::fs::write(rules.join(name), format!("-- severity = \"info\"\n\n{sql}\n")).unwrap();
+        std::fs::write(
+            rules.join(name),
+            format!("-- severity = \"info\"\n\n{sql}\n"),
+        )
+        .unwrap();
     }
-    std::fs::write(rules.join("h_header.sql"), "-- severity = \"loud\"\nSELECT 1 AS value\n").unwrap();
+    std::fs::write(
+        rules.join("h_header.sql"),
+        "-- severity = \"loud\"\nSELECT 1 AS value\n",
+    )
+    .unwrap();
     let out = faultline().arg("check").arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -140,8 +167,13 @@ fn check_reports_every_bad_rule_with_file_and_line() {
     assert_eq!(lines.len(), 7, "{stdout}");
     for (name, _) in &files[..6] {
         let at = format!("{}:3: ", rules.join(name).display());
-        assert!(lines.iter().any(|l| l.starts_with(&at)), "{at} in\n{stdout}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&at)),
+            "{at} in\n{stdout}"
+        );
     }
-    assert!(lines.iter().any(|l| l.starts_with(&format!("{}:1: ", rules.join("h_header.sql").display()))));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with(&format!("{}:1: ", rules.join("h_header.sql").display()))));
     assert!(!stdout.contains("g_ok.sql"), "{stdout}");
 }

@@ -434,3 +434,114 @@ async fn consumption_pauses_while_outputs_await_acknowledgement() {
         "{log}"
     );
 }
+
+/// Waits until the instance's log contains `needle`.
+fn wait_for_log(fl: &Instance, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fl.log_text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            fl.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_reload_keeps_the_old_rules_when_a_file_is_broken() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::copy(
+        repo().join("tests/rules/latency/latency_p95_now.sql"),
+        rules.join("latency.sql"),
+    )
+    .unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
+    let p = producer();
+    let f = minute_from_now(120);
+    let m = 60 * S;
+    let mut n = 0;
+    // Slow requests in minute `at`, then a fast one ten minutes later that closes it.
+    let mut phase = |at: i64| {
+        let mut out = Vec::new();
+        for i in 0..10 {
+            out.push(flat_span("svc", n, f + at * m + i * S, 900));
+            n += 1;
+        }
+        out.push(flat_span("svc", n, f + (at + 10) * m, 10));
+        n += 1;
+        out
+    };
+    let mut reader = TopicReader::new(&topics.alerts);
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    for s in phase(0) {
+        send(&p, &topics.spans, &s).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.poll(Duration::from_millis(200)) < 1 {
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+    }
+
+    // A broken rule file and SIGHUP: reported with file and line, the old rule keeps going.
+    std::fs::write(
+        rules.join("broken.sql"),
+        "-- severity = \"info\"\nSELEKT nonsense\n",
+    )
+    .unwrap();
+    fl.send_signal("-HUP");
+    wait_for_log(&fl, "Rule reload failed");
+    assert!(fl
+        .log_text()
+        .contains(&format!("{}:2", rules.join("broken.sql").display())));
+    for s in phase(20) {
+        send(&p, &topics.spans, &s).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.poll(Duration::from_millis(200)) < 3 {
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+    }
+    let statuses: Vec<(&str, &str)> = reader
+        .seen
+        .iter()
+        .map(|a| {
+            (
+                a["status"].as_str().unwrap(),
+                a["labels"]["alertname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("firing", "RequestLatencyP95High"),
+            ("resolved", "RequestLatencyP95High"),
+            ("firing", "RequestLatencyP95High")
+        ]
+    );
+
+    // Fixing the file is picked up without a signal, and the new rule runs.
+    std::fs::write(
+        rules.join("broken.sql"),
+        "-- alert = \"SpansSeen\"\n-- severity = \"info\"\nSELECT service, count(*) AS value FROM spans GROUP BY service\n",
+    )
+    .unwrap();
+    wait_for_log(&fl, "Rules reloaded. rules=2");
+    for s in phase(40) {
+        send(&p, &topics.spans, &s).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader
+        .seen
+        .iter()
+        .any(|a| a["labels"]["alertname"] == "SpansSeen")
+    {
+        reader.poll(Duration::from_millis(200));
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+    }
+    assert!(fl.stop().success());
+}
