@@ -36,6 +36,8 @@ pub struct PipelineConfig {
     /// Notification behaviour: resends and inhibition.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// Forward alerts to a Prometheus Alertmanager as well (best effort).
+    pub alertmanager: Option<AlertmanagerConfig>,
     /// Limits on input messages.
     #[serde(default)]
     pub decode: DecodeConfig,
@@ -216,6 +218,21 @@ impl Default for AlertingConfig {
             inhibit: Vec::new(),
         }
     }
+}
+
+/// An Alertmanager to forward alerts to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `"http://alertmanager:9093"` (alerts go to `/api/v2/alerts`).
+    pub url: String,
+    /// Time limit of one request. Default `"5s"`.
+    #[serde(with = "humantime_serde", default = "default_am_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_am_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// What one rule may use to evaluate one window; a rule over its limit fails for that window

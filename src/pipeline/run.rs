@@ -18,7 +18,7 @@ use crate::align::{AckId, PartitionKey};
 use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::model::{EventTime, Location};
-use crate::sink::{Delivery, FileSink, KafkaSink, Sink, StdoutSink};
+use crate::sink::{AlertmanagerSink, Delivery, FileSink, KafkaSink, Sink, StdoutSink};
 use crate::source::{expand_inputs, FileSource, KafkaSource, OffsetTracker};
 
 /// One input file being read.
@@ -48,6 +48,7 @@ pub async fn run_files(
         Some(dir) => Box::new(FileSink::create(dir)?),
         None => Box::new(StdoutSink::new()),
     };
+    let mut am = alertmanager(config);
     let mut open = Vec::new();
     for (i, path) in files.iter().enumerate() {
         // All files are one shard (0), each its own partition within it.
@@ -69,11 +70,16 @@ pub async fn run_files(
         ack += 1;
         let em = pipeline.ingest_from(&msg, ack, &open[i].key).await;
         open[i].newest = open[i].newest.max(pipeline.newest(&open[i].key));
+        forward(&mut am, &em);
         write_all(sink.as_mut(), em)?;
     }
     let em = pipeline.finish().await;
+    forward(&mut am, &em);
     write_all(sink.as_mut(), em)?;
     sink.flush()?;
+    if let Some(am) = &mut am {
+        am.drain().await;
+    }
     let stats = pipeline.stats();
     info!(
         files = files.len(),
@@ -90,6 +96,19 @@ pub async fn run_files(
         "Finished reading input."
     );
     Ok(stats)
+}
+
+fn alertmanager(config: &PipelineConfig) -> Option<AlertmanagerSink> {
+    config
+        .alertmanager
+        .as_ref()
+        .map(|a| AlertmanagerSink::new(&a.url, a.timeout))
+}
+
+fn forward(am: &mut Option<AlertmanagerSink>, em: &Emission) {
+    if let Some(am) = am {
+        am.forward(&em.outputs);
+    }
 }
 
 fn write_all(sink: &mut dyn Sink, em: Emission) -> Result<()> {
@@ -130,6 +149,7 @@ pub async fn run_kafka(
     let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
     let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
     let mut sink = KafkaSink::new(brokers, &config.kafka)?;
+    let mut am = alertmanager(config);
     match source.check_topics(&config.kafka, Duration::from_secs(10)) {
         Ok(missing) if !missing.is_empty() => {
             warn!(
@@ -196,7 +216,8 @@ pub async fn run_kafka(
                 last_seen.insert((topic.clone(), *partition), last_input);
                 let em = pipeline.ingest(&msg, ack).await;
                 in_flight_outputs += em.outputs.len();
-                in_flight.push(dispatch(&mut sink, em)?);
+                forward(&mut am, &em);
+                        in_flight.push(dispatch(&mut sink, em)?);
             }
             _ = tick.tick() => {
                 rebalanced(&source, &mut pipeline, &tracker, &mut last_seen);
@@ -210,7 +231,8 @@ pub async fn run_kafka(
                     debug!(topic = %p.0, partition = p.1, "Partition idle.");
                     let em = pipeline.set_idle(&p).await;
                     in_flight_outputs += em.outputs.len();
-                    in_flight.push(dispatch(&mut sink, em)?);
+                    forward(&mut am, &em);
+                        in_flight.push(dispatch(&mut sink, em)?);
                 }
                 if last_input.elapsed() >= idle && pipeline.all_idle() {
                     // Every input is quiet: let event time catch up with the wall clock so
@@ -219,6 +241,7 @@ pub async fn run_kafka(
                     if wm > pipeline.watermark() {
                         let em = pipeline.advance_watermark(wm).await;
                         in_flight_outputs += em.outputs.len();
+                        forward(&mut am, &em);
                         in_flight.push(dispatch(&mut sink, em)?);
                     }
                 }
@@ -256,6 +279,9 @@ pub async fn run_kafka(
 
     info!("Shutting down: waiting for deliveries, then committing.");
     sink.flush()?;
+    if let Some(am) = &mut am {
+        am.drain().await;
+    }
     while let Some(done) = in_flight.next().await {
         let (released, _) = done?;
         let mut t = tracker.lock().expect("tracker lock");

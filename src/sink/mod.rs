@@ -1,11 +1,14 @@
-//! Sinks: where outputs go — Kafka topics, files in an output directory, or stdout.
+//! Sinks: where outputs go — Kafka topics, files in an output directory, or stdout; alerts
+//! may also be forwarded to an Alertmanager.
 //!
 //! A sink reports delivery through the future [`Sink::send`] returns; the pipeline commits
 //! input offsets only after those futures resolve.
 
+mod alertmanager;
 mod file;
 mod kafka;
 
+pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
 pub use kafka::KafkaSink;
 

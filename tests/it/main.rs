@@ -1,11 +1,13 @@
 //! The one integration-test binary (every test binary links DataFusion and librdkafka, so
 //! there is only one). Modules:
+//! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
 
+mod alertmanager;
 mod broker;
 mod cli;
 mod common;
