@@ -205,6 +205,17 @@ pub struct AlertingConfig {
     /// Inhibition rules, as in Alertmanager.
     #[serde(default)]
     pub inhibit: Vec<crate::alert::InhibitRule>,
+    /// Labels that group notifications, e.g. `["alertname", "service"]`. Empty (default):
+    /// every alert is its own group.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// How long (event time) a new group waits for more alerts before its first
+    /// notification. Default `"0s"`.
+    #[serde(with = "humantime_serde", default)]
+    pub group_wait: Duration,
+    /// Least event time between two notifications of one group. Default `"0s"`.
+    #[serde(with = "humantime_serde", default)]
+    pub group_interval: Duration,
 }
 
 fn default_resend() -> Duration {
@@ -216,6 +227,9 @@ impl Default for AlertingConfig {
         AlertingConfig {
             resend_interval: default_resend(),
             inhibit: Vec::new(),
+            group_by: Vec::new(),
+            group_wait: Duration::ZERO,
+            group_interval: Duration::ZERO,
         }
     }
 }

@@ -56,7 +56,7 @@ impl Output {
     }
 
     pub fn alert(alert: &Alert) -> Self {
-        Self::new(OutputKind::Alerts, alert.fingerprint.clone(), alert)
+        Self::new(OutputKind::Alerts, alert.group_key.clone(), alert)
     }
 
     pub fn dead_letter(d: &DeadLetter) -> Self {

@@ -247,6 +247,7 @@ impl Lifecycle {
             starts_at,
             ends_at: ends.to_rfc3339(),
             generator_url: format!("faultline://{}/rules/{}", self.pipeline, rule.id),
+            group_key: fingerprint.clone(),
             fingerprint,
             evidence: Evidence {
                 value,

@@ -4,6 +4,7 @@
 //! Pure: times come from the evaluated windows (event time), never the wall clock, so a replay
 //! produces byte-identical alerts.
 
+mod group;
 mod lifecycle;
 mod template;
 
@@ -12,6 +13,7 @@ use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
 
+pub use group::Grouper;
 pub use lifecycle::{AlertState, Lifecycle};
 
 /// `firing` or `resolved`, as in Alertmanager.
@@ -53,6 +55,9 @@ pub struct Alert {
     #[serde(rename = "generatorURL")]
     pub generator_url: String,
     pub fingerprint: String,
+    /// The notification group (`alerting.group_by` labels as `{label="value",...}`), or the
+    /// fingerprint without grouping. The Kafka key of the message.
+    pub group_key: String,
     pub evidence: Evidence,
 }
 

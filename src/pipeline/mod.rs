@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::alert::Lifecycle;
+use crate::alert::{Grouper, Lifecycle};
 use crate::align::{AckId, AlignStats, AlignedBatch, PartitionKey, TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
@@ -64,6 +64,7 @@ struct Shard {
     aligner: TraceAligner,
     watermarks: WatermarkTracker,
     lifecycle: Lifecycle,
+    grouper: Grouper,
     /// Input messages of evaluated windows, held while a pending or firing alert depends on
     /// those windows: they stay uncommitted, so a restarted or new owner replays them and
     /// rebuilds the alert states (and sends the resolution the old owner could not).
@@ -125,6 +126,11 @@ impl Pipeline {
                 &config.name,
                 config.alerting.resend_interval,
                 config.alerting.inhibit.clone(),
+            ),
+            grouper: Grouper::new(
+                config.alerting.group_by.clone(),
+                config.alerting.group_wait,
+                config.alerting.group_interval,
             ),
             deferred: VecDeque::new(),
             deferred_acks: 0,
@@ -361,10 +367,16 @@ impl Pipeline {
             }
             let max_deferred = self.config.limits.max_deferred_acks;
             let s = self.shard(shard);
-            let alerts = s.lifecycle.observe(batch.window, findings);
+            let notifications = s.lifecycle.observe(batch.window, findings);
+            let alerts = s
+                .grouper
+                .push(batch.window.start, batch.window.end, notifications);
             s.deferred_acks += batch.acks.len();
             s.deferred.push_back((batch.window.start, batch.acks));
-            let hold = s.lifecycle.earliest_since();
+            let hold = match (s.lifecycle.earliest_since(), s.grouper.earliest_queued()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let mut released = Vec::new();
             let mut unreplayable = 0;
             while let Some((start, _)) = s.deferred.front() {

@@ -67,12 +67,23 @@ fn firing_then_resolved_alerts_reach_a_real_alertmanager() {
     assert_eq!(a["labels"]["alertname"], "RequestLatencyP95High");
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["status"]["state"], "active");
-    assert!(a["annotations"]["summary"].as_str().unwrap().contains(&service));
+    assert!(a["annotations"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains(&service));
 
     // The next minute is fast: the resolution reaches Alertmanager too.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap();
     for i in 0..10 {
-        let s = flat_span(&service, 100 + i, t0 + 60_000_000_000 + i as i64 * 1_000_000_000, 20);
+        let s = flat_span(
+            &service,
+            100 + i,
+            t0 + 60_000_000_000 + i as i64 * 1_000_000_000,
+            20,
+        );
         writeln!(f).unwrap();
         write!(f, "{s}").unwrap();
     }
@@ -88,5 +99,8 @@ fn firing_then_resolved_alerts_reach_a_real_alertmanager() {
     );
     let resolved = read_lines(&tmp.path().join("out2/alerts.jsonl"));
     assert_eq!(resolved.last().unwrap()["status"], "resolved");
-    assert!(wait_for(&service, 0).is_empty(), "resolved alerts are no longer active");
+    assert!(
+        wait_for(&service, 0).is_empty(),
+        "resolved alerts are no longer active"
+    );
 }

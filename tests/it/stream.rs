@@ -545,3 +545,138 @@ async fn hot_reload_keeps_the_old_rules_when_a_file_is_broken() {
     }
     assert!(fl.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_fires_then_resolves_grouped_and_inhibited() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("latency.sql"),
+        "-- alert = \"LatencyHigh\"\n-- severity = \"warning\"\n\
+         SELECT service, host, percentile_cont(duration_ms, 0.95) AS value FROM spans\n\
+         WHERE is_root GROUP BY service, host HAVING percentile_cont(duration_ms, 0.95) > 500\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("oom.sql"),
+        "-- alert = \"GpuOutOfMemory\"\n-- severity = \"critical\"\n\
+         SELECT host, count(*) AS value FROM logs\n\
+         WHERE body LIKE '%CUDA out of memory%' GROUP BY host\n",
+    )
+    .unwrap();
+    let settings = format!(
+        "{}[traces]\ngap = \"1s\"\n\
+         [alerting]\ngroup_by = [\"host\"]\ngroup_wait = \"1m\"\ngroup_interval = \"1m\"\n\
+         [[alerting.inhibit]]\nsource = {{ alertname = \"GpuOutOfMemory\" }}\n\
+         target = {{ severity = \"warning\" }}\nequal = [\"host\"]\n",
+        window("1m")
+    );
+    let pipeline = pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
+    let p = producer();
+    let f = minute_from_now(120);
+    let m = 60 * S;
+    let mut n = 0;
+    let mut span = |service: &str, host: &str, at: i64, ms: i64| {
+        n += 1;
+        let mut s = flat_span(service, n, at, ms);
+        s["host"] = host.into();
+        s
+    };
+    // Minutes 0-2: both hosts slow, and h1's GPU runs out of memory. Minutes 3-4: healthy.
+    // An hour later one request closes every window.
+    let mut spans = Vec::new();
+    let mut logs = Vec::new();
+    for minute in 0..5 {
+        let ms = if minute < 3 { 900 } else { 40 };
+        for i in 0..6 {
+            let at = f + minute * m + i * 10 * S;
+            spans.push(span("svc-a", "h1", at, ms));
+            spans.push(span("svc-b", "h2", at, ms));
+            if minute < 3 {
+                logs.push(serde_json::json!({"signal": "log", "time_unix_nano": at + S,
+                    "severity": "ERROR", "host": "h1", "service": "svc-a",
+                    "body": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}));
+            }
+        }
+    }
+    spans.push(span("svc-a", "h1", f + 65 * m, 10));
+    logs.push(serde_json::json!({"signal": "log", "time_unix_nano": f + 65 * m, "body": "tick"}));
+    for s in &spans {
+        send(&p, &topics.spans, s).await;
+    }
+    for l in &logs {
+        send(&p, &topics.logs, l).await;
+    }
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let alerts = read_topic(&topics.alerts, 4, Duration::from_secs(60));
+    assert!(fl.stop().success());
+    let at = |s: &serde_json::Value| {
+        (s.as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
+            - f)
+            / m
+    };
+    let got: Vec<(i64, &str, &str, &str, i64, String)> = alerts
+        .iter()
+        .map(|(_, a)| {
+            (
+                at(&a["evidence"]["window_end"]),
+                a["status"].as_str().unwrap(),
+                a["labels"]["alertname"].as_str().unwrap(),
+                a["labels"]["host"].as_str().unwrap(),
+                at(&a["startsAt"]),
+                a["group_key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The OOM on h1 inhibits h1's latency warning (never notified, so never resolved);
+    // h2's latency fires. Each host is a group. (The first element is the end of the window
+    // whose finding the notification carries: the last window the condition held.)
+    assert_eq!(
+        got,
+        vec![
+            (
+                1,
+                "firing",
+                "GpuOutOfMemory",
+                "h1",
+                0,
+                "{host=\"h1\"}".to_string()
+            ),
+            (
+                1,
+                "firing",
+                "LatencyHigh",
+                "h2",
+                0,
+                "{host=\"h2\"}".to_string()
+            ),
+            (
+                3,
+                "resolved",
+                "GpuOutOfMemory",
+                "h1",
+                0,
+                "{host=\"h1\"}".to_string()
+            ),
+            (
+                3,
+                "resolved",
+                "LatencyHigh",
+                "h2",
+                0,
+                "{host=\"h2\"}".to_string()
+            ),
+        ],
+        "log:\n{}",
+        fl.log_text()
+    );
+    assert!(read_topic(&topics.alerts, 5, Duration::from_secs(2)).len() == 4);
+}
