@@ -2,6 +2,7 @@
 //! there is only one). Modules:
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
+//! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
@@ -13,4 +14,5 @@ mod cli;
 mod common;
 mod files;
 mod kafka;
+mod rules;
 mod stream;

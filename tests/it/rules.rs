@@ -1,0 +1,108 @@
+//! Rule tests as data files: every case under `pipelines/*/tests/` runs through the whole
+//! pipeline, and its notifications must equal `expected.jsonl` (`FAULTLINE_BLESS=1` rewrites
+//! them).
+
+use std::path::Path;
+
+use crate::common::*;
+
+/// The parts of an alert a rule test pins down.
+fn projection(alert: &serde_json::Value) -> serde_json::Value {
+    let value = alert["evidence"]["value"].as_f64().unwrap();
+    serde_json::json!({
+        "rule_id": alert["rule_id"],
+        "status": alert["status"],
+        "labels": alert["labels"],
+        "startsAt": alert["startsAt"],
+        "endsAt": alert["endsAt"],
+        "value": (value * 1000.0).round() / 1000.0,
+    })
+}
+
+fn run_case(pipeline: &Path, case: &Path) -> Result<(), String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let result = faultline()
+        .args(["run", "--pipeline"])
+        .arg(pipeline)
+        .arg("--input")
+        .arg(case.join("input.jsonl"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    if !result.status.success() {
+        return Err(String::from_utf8_lossy(&result.stderr).into_owned());
+    }
+    for f in ["deadletter.jsonl", "late.jsonl"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        if !text.is_empty() {
+            return Err(format!("{f} is not empty:\n{text}"));
+        }
+    }
+    let actual: String = read_lines(&out.join("alerts.jsonl"))
+        .iter()
+        .map(|a| format!("{}\n", projection(a)))
+        .collect();
+    let expected_path = case.join("expected.jsonl");
+    if std::env::var_os("FAULTLINE_BLESS").is_some() {
+        std::fs::write(&expected_path, &actual).unwrap();
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+    if actual != expected {
+        return Err(format!(
+            "{} differs (FAULTLINE_BLESS=1 rewrites it)\n--- expected\n{expected}--- actual\n{actual}",
+            expected_path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn shipped_rules_pass_their_data_tests() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for pipeline in std::fs::read_dir(repo().join("pipelines")).unwrap() {
+        let pipeline = pipeline.unwrap().path();
+        let Ok(entries) = std::fs::read_dir(pipeline.join("tests")) else {
+            continue;
+        };
+        let mut dirs: Vec<_> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for case in dirs {
+            cases += 1;
+            if let Err(e) = run_case(&pipeline, &case) {
+                failures.push(format!("{}: {e}", case.display()));
+            }
+        }
+    }
+    assert!(cases >= 7, "found only {cases} rule test cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_shipped_rule_has_a_case_that_fires_and_resolves_it() {
+    let dir = repo().join("pipelines/inference");
+    let rules = faultline::rules::load_rules(&dir, &[std::path::PathBuf::from("rules")]).unwrap();
+    for rule in rules {
+        let case = dir.join("tests").join(&rule.id).join("expected.jsonl");
+        let expected = read_lines(&case);
+        for status in ["firing", "resolved"] {
+            assert!(
+                expected
+                    .iter()
+                    .any(|a| a["rule_id"] == rule.id.as_str() && a["status"] == status),
+                "{} has no {status} {} alert",
+                case.display(),
+                rule.id
+            );
+        }
+    }
+    let healthy =
+        std::fs::read_to_string(dir.join("tests/healthy_traffic/expected.jsonl")).unwrap();
+    assert_eq!(healthy, "", "healthy traffic fires nothing");
+}
