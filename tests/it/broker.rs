@@ -140,6 +140,11 @@ pub fn producer() -> FutureProducer {
         .unwrap()
 }
 
+/// Produces a JSON value and returns its offset.
+pub async fn send(p: &FutureProducer, topic: &str, v: &serde_json::Value) -> i64 {
+    produce(p, topic, v.to_string().as_bytes()).await
+}
+
 /// Produces one message and returns its offset.
 pub async fn produce(p: &FutureProducer, topic: &str, payload: &[u8]) -> i64 {
     produce_to(p, topic, None, payload).await

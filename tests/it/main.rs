@@ -1,5 +1,6 @@
 //! The one integration-test binary (every test binary links DataFusion and librdkafka, so
 //! there is only one). Modules:
+//! - `alerting`: an incident on the broker, grouped and inhibited; hot reload of rules.
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
 //! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
@@ -8,6 +9,7 @@
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
 
+mod alerting;
 mod alertmanager;
 mod broker;
 mod cli;
