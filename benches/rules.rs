@@ -61,10 +61,10 @@ fn evaluation(c: &mut Criterion) {
     let mut g = c.benchmark_group("rules");
     g.sample_size(20);
     g.bench_function("baseline: 1 trivial rule per batch", |b| {
-        b.iter(|| rt.block_on(baseline.evaluate(&batch)))
+        b.iter(|| rt.block_on(baseline.evaluate(&batch, &[])))
     });
     g.bench_function(format!("{n} shipped inference rules per batch"), |b| {
-        b.iter(|| rt.block_on(engine.evaluate(&batch)))
+        b.iter(|| rt.block_on(engine.evaluate(&batch, &[])))
     });
     g.finish();
     println!(

@@ -65,6 +65,8 @@ struct Shard {
     watermarks: WatermarkTracker,
     lifecycle: Lifecycle,
     grouper: Grouper,
+    /// Earlier batches, newest last, for rules whose `window` spans several pipeline windows.
+    history: VecDeque<AlignedBatch>,
     /// Input messages of evaluated windows, held while a pending or firing alert depends on
     /// those windows: they stay uncommitted, so a restarted or new owner replays them and
     /// rebuilds the alert states (and sends the resolution the old owner could not).
@@ -80,6 +82,8 @@ pub struct Pipeline {
     /// Counters of shards that were dropped (revoked).
     retired: AlignStats,
     engine: RuleEngine,
+    /// Batches each shard keeps for longer rule windows.
+    history: usize,
     max_message_bytes: usize,
     dead_letter_payload_bytes: usize,
     /// Per input message: 1 while being ingested, plus 1 per record held by the aligner.
@@ -91,6 +95,8 @@ impl Pipeline {
     /// Loads the rules of the pipeline in `dir`.
     pub async fn load(dir: &Path, config: &PipelineConfig) -> Result<Self> {
         let rules = load_rules(dir, &config.rules)?;
+        check_rule_windows(&rules, config)?;
+        let history = history_len(&rules, config);
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             dir: dir.to_path_buf(),
@@ -98,6 +104,7 @@ impl Pipeline {
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
             engine: RuleEngine::new(rules, config.evaluation.limits()).await?,
+            history,
             max_message_bytes: config.decode.max_message_bytes,
             dead_letter_payload_bytes: config.decode.dead_letter_payload_bytes,
             holds: HashMap::new(),
@@ -132,6 +139,7 @@ impl Pipeline {
                 config.alerting.group_wait,
                 config.alerting.group_interval,
             ),
+            history: VecDeque::new(),
             deferred: VecDeque::new(),
             deferred_acks: 0,
         })
@@ -147,8 +155,11 @@ impl Pipeline {
     /// error (with `file:line`) is returned.
     pub async fn reload_rules(&mut self) -> Result<usize> {
         let rules = load_rules(&self.dir, &self.config.rules)?;
+        check_rule_windows(&rules, &self.config)?;
+        let history = history_len(&rules, &self.config);
         let engine = RuleEngine::new(rules, self.config.evaluation.limits()).await?;
         self.engine = engine;
+        self.history = history;
         Ok(self.engine.len())
     }
 
@@ -356,7 +367,8 @@ impl Pipeline {
                 warn!(window_start = %batch.window.start, buffered_bytes = self.buffered_bytes(),
                     "Memory cap reached; evaluating the oldest window early.");
             }
-            let (findings, failures) = self.engine.evaluate(&batch).await;
+            let history = self.shard(shard).history.make_contiguous().to_vec();
+            let (findings, failures) = self.engine.evaluate(&batch, &history).await;
             debug!(window_start = %batch.window.start, spans = batch.spans.num_rows(),
                 logs = batch.logs.num_rows(), traces = batch.traces.num_rows(),
                 findings = findings.len(), "Window evaluated.");
@@ -366,7 +378,17 @@ impl Pipeline {
                     "Rule failed on a window; other rules still ran.");
             }
             let max_deferred = self.config.limits.max_deferred_acks;
+            let keep = self.history;
             let s = self.shard(shard);
+            if keep > 0 {
+                s.history.push_back(AlignedBatch {
+                    acks: Vec::new(),
+                    ..batch.clone()
+                });
+                while s.history.len() > keep {
+                    s.history.pop_front();
+                }
+            }
             let notifications = s.lifecycle.observe(batch.window, findings);
             let alerts = s
                 .grouper
@@ -401,4 +423,34 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// A rule's `window` must be a whole multiple of the pipeline's tumbling window.
+fn check_rule_windows(rules: &[crate::rules::Rule], config: &PipelineConfig) -> Result<()> {
+    let size = config.window.size;
+    for r in rules {
+        let Some(w) = r.window else { continue };
+        if config.window.slide() != size || w.as_nanos() % size.as_nanos() != 0 {
+            return Err(crate::error::Error::Rule {
+                location: format!("{}:1", r.path.display()),
+                message: format!(
+                    "window {} must be a whole multiple of the pipeline's tumbling window.size ({})",
+                    humantime::format_duration(w),
+                    humantime::format_duration(size)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How many earlier batches a shard keeps: enough for the longest rule window.
+fn history_len(rules: &[crate::rules::Rule], config: &PipelineConfig) -> usize {
+    let size = config.window.size.as_nanos().max(1);
+    rules
+        .iter()
+        .filter_map(|r| r.window)
+        .map(|w| (w.as_nanos() / size) as usize)
+        .max()
+        .map_or(0, |k| k.saturating_sub(1))
 }

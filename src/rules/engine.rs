@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -93,6 +93,8 @@ struct Compiled {
     rule: Arc<Rule>,
     ctx: SessionContext,
     plan: LogicalPlan,
+    /// Tables of its own for a rule with a longer `window` (they hold several batches).
+    own_tables: Option<Vec<(&'static str, Arc<SwapTable>)>>,
     /// Set while an evaluation runs, including one abandoned after its timeout: DataFusion
     /// cannot interrupt a CPU-bound operator, so the abandoned task finishes in the
     /// background and the rule is skipped until it has.
@@ -219,12 +221,14 @@ impl RuleEngine {
         let tables = new_tables();
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            let ctx = context(&tables, limits)?;
+            let own_tables = rule.window.map(|_| new_tables());
+            let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
             let plan = plan_in(&ctx, &rule).await?;
             compiled.push(Compiled {
                 rule: Arc::new(rule),
                 ctx,
                 plan,
+                own_tables,
                 busy: Arc::new(AtomicBool::new(false)),
             });
         }
@@ -247,11 +251,16 @@ impl RuleEngine {
         self.compiled.is_empty()
     }
 
-    /// Evaluates every rule on one window, in rule order. A rule that fails at run time (an
-    /// error, its memory limit, its timeout) is reported and skipped; the others still run.
-    /// Each evaluation runs as its own task, so a runaway query cannot hold up the others
-    /// (on a multi-threaded runtime).
-    pub async fn evaluate(&self, batch: &AlignedBatch) -> (Vec<Finding>, Vec<RuleFailure>) {
+    /// Evaluates every rule on one window, in rule order. `history` holds the shard's
+    /// earlier batches (oldest first) for rules with a longer `window`. A rule that fails at
+    /// run time (an error, its memory limit, its timeout) is reported and skipped; the others
+    /// still run. Each evaluation runs as its own task, so a runaway query cannot hold up the
+    /// others (on a multi-threaded runtime).
+    pub async fn evaluate(
+        &self,
+        batch: &AlignedBatch,
+        history: &[AlignedBatch],
+    ) -> (Vec<Finding>, Vec<RuleFailure>) {
         for (name, table) in &self.tables {
             *table.batch.write().expect("table lock") = batch.table(name).expect("known table");
         }
@@ -262,6 +271,12 @@ impl RuleEngine {
                 rule_id: c.rule.id.clone(),
                 message,
             };
+            if let (Some(tables), Some(window)) = (&c.own_tables, c.rule.window) {
+                if let Err(e) = fill_window(tables, batch, history, window) {
+                    failures.push(fail(e));
+                    continue;
+                }
+            }
             if c.busy.swap(true, Ordering::AcqRel) {
                 failures.push(fail(
                     "skipped: an earlier evaluation that exceeded the timeout is still running"
@@ -289,6 +304,38 @@ impl RuleEngine {
         }
         (findings, failures)
     }
+}
+
+/// Fills a longer-window rule's tables with the batches of the last `window` of event time
+/// (those starting at or after `batch.window.end - window`) and this one.
+fn fill_window(
+    tables: &[(&'static str, Arc<SwapTable>)],
+    batch: &AlignedBatch,
+    history: &[AlignedBatch],
+    window: Duration,
+) -> Result<(), String> {
+    let from = batch.window.end.saturating_sub(window);
+    let batches: Vec<&AlignedBatch> = history
+        .iter()
+        .filter(|b| b.window.start >= from && b.window.end <= batch.window.start)
+        .chain(std::iter::once(batch))
+        .collect();
+    let start = batches
+        .first()
+        .map_or(batch.window.start, |b| b.window.start);
+    for (name, table) in tables {
+        let data = if *name == "window_bounds" {
+            tables::window_bounds_batch(start, batch.window.end, batch.early)
+        } else {
+            let parts: Vec<RecordBatch> = batches
+                .iter()
+                .map(|b| b.table(name).expect("known table"))
+                .collect();
+            concat_batches(&table.schema, &parts).map_err(|e| e.to_string())?
+        };
+        *table.batch.write().expect("table lock") = data;
+    }
+    Ok(())
 }
 
 async fn run(

@@ -53,6 +53,21 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
 }
 
 fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<Rule> {
+    let dir_group = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("default")
+        .to_string();
+    parse_rule_in(path, text, defaults, dir_group)
+}
+
+fn parse_rule_in(
+    path: &Path,
+    text: &str,
+    defaults: &RuleDefaults,
+    dir_group: String,
+) -> Result<Rule> {
     // Header lines keep their line numbers, so TOML errors point at the file's line.
     let mut header = String::new();
     let mut header_lines = 0;
@@ -124,13 +139,7 @@ fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<R
     labels.extend(h.labels);
     let mut annotations = defaults.annotations.clone();
     annotations.extend(h.annotations);
-    let group = h.group.unwrap_or_else(|| {
-        path.parent()
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("default")
-            .to_string()
-    });
+    let group = h.group.unwrap_or(dir_group);
     Ok(Rule {
         alert: h.alert.unwrap_or_else(|| id.clone()),
         id,
@@ -143,6 +152,7 @@ fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<R
             .unwrap_or(Duration::ZERO),
         fire,
         clear,
+        window: h.window.filter(|w| !w.is_zero()),
         labels,
         annotations,
         params,
@@ -152,12 +162,12 @@ fn parse_rule_with(path: &Path, text: &str, defaults: &RuleDefaults) -> Result<R
     })
 }
 
-/// Every `.sql` file under `dir`, with the defaults that apply to it.
-fn collect(
-    dir: &Path,
-    inherited: &RuleDefaults,
-    out: &mut Vec<(PathBuf, RuleDefaults)>,
-) -> Result<()> {
+/// A rule file with the defaults that apply to it and its group.
+type Found = (PathBuf, RuleDefaults, String);
+
+/// Every `.sql` file under `dir`, with the defaults that apply to it; rules directly in `dir`
+/// get the group `group`, rules in a subdirectory its name.
+fn collect(dir: &Path, inherited: &RuleDefaults, group: &str, out: &mut Vec<Found>) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -174,9 +184,14 @@ fn collect(
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect(&p, &defaults, out)?;
+            let sub = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(group)
+                .to_string();
+            collect(&p, &defaults, &sub, out)?;
         } else if p.extension().is_some_and(|e| e == "sql") {
-            out.push((p, defaults.clone()));
+            out.push((p, defaults.clone(), group.to_string()));
         }
     }
     Ok(())
@@ -185,34 +200,17 @@ fn collect(
 /// Reads every rule under `paths` (relative to `base`), in path order, without planning.
 /// Rule ids must be unique.
 fn read_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
-    let mut files = Vec::new();
-    for p in paths {
-        let p = base.join(p);
-        if p.is_file() {
-            let defaults = p
-                .parent()
-                .map(read_defaults)
-                .transpose()?
-                .flatten()
-                .unwrap_or_default();
-            files.push((p, defaults));
-        } else if p.is_dir() {
-            collect(&p, &RuleDefaults::default(), &mut files)?;
-        } else {
-            return Err(Error::Config {
-                location: base.join("pipeline.toml").display().to_string(),
-                message: format!("rules path {} does not exist", p.display()),
-            });
-        }
+    let (files, errors) = find_rules(base, paths);
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rules: Vec<Rule> = Vec::new();
-    for (file, defaults) in files {
+    for (file, defaults, group) in files {
         let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
             path: file.clone(),
             source,
         })?;
-        let rule = parse_rule_with(&file, &text, &defaults)?;
+        let rule = parse_rule_in(&file, &text, &defaults, group)?;
         if let Some(other) = rules.iter().find(|r| r.id == rule.id) {
             return Err(rule_error(
                 &file,
@@ -229,6 +227,38 @@ fn read_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
     Ok(rules)
 }
 
+/// The rule files under `paths`, sorted, and the errors met finding them. Rules directly in
+/// a rules directory belong to the pipeline's group (its directory name).
+fn find_rules(base: &Path, paths: &[PathBuf]) -> (Vec<Found>, Vec<Error>) {
+    let pipeline_group = base
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .unwrap_or_else(|| "default".into());
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        let p = base.join(p);
+        if p.is_file() {
+            match p.parent().map(read_defaults).transpose() {
+                Ok(d) => files.push((p, d.flatten().unwrap_or_default(), pipeline_group.clone())),
+                Err(e) => errors.push(e),
+            }
+        } else if p.is_dir() {
+            if let Err(e) = collect(&p, &RuleDefaults::default(), &pipeline_group, &mut files) {
+                errors.push(e);
+            }
+        } else {
+            errors.push(Error::Config {
+                location: base.join("pipeline.toml").display().to_string(),
+                message: format!("rules path {} does not exist", p.display()),
+            });
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    (files, errors)
+}
+
 /// Loads every `.sql` file under `paths` (relative to `base`), sorted by path. Planning
 /// happens in [`super::RuleEngine::new`].
 pub fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
@@ -238,27 +268,15 @@ pub fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
 /// Reads, checks and plans every rule, collecting every error instead of stopping at the
 /// first: what `faultline check` reports.
 pub async fn check_rules(base: &Path, paths: &[PathBuf]) -> Vec<Error> {
-    let mut errors = Vec::new();
-    let mut files = Vec::new();
-    for p in paths {
-        let p = base.join(p);
-        if p.is_dir() {
-            if let Err(e) = collect(&p, &RuleDefaults::default(), &mut files) {
-                errors.push(e);
-            }
-        } else {
-            files.push((p, RuleDefaults::default()));
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let (files, mut errors) = find_rules(base, paths);
     let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (file, defaults) in files {
+    for (file, defaults, group) in files {
         let rule = std::fs::read_to_string(&file)
             .map_err(|source| Error::Io {
                 path: file.clone(),
                 source,
             })
-            .and_then(|text| parse_rule_with(&file, &text, &defaults));
+            .and_then(|text| parse_rule_in(&file, &text, &defaults, group));
         match rule {
             Err(e) => errors.push(e),
             Ok(rule) => {

@@ -124,6 +124,11 @@ pub struct RuleHeader {
     /// Clear condition for hysteresis, e.g. `"value < 85"`: between `fire` and `clear` an
     /// alert keeps its state. Needs `fire`.
     pub clear: Option<String>,
+    /// The span of event time the query sees, a whole multiple of the pipeline's
+    /// `window.size` (e.g. `"5m"` over 1-minute windows: the last five windows, evaluated at
+    /// the end of each). Default: the pipeline window.
+    #[serde(with = "humantime_serde::option", default)]
+    pub window: Option<Duration>,
     /// Labels added to every alert of the rule (row columns win on conflict).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -147,6 +152,8 @@ pub struct Rule {
     pub keep_firing_for: Duration,
     pub fire: Option<Condition>,
     pub clear: Option<Condition>,
+    /// Event time the query sees; `None`: the pipeline window.
+    pub window: Option<Duration>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub params: BTreeMap<String, Param>,

@@ -140,7 +140,7 @@ async fn rows_become_findings_with_labels_evidence_and_traces() {
         span("a", 2, 30, "/y"),
         span("a", 3, 20, "/y"),
     ]);
-    let (findings, failures) = e.evaluate(&b).await;
+    let (findings, failures) = e.evaluate(&b, &[]).await;
     assert!(failures.is_empty(), "{failures:?}");
     let got: Vec<_> = findings
         .iter()
@@ -201,7 +201,9 @@ async fn a_failing_rule_does_not_stop_the_others() {
     let e = RuleEngine::new(vec![bad, good], EvalLimits::default())
         .await
         .unwrap();
-    let (findings, failures) = e.evaluate(&batch(&[span("not-a-number", 1, 5, "/")])).await;
+    let (findings, failures) = e
+        .evaluate(&batch(&[span("not-a-number", 1, 5, "/")]), &[])
+        .await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].rule_id, "bad");
     assert_eq!(findings.len(), 1);
@@ -226,7 +228,7 @@ async fn rules_see_the_window_bounds() {
     )
     .await
     .unwrap();
-    let (findings, failures) = e.evaluate(&batch(&[span("a", 1, 5, "/")])).await;
+    let (findings, failures) = e.evaluate(&batch(&[span("a", 1, 5, "/")]), &[]).await;
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].labels["started"], "1970-01-01T00:00:00Z");
@@ -247,11 +249,14 @@ async fn parameters_bind_to_placeholders_and_conditions() {
         .await
         .unwrap();
     let (findings, failures) = e
-        .evaluate(&batch(&[
-            span("a", 1, 90, "/"),
-            span("b", 2, 99, "/"),
-            span("a", 3, 80, "/"),
-        ]))
+        .evaluate(
+            &batch(&[
+                span("a", 1, 90, "/"),
+                span("b", 2, 99, "/"),
+                span("a", 3, 80, "/"),
+            ]),
+            &[],
+        )
         .await;
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(findings.len(), 1);
@@ -286,6 +291,14 @@ fn directory_defaults_are_inherited_and_overridden() {
     .unwrap();
     std::fs::write(gpu.join("c.sql"), q).unwrap();
     let rules = load_rules(tmp.path(), &[std::path::PathBuf::from("rules")]).unwrap();
+    // Rules directly in the rules directory belong to the pipeline (its directory name).
+    let base_group = tmp
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let got: Vec<_> = rules
         .iter()
         .map(|r| {
@@ -302,7 +315,14 @@ fn directory_defaults_are_inherited_and_overridden() {
     assert_eq!(
         got,
         vec![
-            ("a", "rules", Severity::Warning, "ml", "90".to_string(), 120),
+            (
+                "a",
+                base_group.as_str(),
+                Severity::Warning,
+                "ml",
+                "90".to_string(),
+                120
+            ),
             ("b", "gpu", Severity::Critical, "gpu", "99".to_string(), 120),
             ("c", "gpu", Severity::Warning, "gpu", "95".to_string(), 120),
         ]
@@ -323,7 +343,7 @@ async fn a_rule_over_its_memory_limit_fails_alone() {
     };
     let e = RuleEngine::new(vec![r], limits).await.unwrap();
     let spans: Vec<_> = (1..61).map(|i| span("s", i, 5, "/")).collect();
-    let (findings, failures) = e.evaluate(&batch(&spans)).await;
+    let (findings, failures) = e.evaluate(&batch(&spans), &[]).await;
     assert!(findings.is_empty());
     assert_eq!(failures.len(), 1);
     assert!(
@@ -348,17 +368,56 @@ async fn a_rule_over_its_time_limit_is_abandoned_and_skipped_until_done() {
     let e = RuleEngine::new(vec![r], limits).await.unwrap();
     let spans: Vec<_> = (1..51).map(|i| span("s", i, 5, "/")).collect();
     let b = batch(&spans);
-    let (_, failures) = e.evaluate(&b).await;
+    let (_, failures) = e.evaluate(&b, &[]).await;
     assert_eq!(failures.len(), 1);
     assert!(
         failures[0].message.contains("exceeded 50ms"),
         "{}",
         failures[0].message
     );
-    let (_, failures) = e.evaluate(&b).await;
+    let (_, failures) = e.evaluate(&b, &[]).await;
     assert!(
         failures[0].message.contains("still running"),
         "{}",
         failures[0].message
     );
+}
+
+#[tokio::test]
+async fn a_longer_rule_window_sees_the_earlier_batches_of_its_span() {
+    let r = rule(
+        "-- severity = \"info\"\n-- window = \"3m\"\n\
+         SELECT count(*) AS value, CAST(min(w.window_start) AS VARCHAR) AS since\n\
+         FROM spans, window_bounds w",
+    )
+    .unwrap();
+    assert_eq!(r.window, Some(Duration::from_secs(180)));
+    let e = RuleEngine::new(vec![r], EvalLimits::default())
+        .await
+        .unwrap();
+    // Four one-minute batches with 1, 2, 3 and 4 spans.
+    let mut a = TraceAligner::new(AlignConfig::tumbling(Duration::from_secs(60)));
+    let mut n = 0;
+    for minute in 0..4u32 {
+        for _ in 0..=minute {
+            n += 1;
+            let mut s = span("s", n, 5, "/");
+            s["start_time_unix_nano"] =
+                serde_json::json!(u64::from(minute) * 60_000_000_000 + 1_000);
+            for r in Decoder::new(1 << 20)
+                .decode(s.to_string().as_bytes(), MessageContext::default())
+                .unwrap()
+            {
+                a.insert(r, 0).unwrap();
+            }
+        }
+    }
+    let batches = a.flush();
+    assert_eq!(batches.len(), 4);
+    let (f, _) = e.evaluate(&batches[3], &batches[..3]).await;
+    // Minutes 1-3: 2 + 3 + 4 spans; minute 0 is outside the 3-minute window.
+    assert_eq!(f[0].value, 9.0);
+    assert_eq!(f[0].labels["since"], "1970-01-01T00:01:00Z");
+    let (f, _) = e.evaluate(&batches[0], &[]).await;
+    assert_eq!(f[0].value, 1.0);
 }

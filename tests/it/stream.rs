@@ -48,7 +48,6 @@ fn trace_log(trace: u32, at: i64) -> serde_json::Value {
         "severity": "ERROR", "body": "CUDA out of memory", "service": "svc"})
 }
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_order_records_of_a_trace_align_and_one_beyond_lateness_is_late() {
     let topics = Topics::new();
