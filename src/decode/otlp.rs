@@ -6,9 +6,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Exemplar, Metric, ResourceMetrics,
+    metric::Data, number_data_point, Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
@@ -235,23 +237,57 @@ struct PointBase<'a> {
     scope: &'a Option<String>,
 }
 
+/// What every OTLP data point type has in common.
+trait DataPoint {
+    fn times(&self) -> (u64, u64);
+    fn attributes(&self) -> &[KeyValue];
+    fn exemplars(&self) -> &[Exemplar] {
+        &[]
+    }
+}
+
+macro_rules! data_point {
+    ($t:ty, exemplars) => {
+        impl DataPoint for $t {
+            fn times(&self) -> (u64, u64) {
+                (self.time_unix_nano, self.start_time_unix_nano)
+            }
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+            fn exemplars(&self) -> &[Exemplar] {
+                &self.exemplars
+            }
+        }
+    };
+    ($t:ty) => {
+        impl DataPoint for $t {
+            fn times(&self) -> (u64, u64) {
+                (self.time_unix_nano, self.start_time_unix_nano)
+            }
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+        }
+    };
+}
+
+data_point!(NumberDataPoint, exemplars);
+data_point!(HistogramDataPoint, exemplars);
+data_point!(ExponentialHistogramDataPoint, exemplars);
+data_point!(SummaryDataPoint);
+
 impl PointBase<'_> {
-    fn point(
-        &self,
-        kind: MetricKind,
-        time_unix_nano: u64,
-        start_time_unix_nano: u64,
-        attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
-        exemplars: &[Exemplar],
-    ) -> Result<MetricPoint, DecodeError> {
+    fn point(&self, kind: MetricKind, p: &impl DataPoint) -> Result<MetricPoint, DecodeError> {
+        let (time_unix_nano, start_time_unix_nano) = p.times();
         let t = time(time_unix_nano).ok_or_else(|| {
             DecodeError::record(format!(
                 "data point of metric {:?} has no timeUnixNano",
                 self.metric.name
             ))
         })?;
-        let attributes = attributes(attrs);
-        let (mut trace_id, span_id) = exemplar_ids(exemplars)?;
+        let attributes = attributes(p.attributes());
+        let (mut trace_id, span_id) = exemplar_ids(p.exemplars())?;
         if trace_id.is_none() {
             if let Some(raw) = attributes.get("trace_id") {
                 trace_id = super::normalise_hex_id(raw, 16, "trace_id attribute")?;
@@ -319,26 +355,14 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
     match data {
         Data::Gauge(g) => {
             for p in &g.data_points {
-                let mut m = base.point(
-                    MetricKind::Gauge,
-                    p.time_unix_nano,
-                    p.start_time_unix_nano,
-                    &p.attributes,
-                    &p.exemplars,
-                )?;
+                let mut m = base.point(MetricKind::Gauge, p)?;
                 m.value = number(p.value);
                 out.push(Record::Metric(m));
             }
         }
         Data::Sum(s) => {
             for p in &s.data_points {
-                let mut m = base.point(
-                    MetricKind::Sum,
-                    p.time_unix_nano,
-                    p.start_time_unix_nano,
-                    &p.attributes,
-                    &p.exemplars,
-                )?;
+                let mut m = base.point(MetricKind::Sum, p)?;
                 m.value = number(p.value);
                 m.temporality = temporality(s.aggregation_temporality);
                 m.is_monotonic = Some(s.is_monotonic);
@@ -347,13 +371,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
         }
         Data::Histogram(h) => {
             for p in &h.data_points {
-                let mut m = base.point(
-                    MetricKind::Histogram,
-                    p.time_unix_nano,
-                    p.start_time_unix_nano,
-                    &p.attributes,
-                    &p.exemplars,
-                )?;
+                let mut m = base.point(MetricKind::Histogram, p)?;
                 if !p.bucket_counts.is_empty()
                     && p.bucket_counts.len() != p.explicit_bounds.len() + 1
                 {
@@ -376,13 +394,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
         }
         Data::ExponentialHistogram(h) => {
             for p in &h.data_points {
-                let mut m = base.point(
-                    MetricKind::ExponentialHistogram,
-                    p.time_unix_nano,
-                    p.start_time_unix_nano,
-                    &p.attributes,
-                    &p.exemplars,
-                )?;
+                let mut m = base.point(MetricKind::ExponentialHistogram, p)?;
                 m.temporality = temporality(h.aggregation_temporality);
                 m.count = Some(p.count);
                 m.sum = p.sum;
@@ -411,13 +423,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
         }
         Data::Summary(s) => {
             for p in &s.data_points {
-                let mut m = base.point(
-                    MetricKind::Summary,
-                    p.time_unix_nano,
-                    p.start_time_unix_nano,
-                    &p.attributes,
-                    &[],
-                )?;
+                let mut m = base.point(MetricKind::Summary, p)?;
                 m.count = Some(p.count);
                 m.sum = Some(p.sum);
                 m.quantiles = p
