@@ -10,6 +10,7 @@
 //! - [`decode`]: wire formats into [`model`] records.
 //! - [`align`]: event-time windows and watermarks; [`tables`] builds their Arrow tables.
 //! - [`rules`]: SQL rule files and their evaluation.
+//! - [`detect`]: sliding-window detectors over SQL sources.
 //! - [`alert`]: findings into alerts.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
 //! - [`pipeline`]: the stages wired together, and the file and Kafka drivers.
@@ -20,6 +21,7 @@ pub mod align;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod error;
 pub mod model;
 pub mod output;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::{MemTable, TableType};
@@ -23,6 +23,7 @@ use super::load::rule_error;
 use super::{columns, sandbox, Param, Rule};
 use crate::align::AlignedBatch;
 use crate::error::{Error, Result};
+use crate::model::EventTime;
 use crate::tables;
 
 /// One result row of a rule: an alert instance before the lifecycle.
@@ -35,6 +36,8 @@ pub struct Finding {
     /// `evidence_*` columns, prefix removed.
     pub evidence: BTreeMap<String, serde_json::Value>,
     pub trace_ids: Vec<String>,
+    /// The row's `sample_time` column: when a detector source's sample was taken.
+    pub time: Option<EventTime>,
 }
 
 /// Most trace ids one finding keeps as evidence.
@@ -400,10 +403,19 @@ fn rows_to_findings(
     let mut labels = Vec::new();
     let mut evidence = Vec::new();
     let mut samples = None;
+    let mut times = None;
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name().as_str();
         if i == value_idx {
             continue;
+        } else if name == columns::SAMPLE_TIME {
+            let ts = cast(
+                batch.column(i),
+                &DataType::Timestamp(TimeUnit::Nanosecond, None),
+            )
+            .and_then(|c| cast(&c, &DataType::Int64))
+            .map_err(|e| format!("column `sample_time` is not a time: {e}"))?;
+            times = Some(ts);
         } else if name == columns::SAMPLE_TRACE_IDS {
             samples = Some(batch.column(i).clone());
         } else if let Some(key) = name.strip_prefix(columns::EVIDENCE_PREFIX) {
@@ -451,6 +463,10 @@ fn rows_to_findings(
                 Some(c) => trace_ids(c.as_ref(), row)?,
                 None => Vec::new(),
             },
+            time: times
+                .as_ref()
+                .filter(|c| !c.is_null(row))
+                .map(|c| EventTime(c.as_primitive::<Int64Type>().value(row))),
         });
     }
     Ok(())

@@ -172,6 +172,8 @@ pub mod columns {
     pub const SAMPLE_TRACE_IDS: &str = "sample_trace_ids";
     /// Columns with this prefix go to `evidence.values` without the prefix.
     pub const EVIDENCE_PREFIX: &str = "evidence_";
+    /// When a detector source's sample was taken (a timestamp).
+    pub const SAMPLE_TIME: &str = "sample_time";
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn finding(rule: &Arc<Rule>, host: &str, value: f64) -> Finding {
         value,
         evidence: BTreeMap::new(),
         trace_ids: Vec::new(),
+        time: None,
     }
 }
 

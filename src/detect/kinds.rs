@@ -1,0 +1,359 @@
+//! The detectors. Each keeps bounded state per series (`SeriesMap`) in event time.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::json;
+
+use super::config::{Burst, Consecutive, Hysteresis, QuantileOverTime, Silence, ZScore};
+use super::{by_series, Detection, Detector, Sample, SeriesMap};
+use crate::align::Window;
+use crate::model::{duration_nanos, EventTime};
+
+fn detection(
+    key: &BTreeMap<String, String>,
+    value: f64,
+    evidence: Vec<(&str, serde_json::Value)>,
+) -> Detection {
+    Detection {
+        key: key.clone(),
+        value,
+        labels: BTreeMap::new(),
+        rule: 0,
+        evidence: evidence
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
+}
+
+/// `consecutive`.
+pub struct ConsecutiveBreaches {
+    cfg: Consecutive,
+    /// Breaches in a row and the last value.
+    series: SeriesMap<(u32, f64)>,
+}
+
+impl ConsecutiveBreaches {
+    pub fn new(cfg: Consecutive, max: usize) -> Self {
+        ConsecutiveBreaches {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for ConsecutiveBreaches {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let state = self.series.get(key, at);
+            for s in list {
+                let breach = if self.cfg.below {
+                    s.value < self.cfg.threshold
+                } else {
+                    s.value > self.cfg.threshold
+                };
+                state.0 = if breach { state.0.saturating_add(1) } else { 0 };
+                state.1 = s.value;
+            }
+        }
+        let n = self.cfg.samples;
+        self.series
+            .iter_mut()
+            .filter(|(_, (_, (run, _)))| *run >= n)
+            .map(|(k, (_, (run, last)))| detection(k, *last, vec![("consecutive", json!(*run))]))
+            .collect()
+    }
+}
+
+/// `hysteresis`: levels ordered from the lowest; a series is at the highest level it entered
+/// (`samples` in a row above `enter`) and has not cleared (a sample below `clear`).
+pub struct GradedHysteresis {
+    cfg: Hysteresis,
+    series: SeriesMap<HysteresisState>,
+}
+
+#[derive(Default)]
+struct HysteresisState {
+    /// Index into the levels, `None` below the lowest.
+    level: Option<usize>,
+    /// Samples in a row above each level's `enter`.
+    runs: Vec<u32>,
+    last: f64,
+}
+
+impl GradedHysteresis {
+    pub fn new(cfg: Hysteresis, max: usize) -> Self {
+        GradedHysteresis {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for GradedHysteresis {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
+        let levels = &self.cfg.levels;
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let st = self.series.get(key, at);
+            st.runs.resize(levels.len(), 0);
+            for s in list {
+                st.last = s.value;
+                for (i, l) in levels.iter().enumerate() {
+                    st.runs[i] = if s.value > l.enter {
+                        st.runs[i].saturating_add(1)
+                    } else {
+                        0
+                    };
+                }
+                // Clear downwards: leave every level whose clear threshold the value is under.
+                while let Some(i) = st.level {
+                    if s.value < levels[i].clear {
+                        st.level = i.checked_sub(1);
+                    } else {
+                        break;
+                    }
+                }
+                // Enter upwards: the highest level entered for `samples` in a row.
+                if let Some(i) = (0..levels.len())
+                    .rev()
+                    .find(|&i| st.runs[i] >= self.cfg.samples)
+                {
+                    if st.level.is_none_or(|cur| i > cur) {
+                        st.level = Some(i);
+                    }
+                }
+            }
+        }
+        self.series
+            .iter_mut()
+            .filter_map(|(k, (_, st))| {
+                let i = st.level?;
+                let mut d = detection(
+                    k,
+                    st.last,
+                    vec![
+                        ("level", json!(levels[i].name)),
+                        ("enter", json!(levels[i].enter)),
+                        ("clear", json!(levels[i].clear)),
+                    ],
+                );
+                d.rule = i;
+                Some(d)
+            })
+            .collect()
+    }
+}
+
+/// `silence`: per series the last sample time and an EWMA of the interval between samples.
+pub struct Heartbeat {
+    cfg: Silence,
+    series: SeriesMap<(Option<EventTime>, Option<f64>)>,
+}
+
+impl Heartbeat {
+    pub fn new(cfg: Silence, max: usize) -> Self {
+        Heartbeat {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for Heartbeat {
+    fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let (last, interval) = self.series.get(key, at);
+            for s in list {
+                if let Some(prev) = *last {
+                    let gap = (s.time.0 - prev.0) as f64;
+                    if gap > 0.0 {
+                        *interval = Some(match *interval {
+                            Some(i) => 0.8 * i + 0.2 * gap,
+                            None => gap,
+                        });
+                    }
+                }
+                *last = Some(last.map_or(s.time, |l| l.max(s.time)));
+            }
+        }
+        let now = window.end;
+        let forget = duration_nanos(self.cfg.forget_after);
+        self.series
+            .retain(|(_, (last, _))| last.is_some_and(|l| now.0 - l.0 <= forget));
+        let timeout = duration_nanos(self.cfg.timeout) as f64;
+        let factor = self.cfg.interval_factor;
+        self.series
+            .iter_mut()
+            .filter_map(|(k, (_, (last, interval)))| {
+                let last = (*last)?;
+                let silent = (now.0 - last.0) as f64;
+                let limit = timeout.max(interval.map_or(0.0, |i| i * factor));
+                (silent > limit).then(|| {
+                    detection(
+                        k,
+                        silent / 1e9,
+                        vec![
+                            ("last_seen", json!(last.to_rfc3339())),
+                            ("silent_seconds", json!(silent / 1e9)),
+                            ("limit_seconds", json!(limit / 1e9)),
+                        ],
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// `zscore`.
+pub struct ZScoreDetector {
+    cfg: ZScore,
+    /// Count, mean, variance, z of the last sample.
+    series: SeriesMap<(u32, f64, f64, f64, f64)>,
+}
+
+impl ZScoreDetector {
+    pub fn new(cfg: ZScore, max: usize) -> Self {
+        ZScoreDetector {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for ZScoreDetector {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
+        let a = self.cfg.alpha;
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let (n, mean, var, z, last) = self.series.get(key, at);
+            for s in list {
+                let x = s.value;
+                *z = if *n >= self.cfg.warmup && *var > 0.0 {
+                    (x - *mean) / var.sqrt()
+                } else {
+                    0.0
+                };
+                *last = x;
+                if *n == 0 {
+                    *mean = x;
+                } else {
+                    let d = x - *mean;
+                    *mean += a * d;
+                    *var = (1.0 - a) * (*var + a * d * d);
+                }
+                *n = n.saturating_add(1);
+            }
+        }
+        let t = self.cfg.threshold;
+        self.series
+            .iter_mut()
+            .filter(|(_, (_, (_, _, _, z, _)))| z.abs() > t)
+            .map(|(k, (_, (_, mean, var, z, last)))| {
+                detection(
+                    k,
+                    *last,
+                    vec![
+                        ("z", json!(*z)),
+                        ("mean", json!(*mean)),
+                        ("stddev", json!(var.sqrt())),
+                    ],
+                )
+            })
+            .collect()
+    }
+}
+
+/// `quantile_over_time`: exact quantile (nearest rank) of the samples in the range.
+pub struct QuantileWindow {
+    cfg: QuantileOverTime,
+    series: SeriesMap<VecDeque<(EventTime, f64)>>,
+}
+
+impl QuantileWindow {
+    pub fn new(cfg: QuantileOverTime, max: usize) -> Self {
+        QuantileWindow {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for QuantileWindow {
+    fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let buf = self.series.get(key, at);
+            for s in list {
+                buf.push_back((s.time, s.value));
+                if buf.len() > self.cfg.max_samples {
+                    buf.pop_front();
+                }
+            }
+        }
+        let from = window.end.saturating_sub(self.cfg.range);
+        let mut out = Vec::new();
+        for (k, (_, buf)) in self.series.iter_mut() {
+            buf.retain(|(t, _)| *t >= from);
+            if buf.is_empty() {
+                continue;
+            }
+            let mut values: Vec<f64> = buf.iter().map(|(_, v)| *v).collect();
+            values.sort_by(f64::total_cmp);
+            let rank =
+                ((self.cfg.quantile * values.len() as f64).ceil() as usize).clamp(1, values.len());
+            let q = values[rank - 1];
+            if q > self.cfg.threshold {
+                out.push(detection(k, q, vec![("samples", json!(values.len()))]));
+            }
+        }
+        self.series.retain(|(_, buf)| !buf.is_empty());
+        out
+    }
+}
+
+/// `burst`: the window's value against an EWMA baseline of earlier windows.
+pub struct BurstDetector {
+    cfg: Burst,
+    /// Baseline, windows seen, this window's value.
+    series: SeriesMap<(f64, u32, Option<f64>)>,
+}
+
+impl BurstDetector {
+    pub fn new(cfg: Burst, max: usize) -> Self {
+        BurstDetector {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for BurstDetector {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
+        for (_, (_, (_, _, current))) in self.series.iter_mut() {
+            *current = None;
+        }
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let value: f64 = list.iter().map(|s| s.value).sum();
+            self.series.get(key, at).2 = Some(value);
+        }
+        let mut out = Vec::new();
+        for (k, (_, (baseline, seen, current))) in self.series.iter_mut() {
+            let v = current.unwrap_or(0.0);
+            let burst = *seen > 0 && v >= self.cfg.min_count && v > self.cfg.factor * *baseline;
+            if burst {
+                out.push(detection(k, v, vec![("baseline", json!(*baseline))]));
+            }
+            *baseline = if *seen == 0 {
+                v
+            } else {
+                (1.0 - self.cfg.alpha) * *baseline + self.cfg.alpha * v
+            };
+            *seen = seen.saturating_add(1);
+        }
+        out
+    }
+}

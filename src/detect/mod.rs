@@ -1,0 +1,156 @@
+//! Sliding-window detectors: stateful patterns that are clumsy in SQL — N consecutive
+//! breaches, graded hysteresis, silence of a series, z-score against a learned baseline,
+//! quantiles over a time range, bursts. Each detector reads the rows of a SQL *source* query
+//! (key columns, `sample_time`, `value`) per window, keeps state per key in event time, and
+//! reports active findings that go through the same alert lifecycle as SQL rules.
+//!
+//! Pure and deterministic: no I/O, no wall clock; state is bounded per detector
+//! (`max_series`, least recently updated series evicted first).
+
+mod config;
+mod kinds;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use config::{DetectorConfig, DetectorKindConfig, Level};
+
+use crate::align::Window;
+use crate::model::EventTime;
+use crate::rules::{Finding, Rule};
+
+/// One sample of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub key: BTreeMap<String, String>,
+    pub time: EventTime,
+    pub value: f64,
+}
+
+/// What a detector reports for one series at the end of a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub key: BTreeMap<String, String>,
+    pub value: f64,
+    /// Extra labels (e.g. the hysteresis level) — they become part of the alert identity.
+    pub labels: BTreeMap<String, String>,
+    /// Which of the detector's alert rules (levels) this is; 0 for single-level detectors.
+    pub rule: usize,
+    pub evidence: BTreeMap<String, serde_json::Value>,
+}
+
+/// A stateful detector. Pure: no I/O, no wall clock.
+pub trait Detector: Send {
+    /// Feeds the samples of one window (any order) and returns the series that are active
+    /// at its end.
+    fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection>;
+}
+
+/// The detectors of one shard, with the alert rules their detections are reported under.
+pub struct DetectorSet {
+    detectors: Vec<(String, Box<dyn Detector>, Vec<Arc<Rule>>)>,
+}
+
+impl DetectorSet {
+    pub fn new(configs: &[DetectorConfig], pipeline_toml: &std::path::Path) -> Self {
+        DetectorSet {
+            detectors: configs
+                .iter()
+                .map(|c| (c.id.clone(), c.build(), c.alert_rules(pipeline_toml)))
+                .collect(),
+        }
+    }
+
+    /// Feeds the rows of the sources (findings whose rule id is a detector id) and returns
+    /// the detections as findings for the lifecycle.
+    pub fn observe(&mut self, rows: &[Finding], window: Window) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (id, detector, rules) in &mut self.detectors {
+            let samples: Vec<Sample> = rows
+                .iter()
+                .filter(|f| &f.rule.id == id)
+                .map(|f| Sample {
+                    key: f.labels.clone(),
+                    time: f.time.unwrap_or(window.end),
+                    value: f.value,
+                })
+                .collect();
+            for d in detector.observe(&samples, window) {
+                let rule = rules[d.rule.min(rules.len() - 1)].clone();
+                let mut labels = d.key;
+                labels.extend(d.labels);
+                out.push(Finding {
+                    rule,
+                    labels,
+                    value: d.value,
+                    evidence: d.evidence,
+                    trace_ids: Vec::new(),
+                    time: None,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Bounded per-series state: at most `max` series; inserting beyond evicts the least recently
+/// updated one.
+pub(crate) struct SeriesMap<S> {
+    max: usize,
+    series: BTreeMap<BTreeMap<String, String>, (EventTime, S)>,
+    pub evicted: u64,
+}
+
+impl<S: Default> SeriesMap<S> {
+    pub fn new(max: usize) -> Self {
+        SeriesMap {
+            max: max.max(1),
+            series: BTreeMap::new(),
+            evicted: 0,
+        }
+    }
+
+    pub fn get(&mut self, key: &BTreeMap<String, String>, at: EventTime) -> &mut S {
+        if !self.series.contains_key(key) && self.series.len() >= self.max {
+            let oldest = self
+                .series
+                .iter()
+                .min_by_key(|(k, (t, _))| (*t, (*k).clone()))
+                .map(|(k, _)| k.clone())
+                .expect("non-empty");
+            self.series.remove(&oldest);
+            self.evicted += 1;
+        }
+        let entry = self
+            .series
+            .entry(key.clone())
+            .or_insert_with(|| (at, S::default()));
+        entry.0 = entry.0.max(at);
+        &mut entry.1
+    }
+
+    pub fn iter_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&BTreeMap<String, String>, &mut (EventTime, S))> {
+        self.series.iter_mut()
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&(EventTime, S)) -> bool) {
+        self.series.retain(|_, v| keep(v));
+    }
+}
+
+/// Samples grouped by series, each in time order.
+pub(crate) fn by_series(samples: &[Sample]) -> BTreeMap<&BTreeMap<String, String>, Vec<&Sample>> {
+    let mut out: BTreeMap<&BTreeMap<String, String>, Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        out.entry(&s.key).or_default().push(s);
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.time.cmp(&b.time).then(a.value.total_cmp(&b.value)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,262 @@
+//! Detector cases as data: a series of samples, window by window, and the detections
+//! expected at the end of each window.
+
+use std::time::Duration;
+
+use super::config::*;
+use super::kinds::*;
+use super::*;
+
+const S: i64 = 1_000_000_000;
+
+fn key(host: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("host".to_string(), host.to_string())])
+}
+
+/// Windows of 10 s; `series[w]` are the samples of window `w` as `(host, second, value)`.
+/// Returns, per window, the active `(host, rule, value)`.
+fn run(d: &mut dyn Detector, series: &[&[(&str, i64, f64)]]) -> Vec<Vec<(String, usize, f64)>> {
+    series
+        .iter()
+        .enumerate()
+        .map(|(w, samples)| {
+            let window = Window {
+                start: EventTime(w as i64 * 10 * S),
+                end: EventTime((w as i64 + 1) * 10 * S),
+            };
+            let samples: Vec<Sample> = samples
+                .iter()
+                .map(|(h, t, v)| Sample {
+                    key: key(h),
+                    time: EventTime(t * S),
+                    value: *v,
+                })
+                .collect();
+            d.observe(&samples, window)
+                .into_iter()
+                .map(|d| (d.key["host"].clone(), d.rule, d.value))
+                .collect()
+        })
+        .collect()
+}
+
+fn on(host: &str, rule: usize, value: f64) -> (String, usize, f64) {
+    (host.to_string(), rule, value)
+}
+
+#[test]
+fn three_samples_in_a_row_above_90() {
+    let mut d = ConsecutiveBreaches::new(
+        Consecutive {
+            threshold: 90.0,
+            samples: 3,
+            below: false,
+        },
+        100,
+    );
+    let got = run(
+        &mut d,
+        &[
+            &[("g", 1, 91.0), ("g", 3, 95.0)],
+            &[("g", 11, 85.0), ("g", 13, 92.0)], // the run breaks
+            &[("g", 21, 93.0), ("g", 23, 94.0)], // 92, 93, 94: three in a row
+            &[("g", 31, 70.0)],
+        ],
+    );
+    assert_eq!(got, vec![vec![], vec![], vec![on("g", 0, 94.0)], vec![]]);
+}
+
+fn gpu_levels() -> Hysteresis {
+    let level = |name: &str, enter: f64, clear: f64, severity: Severity| Level {
+        name: name.into(),
+        enter,
+        clear,
+        severity,
+        action: None,
+    };
+    Hysteresis {
+        samples: 3,
+        levels: vec![
+            level("warning", 90.0, 80.0, Severity::Warning),
+            level("throttle", 95.0, 85.0, Severity::Critical),
+            level("shed", 98.0, 90.0, Severity::Critical),
+        ],
+    }
+}
+
+#[test]
+fn graded_gpu_memory_response_enters_and_clears_every_level() {
+    let mut d = GradedHysteresis::new(gpu_levels(), 100);
+    let got = run(
+        &mut d,
+        &[
+            &[("g", 1, 91.0), ("g", 2, 92.0)], // two above 90: not yet
+            &[("g", 11, 93.0)],                // third: warning
+            &[("g", 21, 96.0), ("g", 22, 97.0), ("g", 23, 96.5)], // three above 95: throttle
+            &[("g", 31, 99.0), ("g", 32, 99.0), ("g", 33, 99.5)], // shed
+            &[("g", 41, 92.0)],                // below shed's clear 90? no: stays
+            &[("g", 51, 89.0)],                // < 90 leaves shed, >= 85 keeps throttle
+            &[("g", 61, 84.0)],                // < 85 leaves throttle, >= 80 keeps warning
+            &[("g", 71, 79.0)],                // < 80 clears warning
+            &[("g", 81, 97.0), ("g", 82, 97.0)], // two above 95 (and 90): nothing yet
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            vec![],
+            vec![on("g", 0, 93.0)],
+            vec![on("g", 1, 96.5)],
+            vec![on("g", 2, 99.5)],
+            vec![on("g", 2, 92.0)],
+            vec![on("g", 1, 89.0)],
+            vec![on("g", 0, 84.0)],
+            vec![],
+            vec![],
+        ]
+    );
+}
+
+#[test]
+fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
+    let mut d = Heartbeat::new(
+        Silence {
+            timeout: Duration::from_secs(30),
+            interval_factor: 3.0,
+            forget_after: Duration::from_secs(120),
+        },
+        100,
+    );
+    let got = run(
+        &mut d,
+        &[
+            &[
+                ("rank0", 1, 1.0),
+                ("rank1", 1, 1.0),
+                ("rank0", 6, 1.0),
+                ("rank1", 6, 1.0),
+            ],
+            &[("rank0", 11, 1.0), ("rank1", 11, 1.0), ("rank0", 16, 1.0)],
+            &[("rank0", 21, 1.0), ("rank0", 26, 1.0)],
+            &[("rank0", 31, 1.0), ("rank0", 36, 1.0)],
+            &[("rank0", 41, 1.0), ("rank0", 46, 1.0)], // rank1 silent since 11: 39 s at 50
+            &[("rank0", 51, 1.0)],
+        ],
+    );
+    assert_eq!(got[3], vec![], "29 s of silence is within the timeout");
+    assert_eq!(got[4], vec![on("rank1", 0, 39.0)]);
+    assert_eq!(got[5], vec![on("rank1", 0, 49.0)]);
+}
+
+#[test]
+fn a_silent_series_is_forgotten_after_a_while() {
+    let mut d = Heartbeat::new(
+        Silence {
+            timeout: Duration::from_secs(5),
+            interval_factor: 3.0,
+            forget_after: Duration::from_secs(20),
+        },
+        100,
+    );
+    let got = run(&mut d, &[&[("a", 1, 1.0)], &[], &[], &[]]);
+    assert_eq!(got[1], vec![on("a", 0, 19.0)]);
+    assert_eq!(got[3], vec![], "forgotten after 20 s");
+}
+
+#[test]
+fn zscore_fires_on_an_outlier_after_warmup() {
+    let mut d = ZScoreDetector::new(
+        ZScore {
+            threshold: 3.0,
+            alpha: 0.2,
+            warmup: 5,
+        },
+        100,
+    );
+    let steady: Vec<(&str, i64, f64)> = (0..10).map(|i| ("s", i, 100.0 + (i % 3) as f64)).collect();
+    let got = run(
+        &mut d,
+        &[
+            &steady,
+            &[("s", 11, 101.0)],
+            &[("s", 21, 140.0)],
+            &[("s", 31, 101.0)],
+        ],
+    );
+    assert_eq!(got[0], vec![]);
+    assert_eq!(got[1], vec![]);
+    assert_eq!(got[2].len(), 1);
+    assert_eq!(got[2][0].2, 140.0);
+    assert_eq!(got[3], vec![]);
+}
+
+#[test]
+fn p95_over_the_last_30_seconds() {
+    let mut d = QuantileWindow::new(
+        QuantileOverTime {
+            quantile: 0.95,
+            range: Duration::from_secs(30),
+            threshold: 500.0,
+            max_samples: 1000,
+        },
+        100,
+    );
+    let fast: Vec<(&str, i64, f64)> = (0..10).map(|i| ("api", i, 100.0)).collect();
+    let slow: Vec<(&str, i64, f64)> = (10..20).map(|i| ("api", i, 800.0)).collect();
+    let got = run(&mut d, &[&fast, &slow, &[], &[], &[]]);
+    assert_eq!(got[0], vec![]);
+    assert_eq!(got[1], vec![on("api", 0, 800.0)]);
+    assert_eq!(
+        got[3],
+        vec![on("api", 0, 800.0)],
+        "slow samples still within 30 s"
+    );
+    assert_eq!(got[4], vec![], "out of range");
+}
+
+#[test]
+fn a_burst_of_an_error_signature_against_its_baseline() {
+    let mut d = BurstDetector::new(
+        Burst {
+            factor: 3.0,
+            min_count: 10.0,
+            alpha: 0.5,
+        },
+        100,
+    );
+    let got = run(
+        &mut d,
+        &[
+            &[("nccl", 5, 2.0)],
+            &[("nccl", 15, 3.0)],
+            &[("nccl", 25, 40.0)],
+            &[("nccl", 35, 3.0)],
+            &[("nccl", 45, 8.0)], // above 3x baseline but under min_count
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![vec![], vec![], vec![on("nccl", 0, 40.0)], vec![], vec![]]
+    );
+}
+
+#[test]
+fn state_is_bounded_by_max_series() {
+    let mut d = ConsecutiveBreaches::new(
+        Consecutive {
+            threshold: 0.0,
+            samples: 1,
+            below: false,
+        },
+        2,
+    );
+    let got = run(&mut d, &[&[("a", 1, 1.0), ("b", 2, 1.0), ("c", 3, 1.0)]]);
+    let hosts: Vec<_> = got[0].iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(
+        hosts,
+        vec!["b", "c"],
+        "the least recently updated series was evicted"
+    );
+}
+
+use crate::rules::Severity;
