@@ -38,6 +38,9 @@ pub struct PipelineConfig {
     pub alerting: AlertingConfig,
     /// Forward alerts to a Prometheus Alertmanager as well (best effort).
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// Sliding-window detectors over SQL sources (see `detect::DetectorConfig`).
+    #[serde(default)]
+    pub detectors: Vec<crate::detect::DetectorConfig>,
     /// Limits on input messages.
     #[serde(default)]
     pub decode: DecodeConfig,
@@ -490,6 +493,13 @@ impl PipelineConfig {
         }
         if self.kafka.inputs.is_empty() {
             return Err(fail("kafka.inputs must name at least one topic".into()));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for d in &self.detectors {
+            d.kind().map_err(&fail)?;
+            if !ids.insert(&d.id) {
+                return Err(fail(format!("detector id {:?} is used twice", d.id)));
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for input in &self.kafka.inputs {

@@ -120,6 +120,10 @@ pub struct Silence {
     /// Multiple of the learned interval between samples. Default 3.
     #[serde(default = "three_f")]
     pub interval_factor: f64,
+    /// Samples a series must have delivered before its silence counts (it was arriving
+    /// regularly). Default 3.
+    #[serde(default = "three")]
+    pub min_samples: u32,
     /// A series silent this long is forgotten (no longer reported). Default `"1h"`.
     #[serde(with = "humantime_serde", default = "one_hour")]
     pub forget_after: Duration,

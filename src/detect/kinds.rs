@@ -149,7 +149,8 @@ impl Detector for GradedHysteresis {
 /// `silence`: per series the last sample time and an EWMA of the interval between samples.
 pub struct Heartbeat {
     cfg: Silence,
-    series: SeriesMap<(Option<EventTime>, Option<f64>)>,
+    /// Last sample time, learned interval, samples seen.
+    series: SeriesMap<(Option<EventTime>, Option<f64>, u32)>,
 }
 
 impl Heartbeat {
@@ -165,8 +166,9 @@ impl Detector for Heartbeat {
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
         for (key, list) in by_series(samples) {
             let at = list.last().expect("non-empty").time;
-            let (last, interval) = self.series.get(key, at);
+            let (last, interval, seen) = self.series.get(key, at);
             for s in list {
+                *seen = seen.saturating_add(1);
                 if let Some(prev) = *last {
                     let gap = (s.time.0 - prev.0) as f64;
                     if gap > 0.0 {
@@ -182,13 +184,16 @@ impl Detector for Heartbeat {
         let now = window.end;
         let forget = duration_nanos(self.cfg.forget_after);
         self.series
-            .retain(|(_, (last, _))| last.is_some_and(|l| now.0 - l.0 <= forget));
+            .retain(|(_, (last, _, _))| last.is_some_and(|l| now.0 - l.0 <= forget));
         let timeout = duration_nanos(self.cfg.timeout) as f64;
         let factor = self.cfg.interval_factor;
         self.series
             .iter_mut()
-            .filter_map(|(k, (_, (last, interval)))| {
+            .filter_map(|(k, (_, (last, interval, seen)))| {
                 let last = (*last)?;
+                if *seen < self.cfg.min_samples {
+                    return None;
+                }
                 let silent = (now.0 - last.0) as f64;
                 let limit = timeout.max(interval.map_or(0.0, |i| i * factor));
                 (silent > limit).then(|| {

@@ -46,9 +46,16 @@ pub trait Detector: Send {
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection>;
 }
 
-/// The detectors of one shard, with the alert rules their detections are reported under.
+/// A detector with its id and the alert rules (one per level) it reports under.
+struct Installed {
+    id: String,
+    detector: Box<dyn Detector>,
+    rules: Vec<Arc<Rule>>,
+}
+
+/// The detectors of one shard.
 pub struct DetectorSet {
-    detectors: Vec<(String, Box<dyn Detector>, Vec<Arc<Rule>>)>,
+    detectors: Vec<Installed>,
 }
 
 impl DetectorSet {
@@ -56,7 +63,11 @@ impl DetectorSet {
         DetectorSet {
             detectors: configs
                 .iter()
-                .map(|c| (c.id.clone(), c.build(), c.alert_rules(pipeline_toml)))
+                .map(|c| Installed {
+                    id: c.id.clone(),
+                    detector: c.build(),
+                    rules: c.alert_rules(pipeline_toml),
+                })
                 .collect(),
         }
     }
@@ -65,7 +76,12 @@ impl DetectorSet {
     /// the detections as findings for the lifecycle.
     pub fn observe(&mut self, rows: &[Finding], window: Window) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (id, detector, rules) in &mut self.detectors {
+        for Installed {
+            id,
+            detector,
+            rules,
+        } in &mut self.detectors
+        {
             let samples: Vec<Sample> = rows
                 .iter()
                 .filter(|f| &f.rule.id == id)

@@ -123,6 +123,7 @@ fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
         Silence {
             timeout: Duration::from_secs(30),
             interval_factor: 3.0,
+            min_samples: 3,
             forget_after: Duration::from_secs(120),
         },
         100,
@@ -154,12 +155,22 @@ fn a_silent_series_is_forgotten_after_a_while() {
         Silence {
             timeout: Duration::from_secs(5),
             interval_factor: 3.0,
+            min_samples: 2,
             forget_after: Duration::from_secs(20),
         },
         100,
     );
-    let got = run(&mut d, &[&[("a", 1, 1.0)], &[], &[], &[]]);
-    assert_eq!(got[1], vec![on("a", 0, 19.0)]);
+    let got = run(
+        &mut d,
+        &[
+            &[("a", 1, 1.0), ("a", 2, 1.0), ("b", 1, 1.0)],
+            &[],
+            &[],
+            &[],
+        ],
+    );
+    // "b" sent one sample only: never arriving regularly, never silent.
+    assert_eq!(got[1], vec![on("a", 0, 18.0)]);
     assert_eq!(got[3], vec![], "forgotten after 20 s");
 }
 

@@ -22,6 +22,7 @@ use crate::alert::{Grouper, Lifecycle};
 use crate::align::{AckId, AlignStats, AlignedBatch, PartitionKey, TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
+use crate::detect::DetectorSet;
 use crate::error::Result;
 use crate::model::EventTime;
 use crate::output::{DeadLetter, LateRecord, Output};
@@ -65,6 +66,7 @@ struct Shard {
     watermarks: WatermarkTracker,
     lifecycle: Lifecycle,
     grouper: Grouper,
+    detectors: DetectorSet,
     /// Earlier batches, newest last, for rules whose `window` spans several pipeline windows.
     history: VecDeque<AlignedBatch>,
     /// Input messages of evaluated windows, held while a pending or firing alert depends on
@@ -82,6 +84,8 @@ pub struct Pipeline {
     /// Counters of shards that were dropped (revoked).
     retired: AlignStats,
     engine: RuleEngine,
+    /// The detectors' source queries (their rows are samples, not findings).
+    sources: RuleEngine,
     /// Batches each shard keeps for longer rule windows.
     history: usize,
     max_message_bytes: usize,
@@ -104,6 +108,15 @@ impl Pipeline {
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
             engine: RuleEngine::new(rules, config.evaluation.limits()).await?,
+            sources: RuleEngine::new(
+                config
+                    .detectors
+                    .iter()
+                    .map(|d| d.source_rule(&dir.join("pipeline.toml")))
+                    .collect(),
+                config.evaluation.limits(),
+            )
+            .await?,
             history,
             max_message_bytes: config.decode.max_message_bytes,
             dead_letter_payload_bytes: config.decode.dead_letter_payload_bytes,
@@ -134,6 +147,7 @@ impl Pipeline {
                 config.alerting.resend_interval,
                 config.alerting.inhibit.clone(),
             ),
+            detectors: DetectorSet::new(&config.detectors, &self.dir.join("pipeline.toml")),
             grouper: Grouper::new(
                 config.alerting.group_by.clone(),
                 config.alerting.group_wait,
@@ -368,7 +382,12 @@ impl Pipeline {
                     "Memory cap reached; evaluating the oldest window early.");
             }
             let history = self.shard(shard).history.make_contiguous().to_vec();
-            let (findings, failures) = self.engine.evaluate(&batch, &history).await;
+            let (mut findings, mut failures) = self.engine.evaluate(&batch, &history).await;
+            if !self.sources.is_empty() {
+                let (rows, mut source_failures) = self.sources.evaluate(&batch, &[]).await;
+                failures.append(&mut source_failures);
+                findings.extend(self.shard(shard).detectors.observe(&rows, batch.window));
+            }
             debug!(window_start = %batch.window.start, spans = batch.spans.num_rows(),
                 logs = batch.logs.num_rows(), traces = batch.traces.num_rows(),
                 findings = findings.len(), "Window evaluated.");

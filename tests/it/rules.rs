@@ -85,20 +85,24 @@ fn shipped_rules_pass_their_data_tests() {
 }
 
 #[test]
-fn every_shipped_rule_has_a_case_that_fires_and_resolves_it() {
+fn every_shipped_rule_and_detector_has_a_case_that_fires_and_resolves_it() {
     let dir = repo().join("pipelines/inference");
     let rules = faultline::rules::load_rules(&dir, &[std::path::PathBuf::from("rules")]).unwrap();
-    for rule in rules {
-        let case = dir.join("tests").join(&rule.id).join("expected.jsonl");
+    let config = faultline::config::PipelineConfig::load(&dir).unwrap();
+    let ids = rules
+        .iter()
+        .map(|r| r.id.clone())
+        .chain(config.detectors.iter().map(|d| d.id.clone()));
+    for id in ids {
+        let case = dir.join("tests").join(&id).join("expected.jsonl");
         let expected = read_lines(&case);
         for status in ["firing", "resolved"] {
             assert!(
                 expected
                     .iter()
-                    .any(|a| a["rule_id"] == rule.id.as_str() && a["status"] == status),
-                "{} has no {status} {} alert",
-                case.display(),
-                rule.id
+                    .any(|a| a["rule_id"] == id.as_str() && a["status"] == status),
+                "{} has no {status} {id} alert",
+                case.display()
             );
         }
     }
