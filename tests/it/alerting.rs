@@ -253,3 +253,75 @@ async fn an_incident_fires_then_resolves_grouped_and_inhibited() {
     );
     assert!(read_topic(&topics.alerts, 5, Duration::from_secs(2)).len() == 4);
 }
+
+/// The shipped detectors' `[[detectors]]` tables, for a test pipeline of its own topics.
+fn shipped_detectors() -> String {
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
+    let at = toml
+        .find("[[detectors]]")
+        .expect("the shipped pipeline has detectors");
+    toml[at..].to_string()
+}
+
+fn projection(a: &serde_json::Value) -> (String, String, String, String, String) {
+    let labels: Vec<String> = a["labels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    (
+        a["rule_id"].as_str().unwrap().into(),
+        a["status"].as_str().unwrap().into(),
+        labels.join(","),
+        a["startsAt"].as_str().unwrap().into(),
+        a["endsAt"].as_str().unwrap().into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gpu_memory_and_rank_silence_detectors_on_the_broker() {
+    let cases = repo().join("pipelines/inference/tests");
+    // DCGM metrics of two hosts (one GPU climbs past 90 % then 95 %) on the metrics topic,
+    // and the step logs of four training ranks (one goes quiet) on the logs topic, as the
+    // Collector would produce them; each case in a run of its own.
+    for (case, signal) in [
+        ("gpu_memory_pressure", "metrics"),
+        ("training_rank_silence", "logs"),
+    ] {
+        let topics = Topics::new();
+        topics.create().await;
+        let tmp = tempfile::tempdir().unwrap();
+        // No SQL rules: only the shipped detectors.
+        let rules = tmp.path().join("rules");
+        std::fs::create_dir_all(&rules).unwrap();
+        let settings = format!("{}\n{}", window("1m"), shipped_detectors());
+        let pipeline =
+            pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
+        let topic = if signal == "metrics" {
+            &topics.metrics
+        } else {
+            &topics.logs
+        };
+        let p = producer();
+        let input = std::fs::read_to_string(cases.join(case).join("input.jsonl")).unwrap();
+        for line in input.lines() {
+            produce(&p, topic, line.as_bytes()).await;
+        }
+        let mut expected: Vec<_> = read_lines(&cases.join(case).join("expected.jsonl"))
+            .iter()
+            .map(projection)
+            .collect();
+        expected.sort();
+        let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+        let alerts = read_topic(&topics.alerts, expected.len() + 1, Duration::from_secs(12));
+        assert!(fl.stop().success());
+        let mut got: Vec<_> = alerts.iter().map(|(_, a)| projection(a)).collect();
+        got.sort();
+        // The graded alerts name dgx-1's GPU 1 only; the silence alert names rank 2.
+        assert_eq!(got, expected, "{case}, log:\n{}", fl.log_text());
+        assert!(got
+            .iter()
+            .all(|g| g.2.contains("gpu=1,host=dgx-1") || g.2.contains("rank=2")));
+    }
+}
