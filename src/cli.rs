@@ -82,7 +82,13 @@ async fn check(dir: &std::path::Path) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let errors = crate::rules::check_rules(dir, &config.rules).await;
+    let mut errors = crate::rules::check_rules(dir, &config.rules).await;
+    let toml = dir.join("pipeline.toml");
+    for d in &config.detectors {
+        if let Err(e) = crate::rules::plan_rule(&d.source_rule(&toml)).await {
+            errors.push(e);
+        }
+    }
     for e in &errors {
         println!("{e}");
     }

@@ -213,7 +213,7 @@ async fn plan_in(ctx: &SessionContext, rule: &Rule) -> Result<LogicalPlan> {
 }
 
 /// Checks and plans one rule against empty tables, for `faultline check`.
-pub(crate) async fn plan_rule(rule: &Rule) -> Result<()> {
+pub async fn plan_rule(rule: &Rule) -> Result<()> {
     let ctx = context(&new_tables(), EvalLimits::default())?;
     plan_in(&ctx, rule).await.map(|_| ())
 }

@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use condition::Condition;
-pub use engine::{EvalLimits, Finding, RuleEngine, RuleFailure};
+pub use engine::{plan_rule, EvalLimits, Finding, RuleEngine, RuleFailure};
 pub use load::{check_rules, load_rules, parse_rule, rules_stamp};
 
 /// How urgent an alert is; becomes the `severity` label.

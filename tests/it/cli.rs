@@ -105,6 +105,26 @@ fn librdkafka_settings_pass_through_and_bad_ones_are_reported() {
 }
 
 #[test]
+fn check_plans_detector_sources_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p");
+    std::fs::create_dir_all(p.join("rules")).unwrap();
+    std::fs::write(
+        p.join("pipeline.toml"),
+        "name = \"x\"\n[[detectors]]\nid = \"d\"\nquery = \"SELECT host, value FROM metricz\"\n\
+         [detectors.consecutive]\nthreshold = 1.0\n",
+    )
+    .unwrap();
+    let out = faultline().arg("check").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("pipeline.toml:1: ") && stdout.contains("metricz"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_accepts_the_shipped_pipeline() {
     let out = run_ok(
         faultline()
