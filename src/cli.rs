@@ -30,6 +30,38 @@ pub enum Command {
     /// against the table schemas, sandbox policy). Prints `file:line: message` per problem
     /// and exits 1 if there is any: usable as a pre-commit hook or CI gate.
     Check(CheckArgs),
+    /// Collect telemetry beside a workload and produce it for a pipeline.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+/// `faultline agent`.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Sample NVIDIA GPUs through NVML (memory used/total, utilization, temperature, power,
+    /// ECC errors, per-process memory) and write OTLP metrics with `host.name`, GPU index and
+    /// UUID. Needs an NVIDIA driver; without one it exits with a one-line error.
+    Gpu(GpuAgentArgs),
+}
+
+/// `faultline agent gpu`.
+#[derive(Debug, Args)]
+pub struct GpuAgentArgs {
+    /// Kafka bootstrap servers: produce OTLP protobuf to `--topic`.
+    #[arg(long, required_unless_present = "output", conflicts_with = "output")]
+    pub brokers: Option<String>,
+    /// Topic for `--brokers`.
+    #[arg(long, default_value = "otlp_metrics")]
+    pub topic: String,
+    /// Append OTLP/JSON lines to this file instead (what `faultline run --input` reads).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Time between samples, e.g. `1s`.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after this many samples (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `faultline check`.
@@ -71,6 +103,21 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => Ok(check(&args.pipeline).await),
+        Command::Agent(AgentCommand::Gpu(args)) => {
+            use crate::agent::gpu::{run, Destination};
+            let mut dest = match (&args.output, &args.brokers) {
+                (Some(path), _) => Destination::File(path.clone()),
+                (None, Some(brokers)) => {
+                    Destination::Kafka(crate::sink::TopicWriter::new(brokers, &args.topic)?)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            tokio::select! {
+                r = run(&mut dest, args.interval, args.count) => r?,
+                _ = shutdown_signal() => {}
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Error {
     /// Kafka is reachable but not set up as the pipeline needs (missing topics and the like).
     #[error("kafka: {0}")]
     KafkaSetup(String),
+    /// An agent cannot collect (no NVIDIA driver, a failing device): the operator must act.
+    #[error("{0}")]
+    Agent(String),
     /// A bug in faultline: a query over our own tables failed in a way rules cannot cause.
     #[error("internal error: {0}")]
     Internal(String),

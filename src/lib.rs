@@ -14,8 +14,10 @@
 //! - [`alert`]: findings into alerts.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
 //! - [`pipeline`]: the stages wired together, and the file and Kafka drivers.
+//! - [`agent`]: collectors that produce telemetry (the NVML GPU agent).
 //! - [`config`], [`error`], [`cli`].
 
+pub mod agent;
 pub mod alert;
 pub mod align;
 pub mod cli;

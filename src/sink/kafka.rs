@@ -93,3 +93,34 @@ impl Sink for KafkaSink {
             .map_err(|e| Error::kafka("flushing producer", e))
     }
 }
+
+/// Writes payloads to one topic and waits for each to be acknowledged (for the agents).
+pub struct TopicWriter {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl TopicWriter {
+    pub fn new(brokers: &str, topic: &str) -> Result<Self> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .create()
+            .map_err(|e| Error::kafka("creating producer", e))?;
+        Ok(TopicWriter {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+
+    pub async fn send(&self, key: &str, payload: &[u8]) -> Result<()> {
+        self.producer
+            .send(
+                FutureRecord::to(&self.topic).key(key).payload(payload),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| Error::kafka(format!("producing to {}", self.topic), e))
+    }
+}

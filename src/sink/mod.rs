@@ -10,7 +10,7 @@ mod kafka;
 
 pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
-pub use kafka::KafkaSink;
+pub use kafka::{KafkaSink, TopicWriter};
 
 use futures::future::BoxFuture;
 

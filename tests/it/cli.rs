@@ -13,7 +13,7 @@ fn help_lists_only_working_subcommands() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(commands, ["run", "check", "help"]);
+    assert_eq!(commands, ["run", "check", "agent", "help"]);
     let out = run_ok(faultline().args(["run", "--help"]));
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in ["--pipeline", "--input", "--output", "--brokers", "--group"] {
@@ -196,4 +196,30 @@ fn check_reports_every_bad_rule_with_file_and_line() {
         .iter()
         .any(|l| l.starts_with(&format!("{}:1: ", rules.join("h_header.sql").display()))));
     assert!(!stdout.contains("g_ok.sql"), "{stdout}");
+}
+
+/// Without an NVIDIA driver the agent says so in one line and exits 1; with one (a GPU
+/// machine) it writes OTLP metrics of every GPU.
+#[test]
+fn gpu_agent_samples_gpus_or_fails_cleanly_without_a_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("gpu.jsonl");
+    let out = faultline()
+        .args(["agent", "gpu", "--count", "1", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        assert!(out.status.success(), "{err}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("hw.gpu.memory.usage") && text.contains("hw.gpu.memory.limit"));
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(lines[0].starts_with("error: cannot load NVML"), "{err}");
+        assert!(!file.exists(), "nothing written");
+    }
 }

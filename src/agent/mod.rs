@@ -1,0 +1,5 @@
+//! Collectors that run beside the workloads and produce telemetry for the pipeline:
+//! `faultline agent gpu` samples NVIDIA GPUs through NVML and writes OTLP metrics (to the
+//! metrics topic as protobuf, the Collector's encoding, or to a file as OTLP/JSON lines).
+
+pub mod gpu;
