@@ -8,12 +8,15 @@
 //! (`max_series`, least recently updated series evicted first).
 
 mod config;
-mod kinds;
+pub mod kinds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use config::{DetectorConfig, DetectorKindConfig, Level};
+pub use config::{
+    Burst, Consecutive, DetectorConfig, DetectorKindConfig, Hysteresis, Level, QuantileOverTime,
+    Silence, ZScore,
+};
 
 use crate::align::Window;
 use crate::model::EventTime;
