@@ -30,6 +30,7 @@ fn samples() -> Vec<Sample> {
                     key: key.clone(),
                     time: EventTime(t * S),
                     value: 60.0 + ((host * 7 + gpu * 3 + t) % 40) as f64,
+                    evidence: BTreeMap::new(),
                 });
             }
         }

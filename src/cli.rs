@@ -42,6 +42,36 @@ pub enum AgentCommand {
     /// ECC errors, per-process memory) and write OTLP metrics with `host.name`, GPU index and
     /// UUID. Needs an NVIDIA driver; without one it exits with a one-line error.
     Gpu(GpuAgentArgs),
+    /// Snapshot the environment variables of a process (this one, or `--pid`) as OTLP logs,
+    /// one record per variable; secret-looking names and credential-looking values are sent
+    /// only as a keyed hash. The `env_drift` detector compares consecutive snapshots.
+    Env(EnvAgentArgs),
+}
+
+/// `faultline agent env`.
+#[derive(Debug, Args)]
+pub struct EnvAgentArgs {
+    /// The process to watch (reads /proc/PID/environ); default: the agent itself.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only variables whose name starts with this, e.g. `APP_`.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Kafka bootstrap servers: produce OTLP protobuf to `--topic`.
+    #[arg(long, required_unless_present = "output", conflicts_with = "output")]
+    pub brokers: Option<String>,
+    /// Topic for `--brokers`.
+    #[arg(long, default_value = "otlp_logs")]
+    pub topic: String,
+    /// Append OTLP/JSON lines to this file instead.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Time between snapshots, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after this many snapshots (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub count: Option<u64>,
 }
 
 /// `faultline agent gpu`.
@@ -103,22 +133,42 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => Ok(check(&args.pipeline).await),
-        Command::Agent(AgentCommand::Gpu(args)) => {
-            use crate::agent::gpu::{run, Destination};
-            let mut dest = match (&args.output, &args.brokers) {
-                (Some(path), _) => Destination::File(path.clone()),
-                (None, Some(brokers)) => {
-                    Destination::Kafka(crate::sink::TopicWriter::new(brokers, &args.topic)?)
-                }
-                (None, None) => unreachable!("clap requires one"),
-            };
+        Command::Agent(AgentCommand::Env(args)) => {
+            let mut dest = destination(&args.output, &args.brokers, &args.topic)?;
             tokio::select! {
-                r = run(&mut dest, args.interval, args.count) => r?,
+                r = crate::agent::env::run(
+                    &mut dest,
+                    args.pid,
+                    args.prefix.as_deref(),
+                    args.interval,
+                    args.count,
+                ) => r?,
+                _ = shutdown_signal() => {}
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Agent(AgentCommand::Gpu(args)) => {
+            let mut dest = destination(&args.output, &args.brokers, &args.topic)?;
+            tokio::select! {
+                r = crate::agent::gpu::run(&mut dest, args.interval, args.count) => r?,
                 _ = shutdown_signal() => {}
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+fn destination(
+    output: &Option<PathBuf>,
+    brokers: &Option<String>,
+    topic: &str,
+) -> Result<crate::agent::gpu::Destination> {
+    use crate::agent::gpu::Destination;
+    Ok(match (output, brokers) {
+        (Some(path), _) => Destination::File(path.clone()),
+        (None, Some(brokers)) => Destination::Kafka(crate::sink::TopicWriter::new(brokers, topic)?),
+        (None, None) => unreachable!("clap requires one"),
+    })
 }
 
 async fn check(dir: &std::path::Path) -> std::process::ExitCode {

@@ -56,6 +56,21 @@ pub struct DetectorConfig {
     pub quantile_over_time: Option<QuantileOverTime>,
     /// A count per window far above its learned baseline.
     pub burst: Option<Burst>,
+    /// Drift between consecutive environment snapshots (`faultline agent env`).
+    pub env_drift: Option<EnvDrift>,
+}
+
+/// `env_drift`: the source returns one row per variable per snapshot (rows of a snapshot
+/// share `sample_time`) with a `variable` label, `evidence_text` (the value, redacted by the
+/// agent for secrets) and `evidence_secret` (`"true"` for a secret); the other labels identify
+/// the process. Reported per variable with a `problem` label: `disappeared`, `changed`
+/// (once, in the window it happened), `out_of_range`, `secret_in_plaintext` (while true).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvDrift {
+    /// Numeric ranges, e.g. `{ APP_BATCH_SIZE = [1, 512] }`.
+    #[serde(default)]
+    pub ranges: BTreeMap<String, [f64; 2]>,
 }
 
 fn default_severity() -> Severity {
@@ -212,6 +227,7 @@ pub enum DetectorKindConfig<'a> {
     ZScore(&'a ZScore),
     QuantileOverTime(&'a QuantileOverTime),
     Burst(&'a Burst),
+    EnvDrift(&'a EnvDrift),
 }
 
 impl DetectorConfig {
@@ -251,10 +267,13 @@ impl DetectorConfig {
         if let Some(c) = &self.burst {
             kinds.push(DetectorKindConfig::Burst(c));
         }
+        if let Some(c) = &self.env_drift {
+            kinds.push(DetectorKindConfig::EnvDrift(c));
+        }
         match kinds.len() {
             1 => Ok(kinds.remove(0)),
             0 => Err(format!(
-                "detector {:?} declares no detector: set one of consecutive, hysteresis, silence, zscore, quantile_over_time, burst",
+                "detector {:?} declares no detector: set one of consecutive, hysteresis, silence, zscore, quantile_over_time, burst, env_drift",
                 self.id
             )),
             _ => Err(format!("detector {:?} declares more than one detector", self.id)),
@@ -277,6 +296,9 @@ impl DetectorConfig {
                 Box::new(kinds::QuantileWindow::new(c.clone(), max))
             }
             DetectorKindConfig::Burst(c) => Box::new(kinds::BurstDetector::new(c.clone(), max)),
+            DetectorKindConfig::EnvDrift(c) => {
+                Box::new(kinds::EnvDriftDetector::new(c.clone(), max))
+            }
         }
     }
 

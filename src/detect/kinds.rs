@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
 
-use super::config::{Burst, Consecutive, Hysteresis, QuantileOverTime, Silence, ZScore};
+use super::config::{Burst, Consecutive, EnvDrift, Hysteresis, QuantileOverTime, Silence, ZScore};
 use super::{by_series, Detection, Detector, Sample, SeriesMap};
 use crate::align::Window;
 use crate::model::{duration_nanos, EventTime};
@@ -359,6 +359,136 @@ impl Detector for BurstDetector {
             };
             *seen = seen.saturating_add(1);
         }
+        out
+    }
+}
+
+/// `env_drift`: per process, the last snapshot of its variables.
+pub struct EnvDriftDetector {
+    cfg: EnvDrift,
+    /// Variable -> (value text, secret) of the last snapshot.
+    series: SeriesMap<BTreeMap<String, (String, bool)>>,
+}
+
+impl EnvDriftDetector {
+    pub fn new(cfg: EnvDrift, max: usize) -> Self {
+        EnvDriftDetector {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+fn evidence_text(s: &Sample, name: &str) -> String {
+    match s.evidence.get(name) {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+impl Detector for EnvDriftDetector {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
+        // Process key -> snapshot time -> variables.
+        type Snapshot = BTreeMap<String, (String, bool)>;
+        let mut processes: BTreeMap<BTreeMap<String, String>, BTreeMap<EventTime, Snapshot>> =
+            BTreeMap::new();
+        for s in samples {
+            let mut process = s.key.clone();
+            let Some(variable) = process.remove("variable") else {
+                continue;
+            };
+            let secret = evidence_text(s, "secret") == "true";
+            processes
+                .entry(process)
+                .or_default()
+                .entry(s.time)
+                .or_default()
+                .insert(variable, (evidence_text(s, "text"), secret));
+        }
+        let mut out = Vec::new();
+        let report = |out: &mut Vec<Detection>,
+                      process: &BTreeMap<String, String>,
+                      var: &str,
+                      problem: &str,
+                      value: f64,
+                      ev: Vec<(&str, serde_json::Value)>| {
+            let mut d = detection(process, value, ev);
+            d.labels.insert("variable".into(), var.to_string());
+            d.labels.insert("problem".into(), problem.to_string());
+            out.push(d);
+        };
+        for (process, snapshots) in processes {
+            let at = *snapshots.keys().next_back().expect("non-empty");
+            let last = self.series.get(&process, at);
+            for (_, snap) in snapshots {
+                if !last.is_empty() {
+                    for (var, (old, _)) in last.iter() {
+                        match snap.get(var) {
+                            None => report(
+                                &mut out,
+                                &process,
+                                var,
+                                "disappeared",
+                                1.0,
+                                vec![("last_value", json!(old))],
+                            ),
+                            Some((new, _)) if new != old => report(
+                                &mut out,
+                                &process,
+                                var,
+                                "changed",
+                                1.0,
+                                vec![("old_value", json!(old)), ("new_value", json!(new))],
+                            ),
+                            Some(_) => {}
+                        }
+                    }
+                }
+                *last = snap;
+            }
+            for (var, (text, secret)) in last.iter() {
+                if *secret {
+                    report(
+                        &mut out,
+                        &process,
+                        var,
+                        "secret_in_plaintext",
+                        1.0,
+                        vec![("value", json!(text))],
+                    );
+                }
+                if let Some([lo, hi]) = self.cfg.ranges.get(var) {
+                    match text.trim().parse::<f64>() {
+                        Ok(v) if v < *lo || v > *hi => report(
+                            &mut out,
+                            &process,
+                            var,
+                            "out_of_range",
+                            v,
+                            vec![("min", json!(lo)), ("max", json!(hi))],
+                        ),
+                        Ok(_) => {}
+                        Err(_) => report(
+                            &mut out,
+                            &process,
+                            var,
+                            "out_of_range",
+                            0.0,
+                            vec![
+                                ("value", json!(text)),
+                                ("min", json!(lo)),
+                                ("max", json!(hi)),
+                            ],
+                        ),
+                    }
+                }
+            }
+        }
+        // One detection per (process, variable, problem): a change and a disappearance in
+        // one window are both kept; repeats of the same are merged.
+        out.sort_by(|a, b| (&a.key, &a.labels).cmp(&(&b.key, &b.labels)));
+        out.dedup_by(|a, b| a.key == b.key && a.labels == b.labels);
         out
     }
 }

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use config::{
-    Burst, Consecutive, DetectorConfig, DetectorKindConfig, Hysteresis, Level, QuantileOverTime,
-    Silence, ZScore,
+    Burst, Consecutive, DetectorConfig, DetectorKindConfig, EnvDrift, Hysteresis, Level,
+    QuantileOverTime, Silence, ZScore,
 };
 
 use crate::align::Window;
@@ -28,6 +28,8 @@ pub struct Sample {
     pub key: BTreeMap<String, String>,
     pub time: EventTime,
     pub value: f64,
+    /// The source row's `evidence_*` columns (e.g. a text value for `env_drift`).
+    pub evidence: BTreeMap<String, serde_json::Value>,
 }
 
 /// What a detector reports for one series at the end of a window.
@@ -92,6 +94,7 @@ impl DetectorSet {
                     key: f.labels.clone(),
                     time: f.time.unwrap_or(window.end),
                     value: f.value,
+                    evidence: f.evidence.clone(),
                 })
                 .collect();
             for d in detector.observe(&samples, window) {

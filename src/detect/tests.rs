@@ -30,6 +30,7 @@ fn run(d: &mut dyn Detector, series: &[&[(&str, i64, f64)]]) -> Vec<Vec<(String,
                     key: key(h),
                     time: EventTime(t * S),
                     value: *v,
+                    evidence: BTreeMap::new(),
                 })
                 .collect();
             d.observe(&samples, window)
@@ -271,3 +272,79 @@ fn state_is_bounded_by_max_series() {
 }
 
 use crate::rules::Severity;
+
+fn env(var: &str, t: i64, text: &str, secret: bool) -> Sample {
+    Sample {
+        key: BTreeMap::from([
+            ("service".to_string(), "trainer".to_string()),
+            ("variable".to_string(), var.to_string()),
+        ]),
+        time: EventTime(t * S),
+        value: 0.0,
+        evidence: BTreeMap::from([
+            ("text".to_string(), serde_json::json!(text)),
+            (
+                "secret".to_string(),
+                serde_json::json!(if secret { "true" } else { "false" }),
+            ),
+        ]),
+    }
+}
+
+#[test]
+fn environment_drift_between_snapshots() {
+    let mut d = EnvDriftDetector::new(
+        EnvDrift {
+            ranges: BTreeMap::from([("APP_BATCH_SIZE".to_string(), [1.0, 512.0])]),
+        },
+        100,
+    );
+    let w = |i: i64| Window {
+        start: EventTime(i * 10 * S),
+        end: EventTime((i + 1) * 10 * S),
+    };
+    let seen = |ds: Vec<Detection>| -> Vec<(String, String, f64)> {
+        ds.into_iter()
+            .map(|d| {
+                (
+                    d.labels["variable"].clone(),
+                    d.labels["problem"].clone(),
+                    d.value,
+                )
+            })
+            .collect()
+    };
+    let first = vec![
+        env("APP_BATCH_SIZE", 1, "32", false),
+        env("APP_MODE", 1, "fast", false),
+    ];
+    assert!(d.observe(&first, w(0)).is_empty());
+    // The mode variable vanishes, the batch size leaves its range, a secret appears.
+    let second = vec![
+        env("APP_BATCH_SIZE", 11, "4096", false),
+        env("APP_DB_PASSWORD", 11, "<redacted:1>", true),
+    ];
+    let s = |a: &str, b: &str, v: f64| (a.to_string(), b.to_string(), v);
+    assert_eq!(
+        seen(d.observe(&second, w(1))),
+        vec![
+            // Ordered by problem, then variable.
+            s("APP_BATCH_SIZE", "changed", 1.0),
+            s("APP_MODE", "disappeared", 1.0),
+            s("APP_BATCH_SIZE", "out_of_range", 4096.0),
+            s("APP_DB_PASSWORD", "secret_in_plaintext", 1.0),
+        ]
+    );
+    // Nothing new: only the standing problems remain.
+    let third = vec![
+        env("APP_BATCH_SIZE", 21, "4096", false),
+        env("APP_DB_PASSWORD", 21, "<redacted:1>", true),
+    ];
+    assert_eq!(
+        seen(d.observe(&third, w(2))),
+        vec![
+            s("APP_BATCH_SIZE", "out_of_range", 4096.0),
+            s("APP_DB_PASSWORD", "secret_in_plaintext", 1.0)
+        ]
+    );
+}

@@ -245,17 +245,6 @@ pub async fn run_kafka(
                         in_flight.push(dispatch(&mut sink, em)?);
                     }
                 }
-                // Backpressure: stop fetching while too many outputs await acknowledgement.
-                let want_pause = if paused {
-                    in_flight_outputs > max_in_flight / 2
-                } else {
-                    in_flight_outputs > max_in_flight
-                };
-                if want_pause != paused {
-                    source.set_paused(want_pause)?;
-                    paused = want_pause;
-                    info!(paused, in_flight_outputs, "Backpressure.");
-                }
                 if last_rules_check.elapsed() >= Duration::from_secs(2) {
                     last_rules_check = Instant::now();
                     let stamp = crate::rules::rules_stamp(&rules_dir, &rule_paths);
@@ -274,6 +263,18 @@ pub async fn run_kafka(
                     last_commit = Instant::now();
                 }
             }
+        }
+        // Backpressure, after every step: stop fetching while too many outputs await
+        // acknowledgement; resume once half of them are acknowledged.
+        let want_pause = if paused {
+            in_flight_outputs > max_in_flight / 2
+        } else {
+            in_flight_outputs > max_in_flight
+        };
+        if want_pause != paused {
+            source.set_paused(want_pause)?;
+            paused = want_pause;
+            info!(paused, in_flight_outputs, "Backpressure.");
         }
     }
 

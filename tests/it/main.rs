@@ -1,5 +1,6 @@
 //! The one integration-test binary (every test binary links DataFusion and librdkafka, so
 //! there is only one). Modules:
+//! - `agents`: `agent env` with a planted secret through the default pipeline.
 //! - `alerting`: an incident on the broker, grouped and inhibited; hot reload of rules.
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
@@ -9,6 +10,7 @@
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
 
+mod agents;
 mod alerting;
 mod alertmanager;
 mod broker;
