@@ -116,3 +116,67 @@ fn a_planted_secret_is_alerted_and_appears_nowhere() {
         assert!(!text.contains(&secret), "the secret leaked into {place}");
     }
 }
+
+/// The same through Kafka: the agent produces to the logs topic, faultline consumes it; no
+/// topic, output or log holds the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_secret_never_reaches_a_topic() {
+    use crate::broker::*;
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = format!("planted-S3cr3t-{}", unique("k"));
+    let mut workload = Command::new("sleep")
+        .arg("30")
+        .env("APP_API_TOKEN", &secret)
+        .spawn()
+        .unwrap();
+    let agent = faultline()
+        .args([
+            "agent",
+            "env",
+            "--prefix",
+            "APP_",
+            "--interval",
+            "100ms",
+            "--count",
+            "2",
+        ])
+        .arg("--pid")
+        .arg(workload.id().to_string())
+        .args(["--brokers", &brokers(), "--topic", &topics.logs])
+        .output()
+        .unwrap();
+    workload.kill().unwrap();
+    workload.wait().unwrap();
+    assert!(
+        agent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agent.stderr)
+    );
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
+    let detectors = &toml[toml.find("[[detectors]]").unwrap()..];
+    let settings = format!("{}\n{detectors}", window("1m"));
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let pipeline = pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let alerts = read_topic(&topics.alerts, 1, Duration::from_secs(60));
+    assert!(fl.stop().success());
+    assert_eq!(alerts[0].1["labels"]["variable"], "APP_API_TOKEN");
+    assert_eq!(alerts[0].1["labels"]["problem"], "secret_in_plaintext");
+    let mut texts = vec![
+        String::from_utf8_lossy(&agent.stderr).into_owned(),
+        fl.log_text(),
+    ];
+    for topic in topics.all() {
+        let raw: Vec<String> = read_raw(topic, Duration::from_secs(3));
+        texts.extend(raw);
+    }
+    assert!(
+        texts.iter().all(|t| !t.contains(&secret)),
+        "the secret leaked"
+    );
+}
+
+use std::time::Duration;

@@ -301,3 +301,29 @@ impl TopicReader {
         self.seen.len()
     }
 }
+
+/// Every message of a one-partition topic as lossy text (keys and payloads).
+pub fn read_raw(topic: &str, wait: Duration) -> Vec<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("raw"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(format!(
+                "{} {}",
+                String::from_utf8_lossy(m.key().unwrap_or_default()),
+                String::from_utf8_lossy(m.payload().unwrap_or_default())
+            ));
+        }
+    }
+    out
+}
