@@ -177,8 +177,9 @@ fn ten() -> u32 {
     10
 }
 
-/// `quantile_over_time`: the `quantile` of the samples of the last `range` (exact, at most
-/// `max_samples` per series) above `threshold`.
+/// `quantile_over_time`: the `quantile` of the samples of the last `range` above
+/// `threshold` — exact while a series' samples in the range fit in `max_samples`, else from
+/// DDSketches (one per window, merged; 1 % relative error).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantileOverTime {
@@ -186,7 +187,7 @@ pub struct QuantileOverTime {
     #[serde(with = "humantime_serde")]
     pub range: Duration,
     pub threshold: f64,
-    /// Default 10000.
+    /// Samples per series kept exactly. Default 10000.
     #[serde(default = "ten_thousand")]
     pub max_samples: usize,
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::json;
+use sketches_ddsketch::{Config as DDSketchConfig, DDSketch};
 
 use super::config::{Burst, Consecutive, EnvDrift, Hysteresis, QuantileOverTime, Silence, ZScore};
 use super::{by_series, Detection, Detector, Sample, SeriesMap};
@@ -271,10 +272,20 @@ impl Detector for ZScoreDetector {
     }
 }
 
-/// `quantile_over_time`: exact quantile (nearest rank) of the samples in the range.
+/// `quantile_over_time`: nearest-rank quantile of the exact samples in the range while they
+/// fit, else a merge of per-window DDSketches.
 pub struct QuantileWindow {
     cfg: QuantileOverTime,
-    series: SeriesMap<VecDeque<(EventTime, f64)>>,
+    series: SeriesMap<QuantileState>,
+}
+
+#[derive(Default)]
+struct QuantileState {
+    exact: VecDeque<(EventTime, f64)>,
+    /// Start of the newest window whose samples did not all fit in `exact`.
+    overflowed: Option<EventTime>,
+    /// One sketch per window, by window start.
+    sketches: VecDeque<(EventTime, DDSketch)>,
 }
 
 impl QuantileWindow {
@@ -286,35 +297,67 @@ impl QuantileWindow {
     }
 }
 
+fn sketch() -> DDSketch {
+    DDSketch::new(DDSketchConfig::new(0.01, 2048, 1.0e-9))
+}
+
 impl Detector for QuantileWindow {
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
         for (key, list) in by_series(samples) {
             let at = list.last().expect("non-empty").time;
-            let buf = self.series.get(key, at);
+            let st = self.series.get(key, at);
+            if st.sketches.back().is_none_or(|(s, _)| *s != window.start) {
+                st.sketches.push_back((window.start, sketch()));
+            }
+            let current = &mut st.sketches.back_mut().expect("pushed").1;
             for s in list {
-                buf.push_back((s.time, s.value));
-                if buf.len() > self.cfg.max_samples {
-                    buf.pop_front();
+                current.add(s.value);
+                if st.exact.len() < self.cfg.max_samples {
+                    st.exact.push_back((s.time, s.value));
+                } else {
+                    st.overflowed = Some(window.start);
                 }
             }
         }
         let from = window.end.saturating_sub(self.cfg.range);
+        let q = self.cfg.quantile;
         let mut out = Vec::new();
-        for (k, (_, buf)) in self.series.iter_mut() {
-            buf.retain(|(t, _)| *t >= from);
-            if buf.is_empty() {
-                continue;
+        for (k, (_, st)) in self.series.iter_mut() {
+            while st.exact.front().is_some_and(|(t, _)| *t < from) {
+                st.exact.pop_front();
             }
-            let mut values: Vec<f64> = buf.iter().map(|(_, v)| *v).collect();
-            values.sort_by(f64::total_cmp);
-            let rank =
-                ((self.cfg.quantile * values.len() as f64).ceil() as usize).clamp(1, values.len());
-            let q = values[rank - 1];
-            if q > self.cfg.threshold {
-                out.push(detection(k, q, vec![("samples", json!(values.len()))]));
+            while st.sketches.front().is_some_and(|(s, _)| *s < from) {
+                st.sketches.pop_front();
+            }
+            if st.overflowed.is_some_and(|o| o < from) {
+                st.overflowed = None;
+            }
+            let (value, n, method) = if st.overflowed.is_some() {
+                let mut merged = sketch();
+                for (_, s) in &st.sketches {
+                    let _ = merged.merge(s);
+                }
+                let v = merged.quantile(q).ok().flatten();
+                (v, merged.count(), "ddsketch")
+            } else {
+                let mut values: Vec<f64> = st.exact.iter().map(|(_, v)| *v).collect();
+                values.sort_by(f64::total_cmp);
+                let v = (!values.is_empty()).then(|| {
+                    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+                    values[rank - 1]
+                });
+                (v, values.len(), "exact")
+            };
+            if let Some(v) = value.filter(|v| *v > self.cfg.threshold) {
+                out.push(detection(
+                    k,
+                    v,
+                    vec![("samples", json!(n)), ("method", json!(method))],
+                ));
             }
         }
-        self.series.retain(|(_, buf)| !buf.is_empty());
+        self.series
+            .retain(|(_, st)| !st.exact.is_empty() || !st.sketches.is_empty());
         out
     }
 }

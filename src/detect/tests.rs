@@ -227,6 +227,42 @@ fn p95_over_the_last_30_seconds() {
 }
 
 #[test]
+fn a_quantile_over_many_samples_comes_from_sketches_within_one_percent() {
+    let mut d = QuantileWindow::new(
+        QuantileOverTime {
+            quantile: 0.99,
+            range: Duration::from_secs(60),
+            threshold: 0.0,
+            max_samples: 100,
+        },
+        10,
+    );
+    // 5000 samples 1..=5000 in one window: far more than the 100 kept exactly.
+    let samples: Vec<Sample> = (1..=5000)
+        .map(|i| Sample {
+            key: key("api"),
+            time: EventTime(i * 1_000_000),
+            value: i as f64,
+            evidence: BTreeMap::new(),
+        })
+        .collect();
+    let window = Window {
+        start: EventTime(0),
+        end: EventTime(10 * S),
+    };
+    let got = d.observe(&samples, window);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].evidence["method"], "ddsketch");
+    assert_eq!(got[0].evidence["samples"], 5000);
+    let exact = 4950.0;
+    assert!(
+        (got[0].value - exact).abs() / exact < 0.01,
+        "{}",
+        got[0].value
+    );
+}
+
+#[test]
 fn a_burst_of_an_error_signature_against_its_baseline() {
     let mut d = BurstDetector::new(
         Burst {
