@@ -156,7 +156,8 @@ async fn a_planted_secret_never_reaches_a_topic() {
     );
     let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
     let detectors = &toml[toml.find("[[detectors]]").unwrap()..];
-    let settings = format!("{}\n{detectors}", window("1m"));
+    // The snapshots are stamped with the wall clock: short windows close within seconds.
+    let settings = format!("{}[traces]\ngap = \"1s\"\n{detectors}", window("5s"));
     let rules = tmp.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     let pipeline = pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
