@@ -1,15 +1,17 @@
 //! `pipeline.toml`: what a pipeline reads, how it windows, which rules it runs and where its
 //! results go. These structs are the reference for the file; every field is documented here.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::decode::Encoding;
+
+mod kafka;
+
 use crate::error::{Error, Result};
-use crate::model::Signal;
+pub use kafka::{KafkaConfig, KafkaInput, KafkaOutputs};
 
 /// The whole `pipeline.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -315,130 +317,6 @@ impl Default for DecodeConfig {
         DecodeConfig {
             max_message_bytes: default_max_message_bytes(),
             dead_letter_payload_bytes: default_dead_letter_payload_bytes(),
-        }
-    }
-}
-
-/// Kafka topics and client settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Consumer group id; `--group` overrides it. Default `faultline`.
-    #[serde(default = "default_group")]
-    pub group_id: String,
-    /// Input topics. Default: `otlp_logs`, `otlp_metrics`, `otlp_spans` (the OpenTelemetry
-    /// Collector Kafka exporter's defaults) with `encoding = "auto"`.
-    #[serde(default = "default_inputs")]
-    pub inputs: Vec<KafkaInput>,
-    /// Output topics.
-    #[serde(default)]
-    pub outputs: KafkaOutputs,
-    /// Refuse to start when the input topics have different partition counts: correlation by
-    /// trace id needs co-partitioned topics (same key, same partition count). Default true.
-    #[serde(default = "default_true")]
-    pub require_copartitioned: bool,
-    /// Extra librdkafka settings for the consumer and the producer (e.g. `"security.protocol"
-    /// = "SASL_SSL"`, `"sasl.mechanism"`, `"ssl.ca.location"`). Values are passed verbatim.
-    #[serde(default)]
-    pub client: BTreeMap<String, String>,
-    /// Extra librdkafka settings for the consumer only.
-    #[serde(default)]
-    pub consumer: BTreeMap<String, String>,
-    /// Extra librdkafka settings for the producer only.
-    #[serde(default)]
-    pub producer: BTreeMap<String, String>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_group() -> String {
-    "faultline".into()
-}
-
-fn default_inputs() -> Vec<KafkaInput> {
-    [
-        ("otlp_logs", Signal::Logs),
-        ("otlp_metrics", Signal::Metrics),
-        ("otlp_spans", Signal::Spans),
-    ]
-    .into_iter()
-    .map(|(topic, signal)| KafkaInput {
-        topic: topic.into(),
-        signal: Some(signal),
-        encoding: Encoding::Auto,
-    })
-    .collect()
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        KafkaConfig {
-            group_id: default_group(),
-            inputs: default_inputs(),
-            outputs: KafkaOutputs::default(),
-            require_copartitioned: true,
-            client: BTreeMap::new(),
-            consumer: BTreeMap::new(),
-            producer: BTreeMap::new(),
-        }
-    }
-}
-
-/// One input topic.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaInput {
-    /// Topic name.
-    pub topic: String,
-    /// `logs`, `metrics` or `spans`: needed to decode OTLP protobuf; flat records may also name
-    /// their signal themselves.
-    pub signal: Option<Signal>,
-    /// `auto` (default: JSON when the payload starts with `{`, else protobuf), `json` (OTLP/JSON
-    /// or flat), `otlp_proto`, `otlp_json` or `flat_json`.
-    #[serde(default)]
-    pub encoding: Encoding,
-}
-
-/// Output topic names.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaOutputs {
-    /// Alerts (`schemas/alert.json`). Default `faultline.alerts`.
-    #[serde(default = "d_alerts")]
-    pub alerts: String,
-    /// Remediation suggestions. Default `faultline.suggestions`.
-    #[serde(default = "d_suggestions")]
-    pub suggestions: String,
-    /// Undecodable input (`schemas/deadletter.json`). Default `faultline.deadletter`.
-    #[serde(default = "d_deadletter")]
-    pub deadletter: String,
-    /// Records too late for their window (`schemas/late.json`). Default `faultline.late`.
-    #[serde(default = "d_late")]
-    pub late: String,
-}
-
-fn d_alerts() -> String {
-    "faultline.alerts".into()
-}
-fn d_suggestions() -> String {
-    "faultline.suggestions".into()
-}
-fn d_deadletter() -> String {
-    "faultline.deadletter".into()
-}
-fn d_late() -> String {
-    "faultline.late".into()
-}
-
-impl Default for KafkaOutputs {
-    fn default() -> Self {
-        KafkaOutputs {
-            alerts: d_alerts(),
-            suggestions: d_suggestions(),
-            deadletter: d_deadletter(),
-            late: d_late(),
         }
     }
 }
