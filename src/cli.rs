@@ -162,8 +162,8 @@ fn destination(
     output: &Option<PathBuf>,
     brokers: &Option<String>,
     topic: &str,
-) -> Result<crate::agent::gpu::Destination> {
-    use crate::agent::gpu::Destination;
+) -> Result<crate::agent::Destination> {
+    use crate::agent::Destination;
     Ok(match (output, brokers) {
         (Some(path), _) => Destination::File(path.clone()),
         (None, Some(brokers)) => Destination::Kafka(crate::sink::TopicWriter::new(brokers, topic)?),

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,10 +14,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
 use regex::Regex;
 
-use super::gpu::Destination;
+use super::Destination;
 use crate::error::{Error, Result};
 
 /// Reads the environment of `pid` (or of this process), keeping names with `prefix`.
@@ -195,25 +193,7 @@ pub async fn run(
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let req = to_otlp(&vars, &service, &host, target, now);
-        match dest {
-            Destination::File(path) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&*path)
-                    .map_err(|source| Error::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let line =
-                    serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(f, "{line}").map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            Destination::Kafka(w) => w.send(&host, &req.encode_to_vec()).await?,
-        }
+        dest.write(&host, &req).await?;
         n += 1;
     }
     Ok(())
@@ -221,6 +201,8 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
 
     #[test]

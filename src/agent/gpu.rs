@@ -2,8 +2,6 @@
 //! conventions (`hw.gpu.memory.usage`, `hw.gpu.memory.limit`, `hw.gpu.utilization`, …), so
 //! the shipped `gpu_memory_pressure` detector reads them like DCGM's.
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError, TemperatureSensor};
@@ -15,10 +13,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
 
+use super::Destination;
 use crate::error::{Error, Result};
-use crate::sink::TopicWriter;
 
 /// One GPU's reading.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,14 +169,6 @@ pub fn to_otlp(samples: &[GpuSample], host: &str, time_ns: u64) -> ExportMetrics
     }
 }
 
-/// Where the agent writes.
-pub enum Destination {
-    /// OTLP/JSON lines appended to a file (what `faultline run --input` reads).
-    File(PathBuf),
-    /// OTLP protobuf to a Kafka topic.
-    Kafka(TopicWriter),
-}
-
 pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -205,25 +194,7 @@ pub async fn run(dest: &mut Destination, interval: Duration, count: Option<u64>)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let req = to_otlp(&samples, &host, now);
-        match dest {
-            Destination::File(path) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&*path)
-                    .map_err(|source| Error::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let line =
-                    serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(f, "{line}").map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            Destination::Kafka(w) => w.send(&host, &req.encode_to_vec()).await?,
-        }
+        dest.write(&host, &req).await?;
         n += 1;
     }
     Ok(())
@@ -231,6 +202,8 @@ pub async fn run(dest: &mut Destination, interval: Duration, count: Option<u64>)
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
     use crate::decode::{Decoder, MessageContext};
     use crate::model::{Record, Signal};
