@@ -197,9 +197,10 @@ fn collect(dir: &Path, inherited: &RuleDefaults, group: &str, out: &mut Vec<Foun
     Ok(())
 }
 
-/// Reads every rule under `paths` (relative to `base`), in path order, without planning.
-/// Rule ids must be unique.
-fn read_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
+/// Loads every `.sql` file under `paths` (relative to `base`), sorted by path, with the
+/// defaults that apply to each. Rule ids must be unique. Planning happens in
+/// [`super::RuleEngine::new`].
+pub fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
     let (files, errors) = find_rules(base, paths);
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
@@ -257,12 +258,6 @@ fn find_rules(base: &Path, paths: &[PathBuf]) -> (Vec<Found>, Vec<Error>) {
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     (files, errors)
-}
-
-/// Loads every `.sql` file under `paths` (relative to `base`), sorted by path. Planning
-/// happens in [`super::RuleEngine::new`].
-pub fn load_rules(base: &Path, paths: &[PathBuf]) -> Result<Vec<Rule>> {
-    read_rules(base, paths)
 }
 
 /// Reads, checks and plans every rule, collecting every error instead of stopping at the

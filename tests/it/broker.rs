@@ -170,8 +170,8 @@ pub async fn produce_to(
     delivered.offset
 }
 
-/// Reads a topic from the beginning until `n` messages arrived or `timeout` passed.
-pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json::Value)> {
+/// A consumer of a one-partition topic from its beginning, outside any group's offsets.
+fn reader(topic: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("reader"))
@@ -182,6 +182,12 @@ pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_j
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     c.assign(&tpl).unwrap();
+    c
+}
+
+/// Reads a topic from the beginning until `n` messages arrived or `timeout` passed.
+pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<(i64, serde_json::Value)> {
+    let c = reader(topic);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < n && Instant::now() < deadline {
@@ -273,18 +279,8 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn new(topic: &str) -> Self {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .set("group.id", unique("reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
         TopicReader {
-            consumer,
+            consumer: reader(topic),
             seen: Vec::new(),
         }
     }
@@ -304,16 +300,7 @@ impl TopicReader {
 
 /// Every message of a one-partition topic as lossy text (keys and payloads).
 pub fn read_raw(topic: &str, wait: Duration) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("raw"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
+    let c = reader(topic);
     let deadline = Instant::now() + wait;
     let mut out = Vec::new();
     while Instant::now() < deadline {
