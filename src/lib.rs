@@ -11,6 +11,7 @@
 //! - [`align`]: event-time windows and watermarks; [`tables`] builds their Arrow tables.
 //! - [`rules`]: SQL rule files and their evaluation.
 //! - [`detect`]: sliding-window detectors over SQL sources.
+//! - [`logparse`]: structured log fields, template mining, failure signatures.
 //! - [`alert`]: findings into alerts.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
 //! - [`pipeline`]: the stages wired together, and the file and Kafka drivers.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod logparse;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -157,6 +157,8 @@ pub struct LogRecord {
     pub resource: Arc<Resource>,
     pub scope: Option<String>,
     pub attributes: Attributes,
+    /// What the log cleaner (`logparse`) found; `None` until the pipeline has parsed it.
+    pub parsed: Option<Box<crate::logparse::ParsedLog>>,
 }
 
 /// The shape of a metric data point.

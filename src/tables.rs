@@ -61,6 +61,12 @@ pub fn logs_schema() -> SchemaRef {
                 utf8("scope", true),
                 Field::new("resource", string_map(), false),
                 Field::new("attributes", string_map(), false),
+                utf8("template_id", true),
+                utf8("template", true),
+                Field::new("params", list_of(DataType::Utf8), false),
+                Field::new("fields", string_map(), false),
+                utf8("signature", true),
+                Field::new("signature_fields", string_map(), false),
             ]))
         })
         .clone()
@@ -276,6 +282,16 @@ fn append_map(builder: &mut StringMapBuilder, attributes: &Attributes) {
         .expect("keys and values are appended in pairs");
 }
 
+fn append_pairs<K: AsRef<str>>(builder: &mut StringMapBuilder, pairs: &[(K, String)]) {
+    for (k, v) in pairs {
+        builder.keys().append_value(k.as_ref());
+        builder.values().append_value(v);
+    }
+    builder
+        .append(true)
+        .expect("keys and values are appended in pairs");
+}
+
 fn ts(builder: &mut TimestampNanosecondBuilder, t: Option<EventTime>) {
     builder.append_option(t.map(EventTime::nanos));
 }
@@ -305,6 +321,13 @@ pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> Recor
         StringBuilder::new(),
     );
     let (mut resource, mut attributes) = (map_builder(), map_builder());
+    let (mut template_id, mut template, mut signature) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let mut params = ListBuilder::new(StringBuilder::new());
+    let (mut fields, mut signature_fields) = (map_builder(), map_builder());
     for r in records {
         ts(&mut time, Some(r.time));
         ts(&mut observed, r.observed_time);
@@ -318,6 +341,19 @@ pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> Recor
         scope.append_option(r.scope.as_deref());
         append_map(&mut resource, &r.resource.attributes);
         append_map(&mut attributes, &r.attributes);
+        let parsed = r.parsed.as_deref();
+        template_id.append_option(parsed.and_then(|p| p.template_id.as_deref()));
+        template.append_option(parsed.and_then(|p| p.template.as_deref()));
+        for param in parsed.map_or(&[][..], |p| &p.params[..]) {
+            params.values().append_value(param);
+        }
+        params.append(true);
+        append_pairs(&mut fields, parsed.map_or(&[][..], |p| &p.fields[..]));
+        signature.append_option(parsed.and_then(|p| p.signature));
+        append_pairs(
+            &mut signature_fields,
+            parsed.map_or(&[][..], |p| &p.signature_fields[..]),
+        );
     }
     batch(
         logs_schema(),
@@ -334,6 +370,12 @@ pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> Recor
             Arc::new(scope.finish()),
             Arc::new(resource.finish()),
             Arc::new(attributes.finish()),
+            Arc::new(template_id.finish()),
+            Arc::new(template.finish()),
+            Arc::new(params.finish()),
+            Arc::new(fields.finish()),
+            Arc::new(signature.finish()),
+            Arc::new(signature_fields.finish()),
         ],
     )
 }

@@ -199,6 +199,7 @@ mod tests {
                 resource: Default::default(),
                 scope: None,
                 attributes: Default::default(),
+                parsed: None,
             }),
         ];
         let s = summarize("t", &records, false);

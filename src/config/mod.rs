@@ -49,6 +49,9 @@ pub struct PipelineConfig {
     /// Kafka inputs and outputs, used by `faultline run --brokers`.
     #[serde(default)]
     pub kafka: KafkaConfig,
+    /// Log cleaning: template mining and traceback folding.
+    #[serde(default)]
+    pub logs: LogsConfig,
 }
 
 fn default_rules() -> Vec<PathBuf> {
@@ -288,6 +291,38 @@ impl EvaluationConfig {
         crate::rules::EvalLimits {
             max_memory_bytes: self.max_memory_bytes,
             timeout: self.timeout,
+        }
+    }
+}
+
+/// `[logs]`: how log records are cleaned before rules see them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// File (relative to the pipeline directory) where the template miner keeps what it
+    /// learned, so templates (and their ids) stay the same across restarts. Written when a
+    /// run ends (end of the input files, or SIGINT/SIGTERM with Kafka). Unset: templates are learned afresh at each start.
+    #[serde(default)]
+    pub template_state: Option<PathBuf>,
+    /// Most lines folded into one traceback event. Default 200.
+    #[serde(default = "default_fold_max_lines")]
+    pub fold_max_lines: usize,
+    /// Template miner tuning (`[logs.miner]`); the defaults are the ones evaluated in
+    /// BENCHMARKS.md and suit every log kind tried.
+    #[serde(default)]
+    pub miner: crate::logparse::MinerConfig,
+}
+
+fn default_fold_max_lines() -> usize {
+    200
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            template_state: None,
+            fold_max_lines: default_fold_max_lines(),
+            miner: crate::logparse::MinerConfig::default(),
         }
     }
 }

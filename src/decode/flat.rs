@@ -228,6 +228,7 @@ fn log(f: FlatLog) -> Result<Record, DecodeError> {
         resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
+        parsed: None,
     }))
 }
 

@@ -205,6 +205,7 @@ fn logs(
                     resource: res.clone(),
                     scope: scope.clone(),
                     attributes: attributes(&log.attributes),
+                    parsed: None,
                 }));
             }
         }

@@ -10,7 +10,10 @@
 //! instance of a consumer group owns it or what else that instance owns. Scaling out or
 //! rebalancing therefore changes no alert.
 
+mod logclean;
 pub mod run;
+
+pub use logclean::CleanStats;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -58,6 +61,7 @@ pub struct Stats {
     /// reached: after a failover their alerts' states could not be rebuilt.
     pub alert_state_unreplayable: u64,
     pub align: AlignStats,
+    pub logs: CleanStats,
 }
 
 /// The state of one shard.
@@ -93,6 +97,7 @@ pub struct Pipeline {
     /// Per input message: 1 while being ingested, plus 1 per record held by the aligner.
     holds: HashMap<AckId, u32>,
     stats: Stats,
+    logs: logclean::LogCleaner,
 }
 
 impl Pipeline {
@@ -122,7 +127,13 @@ impl Pipeline {
             dead_letter_payload_bytes: config.decode.dead_letter_payload_bytes,
             holds: HashMap::new(),
             stats: Stats::default(),
+            logs: logclean::LogCleaner::load(dir, &config.logs)?,
         })
+    }
+
+    /// Persists the log template state (when `[logs] template_state` is set).
+    pub fn save_templates(&self) -> Result<()> {
+        self.logs.save()
     }
 
     /// Counters, with the aligner's summed over shards.
@@ -133,6 +144,7 @@ impl Pipeline {
         }
         Stats {
             align,
+            logs: self.logs.stats,
             ..self.stats.clone()
         }
     }
@@ -266,6 +278,7 @@ impl Pipeline {
                 em.outputs.push(Output::dead_letter(&dl));
             }
             Ok(records) => {
+                let records = self.logs.clean(records);
                 let mut held = 0;
                 let shard = self.shard(partition.1);
                 for record in records {

@@ -77,6 +77,7 @@ pub async fn run_files(
     forward(&mut am, &em);
     write_all(sink.as_mut(), em)?;
     sink.flush()?;
+    pipeline.save_templates()?;
     if let Some(am) = &mut am {
         am.drain().await;
     }
@@ -297,6 +298,7 @@ pub async fn run_kafka(
         t.mark_committed(&offsets);
         t.in_flight()
     };
+    pipeline.save_templates()?;
     let stats = pipeline.stats();
     info!(
         messages = stats.messages,

@@ -41,6 +41,7 @@ fn log(trace: Option<&str>, at_s: i64) -> Record {
         resource: Arc::new(Resource::default()),
         scope: None,
         attributes: Attributes::new(),
+        parsed: None,
     })
 }
 

@@ -1,5 +1,7 @@
 //! The command line. Doc comments here are the `--help` text.
 
+mod templates;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +35,10 @@ pub enum Command {
     /// Collect telemetry beside a workload and produce it for a pipeline.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Mine log templates from a file of messages (one per line) and write one JSON object
+    /// per line: `template` (parameters as `<*>`), `template_id`, `params`. The same miner
+    /// the pipeline runs on log records; see README "Log templates".
+    Templates(templates::TemplatesArgs),
 }
 
 /// `faultline agent`.
@@ -133,6 +139,7 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => Ok(check(&args.pipeline).await),
+        Command::Templates(args) => templates::run(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Agent(AgentCommand::Env(args)) => {
             let mut dest = destination(&args.output, &args.brokers, &args.topic)?;
             tokio::select! {

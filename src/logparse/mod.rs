@@ -1,0 +1,185 @@
+//! Log cleaning: what a log line says, as columns rules can use.
+//!
+//! For each log record: a structured body (JSON or logfmt) gives its fields and its message
+//! ([`structured`]); the message, or the whole body when it is plain text, is mined into a
+//! template with parameters ([`miner`], [`mask`]); and framework failures (shape and dtype
+//! mismatches, CUDA out of memory, NCCL errors, browser errors) are recognised with typed
+//! fields ([`signatures`]). Pure: no I/O, no clock; the miner's state is data the pipeline
+//! persists.
+
+pub mod mask;
+pub mod miner;
+pub mod signatures;
+pub mod structured;
+
+use std::borrow::Cow;
+
+use crate::model::Attributes;
+
+pub use miner::{MinerConfig, MinerState, TemplateMiner};
+
+/// What the log cleaner found in one record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedLog {
+    /// 16 hex digits, the same for the same template in every process.
+    pub template_id: Option<String>,
+    /// The message with `<*>` for each parameter.
+    pub template: Option<String>,
+    /// The parameters' values, in order.
+    pub params: Vec<String>,
+    /// Fields of a JSON or logfmt body (dotted keys for nested objects).
+    pub fields: Vec<(String, String)>,
+    /// `shape_mismatch`, `dtype_mismatch`, `cuda_oom`, `nccl` or `browser_error`.
+    pub signature: Option<&'static str>,
+    /// The signature's typed fields (see `signatures`).
+    pub signature_fields: Vec<(&'static str, String)>,
+}
+
+/// Template miner plus the stateless extractors.
+#[derive(Debug, Clone)]
+pub struct LogParser {
+    miner: TemplateMiner,
+}
+
+impl LogParser {
+    pub fn new(config: MinerConfig) -> Self {
+        Self {
+            miner: TemplateMiner::new(config),
+        }
+    }
+
+    /// A parser that goes on from persisted miner state.
+    pub fn from_state(config: MinerConfig, state: &MinerState) -> Result<Self, String> {
+        Ok(Self {
+            miner: TemplateMiner::from_state(config, state)?,
+        })
+    }
+
+    pub fn state(&self) -> MinerState {
+        self.miner.state()
+    }
+
+    /// Number of distinct masked templates the miner holds.
+    pub fn shapes(&self) -> usize {
+        self.miner.shapes()
+    }
+
+    /// Cleans one log record's body; `attributes` add OpenTelemetry's `exception.*` facts to
+    /// the text signatures are looked for in.
+    pub fn parse(&mut self, body: &str, attributes: &Attributes) -> ParsedLog {
+        let mut parsed = ParsedLog::default();
+        let structured = structured::parse_body(body);
+        let text: Option<&str> = match &structured {
+            Some(s) => s.message.as_deref(),
+            None => Some(body),
+        };
+        if let Some(line) = text.and_then(mining_line) {
+            let p = self.miner.parse(line);
+            parsed.template_id = Some(miner::format_id(p.template_id));
+            parsed.template = Some(p.template.to_string());
+            parsed.params = p
+                .params
+                .iter()
+                .map(|&(a, b)| line[a as usize..b as usize].to_string())
+                .collect();
+        }
+        let failure_text = failure_text(text.unwrap_or(body), attributes);
+        if let Some(signature) = signatures::extract(&failure_text) {
+            parsed.signature = Some(signature.kind.as_str());
+            parsed.signature_fields = signature.fields;
+        }
+        if let Some(s) = structured {
+            parsed.fields = s.fields;
+        }
+        parsed
+    }
+}
+
+/// The line a template describes: the first non-blank line, or for a Python traceback its
+/// final exception line (`RuntimeError: CUDA out of memory...`), which says what happened.
+fn mining_line(text: &str) -> Option<&str> {
+    let first = text
+        .lines()
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty())?;
+    if first.starts_with("Traceback (most recent call last)") {
+        if let Some(last) = text
+            .lines()
+            .rev()
+            .map(str::trim_end)
+            .find(|l| !l.trim().is_empty())
+        {
+            return Some(last);
+        }
+    }
+    Some(first)
+}
+
+/// The record's text plus an OpenTelemetry exception (`exception.type`, `.message`,
+/// `.stacktrace`) when the record carries one.
+fn failure_text<'a>(text: &'a str, attributes: &Attributes) -> Cow<'a, str> {
+    let kind = attributes.get("exception.type");
+    let message = attributes.get("exception.message");
+    let stack = attributes.get("exception.stacktrace");
+    if kind.is_none() && message.is_none() && stack.is_none() {
+        return Cow::Borrowed(text);
+    }
+    let mut all = String::from(text);
+    if let Some(stack) = stack {
+        all.push('\n');
+        all.push_str(stack);
+    }
+    if kind.is_some() || message.is_some() {
+        all.push('\n');
+        all.push_str(kind.map_or("Error", String::as_str));
+        all.push_str(": ");
+        all.push_str(message.map_or("", String::as_str));
+    }
+    Cow::Owned(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_structured_and_traceback_bodies() {
+        let mut parser = LogParser::new(MinerConfig::default());
+        let none = Attributes::new();
+        let plain = parser.parse("Invalid user bob from 10.0.0.1", &none);
+        assert_eq!(plain.template.as_deref(), Some("Invalid user bob from <*>"));
+        assert_eq!(plain.params, ["10.0.0.1"]);
+        assert_eq!(plain.template_id.as_deref().map(str::len), Some(16));
+
+        let json = parser.parse(
+            r#"{"level":"error","msg":"upstream timeout after 30s","status":504}"#,
+            &none,
+        );
+        assert_eq!(json.template.as_deref(), Some("upstream timeout after <*>"));
+        assert!(json
+            .fields
+            .contains(&("status".to_string(), "504".to_string())));
+
+        let traceback = "Traceback (most recent call last):\n  File \"train.py\", line 3, in <module>\n    y = model(x)\nRuntimeError: mat1 and mat2 shapes cannot be multiplied (32x512 and 256x10)";
+        let t = parser.parse(traceback, &none);
+        assert_eq!(t.signature, Some("shape_mismatch"));
+        assert_eq!(
+            t.template.as_deref(),
+            Some("RuntimeError: mat1 and mat2 shapes cannot be multiplied (<*> and <*>)")
+        );
+    }
+
+    #[test]
+    fn exception_attributes_feed_signatures() {
+        let mut parser = LogParser::new(MinerConfig::default());
+        let mut attributes = Attributes::new();
+        attributes.insert("exception.type".into(), "torch.OutOfMemoryError".into());
+        attributes.insert(
+            "exception.message".into(),
+            "CUDA out of memory. Tried to allocate 4.50 GiB. GPU 1 has a total capacity of 139.81 GiB of which 2.12 GiB is free.".into(),
+        );
+        let parsed = parser.parse("step failed", &attributes);
+        assert_eq!(parsed.signature, Some("cuda_oom"));
+        assert_eq!(parsed.template.as_deref(), Some("step failed"));
+    }
+}
