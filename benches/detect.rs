@@ -136,6 +136,7 @@ fn detectors() -> Vec<(&'static str, Factory)> {
                         factor: 3.0,
                         min_count: 10.0,
                         alpha: 0.2,
+                        new_series_after_windows: None,
                     },
                     100_000,
                 )) as Box<dyn Detector>

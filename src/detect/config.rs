@@ -210,6 +210,12 @@ pub struct Burst {
     /// EWMA weight of a new window. Default 0.2.
     #[serde(default = "fifth")]
     pub alpha: f64,
+    /// Also a burst: a series never seen before whose first window reaches `min_count`
+    /// (a new error template arriving in bulk; with `min_count = 1`, any new template) —
+    /// once the detector has seen this many windows, so that what exists at start-up is not
+    /// "new". Unset (default): a series needs one window of baseline first.
+    #[serde(default)]
+    pub new_series_after_windows: Option<u32>,
 }
 
 fn ten_f() -> f64 {

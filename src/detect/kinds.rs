@@ -367,6 +367,8 @@ pub struct BurstDetector {
     cfg: Burst,
     /// Baseline, windows seen, this window's value.
     series: SeriesMap<(f64, u32, Option<f64>)>,
+    /// Windows observed by the detector.
+    windows: u32,
 }
 
 impl BurstDetector {
@@ -374,6 +376,7 @@ impl BurstDetector {
         BurstDetector {
             cfg,
             series: SeriesMap::new(max),
+            windows: 0,
         }
     }
 }
@@ -389,11 +392,25 @@ impl Detector for BurstDetector {
             self.series.get(key, at).2 = Some(value);
         }
         let mut out = Vec::new();
+        let new_counts = self
+            .cfg
+            .new_series_after_windows
+            .is_some_and(|after| self.windows >= after);
+        self.windows = self.windows.saturating_add(1);
         for (k, (_, (baseline, seen, current))) in self.series.iter_mut() {
             let v = current.unwrap_or(0.0);
-            let burst = *seen > 0 && v >= self.cfg.min_count && v > self.cfg.factor * *baseline;
+            let burst = if *seen == 0 {
+                new_counts && v >= self.cfg.min_count
+            } else {
+                v >= self.cfg.min_count && v > self.cfg.factor * *baseline
+            };
             if burst {
-                out.push(detection(k, v, vec![("baseline", json!(*baseline))]));
+                let new = json!(*seen == 0);
+                out.push(detection(
+                    k,
+                    v,
+                    vec![("baseline", json!(*baseline)), ("new", new)],
+                ));
             }
             *baseline = if *seen == 0 {
                 v

@@ -269,6 +269,7 @@ fn a_burst_of_an_error_signature_against_its_baseline() {
             factor: 3.0,
             min_count: 10.0,
             alpha: 0.5,
+            new_series_after_windows: None,
         },
         100,
     );
@@ -286,6 +287,34 @@ fn a_burst_of_an_error_signature_against_its_baseline() {
         got,
         vec![vec![], vec![], vec![on("nccl", 0, 40.0)], vec![], vec![]]
     );
+}
+
+#[test]
+fn a_new_series_arriving_in_bulk_is_a_burst_after_the_warm_up() {
+    let mut d = BurstDetector::new(
+        Burst {
+            factor: 5.0,
+            min_count: 10.0,
+            alpha: 0.2,
+            new_series_after_windows: Some(2),
+        },
+        100,
+    );
+    let got = run(
+        &mut d,
+        &[
+            &[("old", 5, 30.0)], // new, but during the warm-up
+            &[("old", 15, 30.0)],
+            &[("old", 25, 30.0), ("fresh", 26, 12.0), ("quiet", 27, 3.0)],
+            &[("old", 35, 30.0), ("fresh", 36, 12.0)],
+        ],
+    );
+    assert_eq!(got[0], vec![]);
+    assert_eq!(got[1], vec![]);
+    // `fresh` is new with 12 >= min_count; `quiet` is new but under it; `old` is steady.
+    assert_eq!(got[2], vec![on("fresh", 0, 12.0)]);
+    // Its second window compares with its baseline (12): no burst.
+    assert_eq!(got[3], vec![]);
 }
 
 #[test]

@@ -182,8 +182,10 @@ impl Masked {
             // `scheme://rest`: the scheme stays, the rest is one variable (trailing closing
             // punctuation excluded).
             let scheme_start = word[..scheme_end]
-                .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-')
-                .map_or(0, |p| p + 1);
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !c.is_ascii_alphanumeric() && c != '+' && c != '-')
+                .map_or(0, |(p, c)| p + c.len_utf8());
             if scheme_start < scheme_end {
                 self.plain(message, start, start + scheme_start);
                 self.template.push_str(&word[scheme_start..scheme_end + 3]);
@@ -203,7 +205,12 @@ impl Masked {
             .find(|c: char| !matches!(c, '(' | '[' | '{' | '<' | '"' | '\''))
             .unwrap_or(word.len());
         let core_end = word
-            .rfind(|c: char| !matches!(c, ')' | ']' | '}' | '>' | '"' | '\'' | ',' | ';' | '.'))
+            .rfind(|c: char| {
+                !matches!(
+                    c,
+                    ')' | ']' | '}' | '>' | '"' | '\'' | ',' | ';' | '.' | ':'
+                )
+            })
             .map_or(core_start, |p| p + 1)
             .max(core_start);
         let core = &word[core_start..core_end];
@@ -490,7 +497,7 @@ mod tests {
             ("lifetime 00:01", "lifetime <*>"),
             (
                 "DHCPDISCOVER from 00:11:43:e3:ba:c3 via eth1",
-                "DHCPDISCOVER from <*> via <*>",
+                "DHCPDISCOVER from <*> via eth1",
             ),
             (
                 "IPV6 Addr: 2607:f140:6000:8:c6b3:1ff:fecd:467f",

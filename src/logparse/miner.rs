@@ -488,3 +488,7 @@ impl TemplateMiner {
         Ok(miner)
     }
 }
+
+#[cfg(test)]
+#[path = "miner_tests.rs"]
+mod tests;

@@ -13,7 +13,7 @@ fn help_lists_only_working_subcommands() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(commands, ["run", "check", "agent", "help"]);
+    assert_eq!(commands, ["run", "check", "agent", "templates", "help"]);
     let out = run_ok(faultline().args(["run", "--help"]));
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in ["--pipeline", "--input", "--output", "--brokers", "--group"] {
@@ -133,7 +133,7 @@ fn check_accepts_the_shipped_pipeline() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("pipelines/inference/pipeline.toml: ok (6 rules)"),
+        stdout.contains("pipelines/inference/pipeline.toml: ok (11 rules)"),
         "{stdout}"
     );
 }

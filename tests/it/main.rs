@@ -5,6 +5,8 @@
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
 //! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
+//! - `templates`: `faultline templates` (output per line, state across restarts) and the
+//!   template/signature columns as rules see them.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
@@ -20,3 +22,4 @@ mod files;
 mod kafka;
 mod rules;
 mod stream;
+mod templates;

@@ -6,7 +6,7 @@
 //!   (Not Found)`, CSP `Refused to load ...`, webpack `Loading chunk 42 failed.`, Vite/ES module
 //!   `Failed to fetch dynamically imported module: <url>`; with `url`, `status`, `net_error` ...;
 //! * `unhandled_rejection`: `Uncaught (in promise) ...`, Safari `Unhandled Promise Rejection:
-//!   ...`, `unhandledrejection`;
+//!   ...`, `unhandledrejection: ...`, Sentry's `Non-Error promise rejection captured ...`;
 //! * `uncaught_exception`: `Uncaught TypeError: ...`, or an `XxxError: ...` report followed by a
 //!   browser stack frame (one with a URL).
 //!
@@ -62,8 +62,25 @@ pub(super) const PATTERNS: &[Pattern] = &[
         needle: "Importing a module script failed",
         parse: dynamic_import,
     },
+    // Chrome's failed-request line; one needle per method keeps URL-heavy logs off the regex.
     Pattern {
-        needle: "://",
+        needle: "GET http",
+        parse: http_status,
+    },
+    Pattern {
+        needle: "POST http",
+        parse: http_status,
+    },
+    Pattern {
+        needle: "PUT http",
+        parse: http_status,
+    },
+    Pattern {
+        needle: "PATCH http",
+        parse: http_status,
+    },
+    Pattern {
+        needle: "DELETE http",
         parse: http_status,
     },
     Pattern {
@@ -75,7 +92,11 @@ pub(super) const PATTERNS: &[Pattern] = &[
         parse: rejection,
     },
     Pattern {
-        needle: "unhandledrejection",
+        needle: "unhandledrejection: ",
+        parse: rejection,
+    },
+    Pattern {
+        needle: "Non-Error promise rejection captured with value",
         parse: rejection,
     },
     Pattern {
@@ -164,9 +185,8 @@ fn net_error(text: &str) -> Option<Signature> {
 /// Chrome's failed request line with an HTTP error status: `POST https://api/x 500 (Internal
 /// Server Error)`. Statuses below 400 are not failures.
 fn http_status(text: &str) -> Option<Signature> {
-    let c =
-        regex!(r"\b(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (\S+://\S+) ([45]\d\d) \(([^)]*)\)")
-            .captures(text)?;
+    let c = regex!(r"\b(GET|POST|PUT|PATCH|DELETE) (https?://\S+) ([45]\d\d) \(([^)]*)\)")
+        .captures(text)?;
     let whole = c.get(0)?;
     let b = base("resource_load", line_from(text, whole.start()))
         .set("status", &c[3])
@@ -290,10 +310,14 @@ fn with_frame(b: Builder, text: &str, from: usize, require_url: bool) -> Option<
     }
 }
 
-/// Unhandled promise rejections.
+/// Unhandled promise rejections: Chrome's `Uncaught (in promise) <reason>`, Safari's
+/// `Unhandled Promise Rejection: <reason>`, an `unhandledrejection: <reason>` event label, and
+/// Sentry's `Non-Error promise rejection captured with value: <value>`. Any thrown value counts.
 fn rejection(text: &str) -> Option<Signature> {
-    let m = regex!(r"Uncaught \(in promise\)|Unhandled Promise Rejection|unhandledrejection")
-        .find(text)?;
+    let m = regex!(
+        r"Uncaught \(in promise\)|Unhandled Promise Rejection:|\bunhandledrejection: |Non-Error promise rejection captured with value:"
+    )
+    .find(text)?;
     let rest = line_from(text, m.end());
     let rest = rest.trim_start_matches([':', ' ', '\t']);
     let (error_type, message) = split_error(rest);
@@ -306,11 +330,16 @@ fn rejection(text: &str) -> Option<Signature> {
     with_frame(b, text, m.end(), false).map(Builder::build)
 }
 
-/// `Uncaught TypeError: Cannot read properties of undefined (reading 'map')` + stack.
+/// `Uncaught TypeError: Cannot read properties of undefined (reading 'map')` + stack. After
+/// Chrome's `Uncaught` an error type is required (`Uncaught exceptions: 0` is a counter, not a
+/// failure); Firefox's older `uncaught exception: <value>` takes any value.
 fn uncaught(text: &str) -> Option<Signature> {
-    let c = regex!(r"\b(?:Uncaught|uncaught exception:) ([^\n]*)").captures(text)?;
-    let rest = c.get(1)?;
+    let c = regex!(r"\b(Uncaught|uncaught exception:) ([^\n]*)").captures(text)?;
+    let rest = c.get(2)?;
     let (error_type, message) = split_error(rest.as_str());
+    if error_type.is_none() && &c[1] == "Uncaught" {
+        return None;
+    }
     let b = base("uncaught_exception", message).opt("error_type", error_type);
     with_frame(b, text, rest.end(), false).map(Builder::build)
 }

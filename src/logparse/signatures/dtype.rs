@@ -45,7 +45,7 @@ pub(super) const PATTERNS: &[Pattern] = &[
         parse: dot,
     },
     Pattern {
-        needle: "type) should be the same",
+        needle: "Input type (",
         parse: input_weight,
     },
     Pattern {

@@ -80,9 +80,12 @@ pub(super) fn parse_bytes(number: &str, unit: &str) -> Option<u64> {
         "P" | "PB" | "PiB" => 1 << 50,
         _ => return None,
     };
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if int.is_empty() || frac.len() > 12 || !is_digits(int) || !(frac.is_empty() || is_digits(frac))
-    {
+    let (int, frac) = match number.split_once('.') {
+        Some((_, "")) => return None,
+        Some(parts) => parts,
+        None => (number, ""),
+    };
+    if int.is_empty() || frac.len() > 12 || !is_digits(int) || !is_digits(frac) {
         return None;
     }
     let scale = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;

@@ -138,14 +138,15 @@ fn step(phase: Phase, b: &str) -> Step {
     };
     match phase {
         Frames if is_blank(b) => Hold(Frames),
-        Frames if is_indented(b) || is_header(b) => Commit(Frames),
+        Frames if is_indented(b) => Commit(Frames),
         Frames if is_chain_marker(b) => Commit(Chain),
         Frames if exception_line(b).is_some() => message(b),
         Message { take_next: true } if !is_blank(b) => message(b),
         Message { .. } if is_blank(b) => Hold(Trailer),
         Message { .. } | Trailer if is_indented(b) || is_continuation(b) => message(b),
         Message { .. } | Trailer if is_chain_marker(b) => Commit(Chain),
-        Message { .. } | Trailer | Chain if is_header(b) => Commit(Frames),
+        // Only after a chain marker does a header continue; otherwise it is a new traceback.
+        Chain if is_header(b) => Commit(Frames),
         Trailer if is_blank(b) || is_chain_prose(b) => Hold(Trailer),
         Chain if is_blank(b) => Hold(Chain),
         JsStack if is_indented(b) || is_js_frame(b) => Commit(JsStack),

@@ -11,7 +11,7 @@
 //! Pure and deterministic: no I/O, no wall clock (time is the caller's event time), no global
 //! state besides regexes compiled once. `extract` runs on every log event, so it first runs a
 //! single literal prefilter built from every pattern's required substring: an ordinary line
-//! costs one scan and no regex. The folder's memory is bounded by
+//! costs one scan and no other regex. The folder's memory is bounded by
 //! [`FoldConfig`] (`max_lines` per fold, `max_streams` pending folds); overflow is counted in
 //! [`FoldStats`], never silent.
 //!
@@ -34,7 +34,7 @@ mod tests;
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::ser::SerializeMap;
 
 pub use fold::{FoldConfig, FoldStats, Folded, TracebackFolder};
@@ -152,17 +152,27 @@ const PATTERNS: [&[Pattern]; 5] = [
     browser::PATTERNS,
 ];
 
-/// One alternation of every needle: a literal-only regex, which the regex crate runs as a
-/// vectorised multi-substring search. Most log lines stop here.
-static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
-    let mut needles: Vec<&str> = PATTERNS
-        .iter()
-        .flat_map(|ps| ps.iter().map(|p| p.needle))
-        .collect();
-    needles.sort_unstable();
-    needles.dedup();
-    let alternation: Vec<String> = needles.iter().map(|n| regex::escape(n)).collect();
-    Regex::new(&alternation.join("|")).expect("prefilter of escaped literals")
+/// The needles of every pattern, compiled twice: `any` is one literal alternation, which the
+/// regex crate runs as a vectorised multi-substring search, so most log lines stop after one
+/// scan; `which` (a set, entry `i` = pattern `i` in priority order) then tells, in one more
+/// scan, which patterns can apply to a line that passed.
+struct Needles {
+    any: Regex,
+    which: RegexSet,
+    patterns: Vec<&'static Pattern>,
+}
+
+static NEEDLES: LazyLock<Needles> = LazyLock::new(|| {
+    let patterns: Vec<&'static Pattern> = PATTERNS.iter().flat_map(|ps| ps.iter()).collect();
+    let escaped: Vec<String> = patterns.iter().map(|p| regex::escape(p.needle)).collect();
+    let mut distinct = escaped.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    Needles {
+        any: Regex::new(&distinct.join("|")).expect("alternation of escaped literals"),
+        which: RegexSet::new(&escaped).expect("set of escaped literals"),
+        patterns,
+    }
 });
 
 /// Recognises a failure in one log event's text (possibly multi-line, e.g. a folded traceback).
@@ -171,7 +181,8 @@ static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
 /// traceback ending in `torch.OutOfMemoryError: CUDA out of memory. ...` is `cuda_oom` even if
 /// its frames mention NCCL; then the whole text is tried.
 pub fn extract(text: &str) -> Option<Signature> {
-    if !PREFILTER.is_match(text) {
+    let needles = &*NEEDLES;
+    if !needles.any.is_match(text) {
         return None;
     }
     if let Some(tail) = traceback::final_exception_block(text) {
@@ -183,9 +194,9 @@ pub fn extract(text: &str) -> Option<Signature> {
 }
 
 fn match_patterns(text: &str) -> Option<Signature> {
-    PATTERNS
+    let needles = &*NEEDLES;
+    let present = needles.which.matches(text);
+    present
         .iter()
-        .flat_map(|ps| ps.iter())
-        .filter(|p| text.contains(p.needle))
-        .find_map(|p| (p.parse)(text))
+        .find_map(|i| needles.patterns.get(i).and_then(|p| (p.parse)(text)))
 }

@@ -54,7 +54,8 @@ pub(super) const PATTERNS: &[Pattern] = &[
         parse: communicator_aborted,
     },
     Pattern {
-        needle: " NCCL WARN ",
+        // With or without NCCL's `host:pid:tid [dev]` prefix (collectors often strip it).
+        needle: "NCCL WARN ",
         parse: nccl_warn,
     },
     Pattern {

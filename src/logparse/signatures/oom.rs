@@ -94,12 +94,16 @@ fn pytorch(text: &str) -> Option<Signature> {
     )
     .captures(text)
     {
-        let split = regex!(
-            r"Of the allocated memory (\d+(?:\.\d+)?) ?(bytes|[KMGTP]i?B) is allocated by PyTorch, and (\d+(?:\.\d+)?) ?(bytes|[KMGTP]i?B) is reserved by PyTorch but unallocated"
+        let allocated = regex!(
+            r"Of the allocated memory (\d+(?:\.\d+)?) ?(bytes|[KMGTP]i?B) is allocated by PyTorch"
         )
-        .captures(text);
-        let allocated = split.as_ref().and_then(|s| size(s, 1));
-        let unallocated = split.as_ref().and_then(|s| size(s, 3));
+        .captures(text)
+        .and_then(|c| size(&c, 1));
+        let unallocated = regex!(
+            r"(\d+(?:\.\d+)?) ?(bytes|[KMGTP]i?B) is reserved by PyTorch but unallocated"
+        )
+        .captures(text)
+        .and_then(|c| size(&c, 1));
         let reserved = allocated.zip(unallocated).and_then(|(a, u)| a.checked_add(u));
         let (pid, process) = process_usage(text);
         let b = Builder::new(SignatureKind::CudaOom)
@@ -227,10 +231,11 @@ fn xla(text: &str) -> Option<Signature> {
 
 fn cuda_error(text: &str) -> Option<Signature> {
     let code = regex!(
-        r"\b(cudaErrorMemoryAllocation|CUDA_ERROR_OUT_OF_MEMORY)\b|(CUDA error: out of memory)|(cuda runtime error \(2\) : out of memory)"
+        r"\b(cudaErrorMemoryAllocation|CUDA_ERROR_OUT_OF_MEMORY)\b|CUDA error: out of memory|cuda runtime error \(2\) : out of memory"
     )
     .captures(text)?;
-    // Every spelling is the same CUDA runtime error; name it by its runtime enum.
+    // The enum as printed (runtime `cudaErrorMemoryAllocation` or driver
+    // `CUDA_ERROR_OUT_OF_MEMORY`); the message-only spellings are the runtime error (code 2).
     let cuda_error = code
         .get(1)
         .map_or("cudaErrorMemoryAllocation", |m| m.as_str());

@@ -224,9 +224,10 @@ fn target_size(text: &str) -> Option<Signature> {
     Some(base("target_size", input, target).build())
 }
 
-/// The TensorFlow op, when the message names it: `[Op:AddV2]` or `{{node mul}} = Mul[...]`.
+/// The TensorFlow op, when the message names it: `[Op:AddV2]` or `{{node mul}} = Mul[...]`
+/// (not `[Op:__inference_train_function_123]`, which names a traced function).
 fn tf_op(text: &str) -> Option<&str> {
-    regex!(r"\[Op:(\w+)\]|\}\} = (\w+)\[")
+    regex!(r"\[Op:([A-Za-z]\w*)\]|\}\} = (\w+)\[")
         .captures(text)
         .and_then(|c| c.get(1).or(c.get(2)))
         .map(|m| m.as_str())

@@ -124,11 +124,8 @@ fn offset_in(line_start: usize, line: &str, part: &str) -> usize {
 
 /// The final exception of a (folded) Python traceback: its type and its message, which may
 /// span several lines (see the module docs). `None` when `text` has no
-/// `Traceback (most recent call last):` line followed by an exception line.
-///
-/// ```ignore
-/// let (ty, msg) = final_exception(folded_text)?; // ("torch.OutOfMemoryError", "CUDA out of memory. ...")
-/// ```
+/// `Traceback (most recent call last):` line followed by an exception line. For chained
+/// exceptions this is the last one, e.g. (`torch.OutOfMemoryError`, `CUDA out of memory. ...`).
 pub fn final_exception(text: &str) -> Option<(&str, &str)> {
     let (ty, _, message_start, end) = final_exception_span(text)?;
     Some((ty, text.get(message_start..end)?))

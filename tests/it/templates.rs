@@ -1,0 +1,132 @@
+//! `faultline templates` and the log-cleaning columns in the pipeline.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn templates(input: &Path, output: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut cmd = faultline();
+    cmd.arg("templates")
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output);
+    cmd.args(extra);
+    run_ok(&mut cmd);
+    read_lines(output)
+}
+
+#[test]
+fn one_object_per_line_in_order_with_params() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("messages.txt");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"Received block blk_-123 of size 67108864 from /10.0.0.1\r\n");
+    bytes.extend_from_slice(b"\n");
+    bytes.extend_from_slice(b"odd \xff bytes 42\n");
+    bytes.extend_from_slice(b"Received block blk_77 of size 1024 from /10.0.0.2");
+    std::fs::write(&input, bytes).unwrap();
+    let out = templates(&input, &dir.path().join("out.jsonl"), &[]);
+    assert_eq!(out.len(), 4, "one object per input line: {out:?}");
+    let numbers: Vec<u64> = out.iter().map(|o| o["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    assert_eq!(
+        out[0]["template"],
+        "Received block <*> of size <*> from <*>"
+    );
+    assert_eq!(
+        out[0]["params"],
+        serde_json::json!(["blk_-123", "67108864", "/10.0.0.1"])
+    );
+    assert_eq!(out[3]["template_id"], out[0]["template_id"]);
+    assert_eq!(out[3]["params"][2], "/10.0.0.2");
+    assert_eq!(out[1]["template"], "");
+    assert_eq!(out[2]["template"], "odd \u{fffd} bytes <*>");
+    let id = out[0]["template_id"].as_str().unwrap();
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+}
+
+/// Lines that only generalise after several user names: `user <*>` is learned state.
+fn login_lines(users: &[&str], from: u32) -> String {
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            format!(
+                "session opened for user {u} by sshd port {}\n",
+                from + i as u32
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn template_ids_are_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let first = dir.path().join("first.txt");
+    std::fs::write(
+        &first,
+        login_lines(&["alice", "bob", "carol", "dave", "erin"], 1000),
+    )
+    .unwrap();
+    let before = templates(
+        &first,
+        &dir.path().join("before.jsonl"),
+        &["--state", state_arg, "--streaming"],
+    );
+    assert_eq!(
+        before[4]["template"],
+        "session opened for user <*> by sshd port <*>"
+    );
+    assert!(state.exists(), "state saved at the end");
+
+    // After the restart a new user's first line already has the generalised template, id
+    // included, because the state says this place holds names.
+    let second = dir.path().join("second.txt");
+    std::fs::write(&second, login_lines(&["mallory"], 2000)).unwrap();
+    let after = templates(
+        &second,
+        &dir.path().join("after.jsonl"),
+        &["--state", state_arg, "--streaming"],
+    );
+    assert_eq!(after[0]["template"], before[4]["template"]);
+    assert_eq!(after[0]["template_id"], before[4]["template_id"]);
+    assert_eq!(after[0]["params"][0], "mallory");
+
+    // Without the state the same line is new to the miner: another template, another id.
+    let fresh = templates(&second, &dir.path().join("fresh.jsonl"), &["--streaming"]);
+    assert_eq!(
+        fresh[0]["template"],
+        "session opened for user mallory by sshd port <*>"
+    );
+    assert_ne!(fresh[0]["template_id"], before[4]["template_id"]);
+}
+
+#[test]
+fn a_corrupt_state_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, "{not json").unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "hello 1\n").unwrap();
+    let out = faultline()
+        .args(["templates", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("out.jsonl"))
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("state.json") && stderr.contains("not a template state file"),
+        "{stderr}"
+    );
+}
