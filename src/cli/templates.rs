@@ -47,7 +47,11 @@ fn io(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Calls `f` with each line of `path` (without its line ending).
+/// Longest part of a line kept; the miner reads only its start anyway, and a line without
+/// newlines must not be read whole into memory.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Calls `f` with each line of `path` (without its line ending, cut at `MAX_LINE_BYTES`).
 fn for_each_line(path: &Path, mut f: impl FnMut(&str) -> Result<()>) -> Result<u64> {
     let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -55,11 +59,25 @@ fn for_each_line(path: &Path, mut f: impl FnMut(&str) -> Result<()>) -> Result<u
     let mut n = 0;
     loop {
         buf.clear();
-        if reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| io(path, e))?
-            == 0
-        {
+        let mut read_any = false;
+        loop {
+            let chunk = reader.fill_buf().map_err(|e| io(path, e))?;
+            if chunk.is_empty() {
+                break;
+            }
+            read_any = true;
+            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(p) => (p + 1, true),
+                None => (chunk.len(), false),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..take.min(room)]);
+            reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if !read_any {
             return Ok(n);
         }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {

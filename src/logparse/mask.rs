@@ -15,6 +15,10 @@
 /// The placeholder a variable takes in a template.
 pub const WILDCARD: &str = "<*>";
 
+/// Only this much of a message is masked and mined (cut on a character boundary): what
+/// identifies an event is at its start, and it bounds the miner's state per template.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+
 /// One unit of a message: a maximal run of non-separator characters inside a word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unit {
@@ -93,6 +97,11 @@ fn is_known_value(unit: &str) -> bool {
 impl Masked {
     /// Cuts `message` into units and builds its template.
     pub fn mask(&mut self, message: &str) {
+        let mut cut = message.len().min(MAX_MESSAGE_BYTES);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let message = &message[..cut];
         self.template.clear();
         self.units.clear();
         self.words.clear();
@@ -552,6 +561,16 @@ mod tests {
             ]
         );
         assert!(masked.units[1].wordlike);
+    }
+
+    #[test]
+    fn long_messages_are_mined_on_their_start() {
+        let mut masked = Masked::default();
+        let message = format!("start {} end", "é".repeat(MAX_MESSAGE_BYTES));
+        masked.mask(&message);
+        assert!(masked.template.len() <= MAX_MESSAGE_BYTES);
+        assert!(masked.template.starts_with("start é"));
+        assert!(!masked.template.ends_with("end"));
     }
 
     #[test]

@@ -130,3 +130,103 @@ fn a_corrupt_state_file_is_reported_with_its_path() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_huge_line_without_newlines_is_read_bounded_and_the_next_line_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let mut text = "x".repeat(5 * 1024 * 1024);
+    text.push_str(" 17\nafter the huge line 42\n");
+    std::fs::write(&input, text).unwrap();
+    let out = templates(&input, &dir.path().join("out.jsonl"), &[]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1]["template"], "after the huge line <*>");
+    assert!(out[0]["template"].as_str().unwrap().len() <= 8 * 1024);
+}
+
+/// A rule that reports every log template of a window: the test reads templates off alerts.
+const TEMPLATE_RULE: &str = "-- id = \"log_templates\"\n-- alert = \"LogTemplate\"\n-- severity = \"info\"\n\
+SELECT template_id, template, count(*) AS value FROM logs GROUP BY template_id, template\n";
+
+fn login_records(users: &[&str], minute: i64) -> String {
+    let base = 1_793_541_600_000_000_000i64 + minute * 60_000_000_000;
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let record = serde_json::json!({
+                "signal": "log", "time_unix_nano": base + i as i64 * 1_000_000_000,
+                "service": "bastion", "severity": "INFO",
+                "body": format!("session opened for user {u} by sshd port {}", 1000 + i),
+            });
+            format!("{record}\n")
+        })
+        .collect()
+}
+
+fn template_labels(out: &Path) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = read_lines(&out.join("alerts.jsonl"))
+        .iter()
+        .filter(|a| a["status"] == "firing")
+        .map(|a| {
+            (
+                a["labels"]["template"].as_str().unwrap().to_string(),
+                a["labels"]["template_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+#[test]
+fn the_pipeline_keeps_its_templates_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("templates.sql"), TEMPLATE_RULE).unwrap();
+    let pipeline = pipeline_dir_with_rules(
+        dir.path(),
+        &rules,
+        "[logs]\ntemplate_state = \"templates.json\"\n",
+    );
+    let run = |input: &str, name: &str| {
+        let file = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, input).unwrap();
+        let out = dir.path().join(name);
+        run_ok(
+            faultline()
+                .args(["run", "--pipeline"])
+                .arg(&pipeline)
+                .arg("--input")
+                .arg(&file)
+                .arg("--output")
+                .arg(&out),
+        );
+        template_labels(&out)
+    };
+    let first = run(
+        &login_records(&["alice", "bob", "carol", "dave", "erin"], 0),
+        "first",
+    );
+    let generalised = "session opened for user <*> by sshd port <*>";
+    assert!(first.iter().any(|(t, _)| t == generalised), "{first:?}");
+    assert!(
+        pipeline.join("templates.json").exists(),
+        "state written at the end of the run"
+    );
+
+    // The restarted pipeline puts a new user's only line into the learned template, same id.
+    let second = run(&login_records(&["mallory"], 10), "second");
+    let first_id = &first.iter().find(|(t, _)| t == generalised).unwrap().1;
+    assert_eq!(second, [(generalised.to_string(), first_id.clone())]);
+
+    // Without the state file the same input gives the line its own template.
+    std::fs::remove_file(pipeline.join("templates.json")).unwrap();
+    let fresh = run(&login_records(&["mallory"], 10), "fresh");
+    assert_eq!(
+        fresh[0].0,
+        "session opened for user mallory by sshd port <*>"
+    );
+}
