@@ -9,7 +9,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::logparse::miner::{format_id, MinerConfig, MinerState, Parsed, TemplateMiner};
+use crate::logparse::miner::{format_id, MinerConfig, Parsed};
+use crate::pipeline::{load_miner, save_state};
 
 /// `faultline templates`.
 #[derive(Debug, Args)]
@@ -104,21 +105,7 @@ fn write_line(out: &mut impl Write, path: &Path, n: u64, message: &str, p: &Pars
 }
 
 pub fn run(args: &TemplatesArgs) -> Result<()> {
-    let config = MinerConfig::default();
-    let mut miner = match &args.state {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-            let state: MinerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-                location: path.display().to_string(),
-                message: format!("not a template state file: {e}"),
-            })?;
-            TemplateMiner::from_state(config, &state).map_err(|message| Error::Config {
-                location: path.display().to_string(),
-                message,
-            })?
-        }
-        _ => TemplateMiner::new(config),
-    };
+    let mut miner = load_miner(args.state.as_deref(), MinerConfig::default())?;
     let file = std::fs::File::create(&args.output).map_err(|e| io(&args.output, e))?;
     let mut out = BufWriter::new(file);
     let started = Instant::now();
@@ -142,10 +129,7 @@ pub fn run(args: &TemplatesArgs) -> Result<()> {
     };
     out.flush().map_err(|e| io(&args.output, e))?;
     if let Some(path) = &args.state {
-        let text = serde_json::to_string(&miner.state()).expect("state serialises");
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+        save_state(path, &miner.state())?;
     }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(

@@ -48,11 +48,9 @@ impl LogParser {
         }
     }
 
-    /// A parser that goes on from persisted miner state.
-    pub fn from_state(config: MinerConfig, state: &MinerState) -> Result<Self, String> {
-        Ok(Self {
-            miner: TemplateMiner::from_state(config, state)?,
-        })
+    /// A parser that goes on with `miner` (e.g. one restored from its state).
+    pub fn from_miner(miner: TemplateMiner) -> Self {
+        Self { miner }
     }
 
     pub fn state(&self) -> MinerState {

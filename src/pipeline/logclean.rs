@@ -8,7 +8,7 @@ use tracing::info;
 use crate::config::LogsConfig;
 use crate::error::{Error, Result};
 use crate::logparse::signatures::{FoldConfig, Folded, TracebackFolder};
-use crate::logparse::{LogParser, MinerState};
+use crate::logparse::{LogParser, MinerConfig, MinerState, TemplateMiner};
 use crate::model::{LogRecord, Record};
 
 /// Counters of the log cleaner.
@@ -33,24 +33,13 @@ impl LogCleaner {
     /// A cleaner for the pipeline in `dir`, going on from the state file when it exists.
     pub fn load(dir: &Path, config: &LogsConfig) -> Result<Self> {
         let state_file = config.template_state.as_ref().map(|p| dir.join(p));
-        let parser = match &state_file {
-            Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-                let state: MinerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-                    location: path.display().to_string(),
-                    message: format!("not a template state file ({e}); delete it to start afresh"),
-                })?;
-                let parser = LogParser::from_state(config.miner, &state).map_err(|message| {
-                    Error::Config {
-                        location: path.display().to_string(),
-                        message,
-                    }
-                })?;
-                info!(path = %path.display(), shapes = parser.shapes(), "Restored log templates.");
-                parser
+        let miner = load_miner(state_file.as_deref(), config.miner)?;
+        if let Some(path) = &state_file {
+            if miner.shapes() > 0 {
+                info!(path = %path.display(), shapes = miner.shapes(), "Restored log templates.");
             }
-            _ => LogParser::new(config.miner),
-        };
+        }
+        let parser = LogParser::from_miner(miner);
         Ok(Self {
             parser,
             config: config.clone(),
@@ -102,19 +91,41 @@ impl LogCleaner {
         log
     }
 
-    /// Writes the miner state (if a state file is configured), atomically: a crash leaves
-    /// the previous state, never half of one.
+    /// Writes the miner state, if a state file is configured.
     pub fn save(&self) -> Result<()> {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let state = self.parser.state();
-        let text = serde_json::to_string(&state).expect("state serialises");
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-        Ok(())
+        save_state(path, &self.parser.state())
     }
+}
+
+/// A miner from the state file at `path` when it exists, else a fresh one. A file that is not
+/// a state file is a configuration error naming it (never silently ignored: that would
+/// change every template id).
+pub fn load_miner(path: Option<&Path>, config: MinerConfig) -> Result<TemplateMiner> {
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return Ok(TemplateMiner::new(config));
+    };
+    let config_error = |message: String| Error::Config {
+        location: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    let state: MinerState = serde_json::from_str(&text).map_err(|e| {
+        config_error(format!(
+            "not a template state file ({e}); delete it to start afresh"
+        ))
+    })?;
+    TemplateMiner::from_state(config, &state).map_err(config_error)
+}
+
+/// Writes miner state atomically: a crash leaves the previous state, never half of one.
+pub fn save_state(path: &Path, state: &MinerState) -> Result<()> {
+    let text = serde_json::to_string(state).expect("state serialises");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
 fn io(path: &Path, source: std::io::Error) -> Error {

@@ -13,7 +13,7 @@
 mod logclean;
 pub mod run;
 
-pub use logclean::CleanStats;
+pub use logclean::{load_miner, save_state, CleanStats};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};

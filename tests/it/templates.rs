@@ -145,7 +145,8 @@ fn a_huge_line_without_newlines_is_read_bounded_and_the_next_line_still_counts()
 }
 
 /// A rule that reports every log template of a window: the test reads templates off alerts.
-const TEMPLATE_RULE: &str = "-- id = \"log_templates\"\n-- alert = \"LogTemplate\"\n-- severity = \"info\"\n\
+const TEMPLATE_RULE: &str =
+    "-- id = \"log_templates\"\n-- alert = \"LogTemplate\"\n-- severity = \"info\"\n\
 SELECT template_id, template, count(*) AS value FROM logs GROUP BY template_id, template\n";
 
 fn login_records(users: &[&str], minute: i64) -> String {
