@@ -341,10 +341,19 @@ fn unit_is_variable(text: &str, digits: usize) -> bool {
         let name_with_number = digits <= 2
             && text.as_bytes()[0].is_ascii_alphabetic()
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            // One number (`jk2_init`, `eth1`); `rdd_2_0`, `broadcast_9_piece0` are ids.
+            && digit_runs(text) == 1
             && !is_hex_number(text);
         return !name_with_number;
     }
     (text.len() > 1 && text.starts_with('/')) || is_known_value(text)
+}
+
+fn digit_runs(text: &str) -> usize {
+    let b = text.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()))
+        .count()
 }
 
 fn is_hex_number(text: &str) -> bool {

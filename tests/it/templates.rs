@@ -231,3 +231,60 @@ fn the_pipeline_keeps_its_templates_across_restarts() {
         "session opened for user mallory by sshd port <*>"
     );
 }
+
+#[test]
+fn structured_bodies_give_rules_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("fields.sql"),
+        "-- id = \"fields\"\n-- alert = \"Fields\"\n-- severity = \"info\"\n\
+         SELECT fields['status'] AS status, fields['req.path'] AS path, template, count(*) AS value\n\
+         FROM logs GROUP BY fields['status'], fields['req.path'], template\n",
+    )
+    .unwrap();
+    let pipeline = pipeline_dir_with_rules(dir.path(), &rules, "");
+    let t = 1_793_541_600_000_000_000i64;
+    let json_body = serde_json::json!({
+        "signal": "log", "time_unix_nano": t, "service": "api", "severity": "ERROR",
+        "body": r#"{"level":"error","msg":"upstream timeout after 30s","status":504,"req":{"path":"/v1/chat"}}"#,
+    });
+    let logfmt_body = serde_json::json!({
+        "signal": "log", "time_unix_nano": t + 1, "service": "api", "severity": "ERROR",
+        "body": "level=error msg=\"upstream timeout after 31s\" status=504 req.path=/v1/chat",
+    });
+    // An OTLP log whose body is a key-value list, as SDKs send structured logs.
+    let otlp = serde_json::json!({"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "api"}}]},
+        "scopeLogs": [{"logRecords": [{"timeUnixNano": (t + 2).to_string(), "severityNumber": 17,
+            "body": {"kvlistValue": {"values": [
+                {"key": "msg", "value": {"stringValue": "upstream timeout after 32s"}},
+                {"key": "status", "value": {"intValue": "504"}},
+                {"key": "req", "value": {"kvlistValue": {"values": [
+                    {"key": "path", "value": {"stringValue": "/v1/chat"}}]}}}]}}}]}]}]});
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, format!("{json_body}\n{logfmt_body}\n{otlp}\n")).unwrap();
+    let out = dir.path().join("out");
+    run_ok(
+        faultline()
+            .args(["run", "--pipeline"])
+            .arg(&pipeline)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out),
+    );
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let firing: Vec<_> = alerts.iter().filter(|a| a["status"] == "firing").collect();
+    assert_eq!(
+        firing.len(),
+        1,
+        "all three bodies agree on fields and template: {alerts:?}"
+    );
+    let labels = &firing[0]["labels"];
+    assert_eq!(labels["status"], "504");
+    assert_eq!(labels["path"], "/v1/chat");
+    assert_eq!(labels["template"], "upstream timeout after <*>");
+    assert_eq!(firing[0]["evidence"]["value"], 3.0);
+}
