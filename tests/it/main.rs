@@ -5,8 +5,9 @@
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
 //! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
-//! - `templates`: `faultline templates` (output per line, state across restarts) and the
-//!   template/signature columns as rules see them.
+//! - `templates`: `faultline templates` (output per line, state across restarts) and log
+//!   cleaning in the pipeline: template state across restarts, structured-body fields, a
+//!   line-by-line traceback from the broker folded into one `cuda_oom` alert.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;

@@ -1,6 +1,7 @@
 //! `faultline templates` and the log-cleaning columns in the pipeline.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -287,4 +288,68 @@ fn structured_bodies_give_rules_their_fields() {
     assert_eq!(labels["path"], "/v1/chat");
     assert_eq!(labels["template"], "upstream timeout after <*>");
     assert_eq!(firing[0]["evidence"]["value"], 3.0);
+}
+
+/// On the real broker: a PyTorch OOM traceback collected line by line (one OTLP log record
+/// per line, one protobuf export request) is folded, recognised as `cuda_oom`, and the shipped
+/// rule alerts for its host and GPU; on SIGTERM the learned templates are saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_traceback_from_kafka_alerts_by_signature_and_templates_are_saved_on_sigterm() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message as _;
+
+    use crate::broker::*;
+
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "{}\n[logs]\ntemplate_state = \"templates.json\"\n",
+        window("1m")
+    );
+    let pipeline = pipeline_dir_with_rules(
+        tmp.path(),
+        &repo().join("pipelines/inference/rules"),
+        &topics.pipeline_toml(&settings),
+    );
+    let t0 = minute_ago(10);
+    let lines = [
+        "Traceback (most recent call last):",
+        "  File \"/app/serve.py\", line 88, in generate",
+        "    out = model.generate(**batch)",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 3 has a total capacity of 79.15 GiB of which 1.05 GiB is free.",
+    ];
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            serde_json::json!({"timeUnixNano": (t0 + i as i64 * 1_000_000).to_string(),
+                "severityNumber": 17, "body": {"stringValue": body}})
+        })
+        .collect();
+    let request = serde_json::json!({"resourceLogs": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "vllm"}},
+        {"key": "host.name", "value": {"stringValue": "gpu-node-9"}},
+        {"key": "process.pid", "value": {"intValue": "777"}}]},
+        "scopeLogs": [{"logRecords": records}]}]});
+    let request: ExportLogsServiceRequest = serde_json::from_value(request).unwrap();
+    produce(&producer(), &topics.logs, &request.encode_to_vec()).await;
+
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    let alerts = read_topic(&topics.alerts, 1, Duration::from_secs(60));
+    assert_eq!(alerts.len(), 1, "log:\n{}", fl.log_text());
+    let alert = &alerts[0].1;
+    assert_eq!(alert["labels"]["alertname"], "CudaOutOfMemory");
+    assert_eq!(alert["labels"]["host"], "gpu-node-9");
+    assert_eq!(alert["labels"]["device"], "3");
+    // One folded event, not four records.
+    assert_eq!(alert["evidence"]["value"], 1.0);
+    assert_eq!(alert["evidence"]["values"]["requested_gib"], 2.0);
+    assert!(fl.stop().success(), "{}", fl.log_text());
+    let state = std::fs::read_to_string(pipeline.join("templates.json")).unwrap();
+    assert!(
+        state
+            .contains("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate <*>. GPU <*>"),
+        "{state}"
+    );
 }
