@@ -182,6 +182,22 @@ impl Masked {
             self.plain(message, start, end);
             return;
         }
+        // `key=value`: the value is a word of its own (`since=2026-11-01T12:00:00Z`,
+        // `url=https://x/y`, `path=/var/lib/x`).
+        if let Some(eq) = word.find('=') {
+            let key = &word[..eq];
+            let is_key = !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if is_key && eq + 1 < word.len() {
+                self.plain(message, start, start + eq + 1);
+                let value = &word[eq + 1..];
+                let flags = value.bytes().fold(0, |f, b| f | CLASS[b as usize]);
+                self.word(message, start + eq + 1, end, flags);
+                return;
+            }
+        }
         let scheme = if has_colon && has_slash {
             word.as_bytes().windows(3).position(|w| w == b"://")
         } else {
@@ -229,7 +245,7 @@ impl Masked {
         let is_path = core.starts_with('/') && core[1..].contains('/');
         let colon_value = has_colon
             && core.as_bytes().first().is_some_and(u8::is_ascii_hexdigit)
-            && (is_clock_time(core) || is_colon_hex(core));
+            && (is_clock_time(core) || is_colon_hex(core) || is_iso_timestamp(core));
         if is_path || colon_value {
             self.literal(&word[..core_start]);
             self.unit(message, start + core_start, start + core_end, Some(true));
@@ -470,6 +486,23 @@ fn is_clock_time(s: &str) -> bool {
         && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `2017-05-16T00:00:00.008Z`, `2026-11-01T12:00:00+02:00`: ISO 8601 date and time.
+fn is_iso_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    b.len() >= 16
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't' | b'_')
+        && s[11..].bytes().all(|c| {
+            c.is_ascii_digit() || matches!(c, b':' | b'.' | b',' | b'+' | b'-' | b'Z' | b'z')
+        })
+}
+
 /// MAC addresses and IPv6: hex groups joined by at least two colons, with a digit somewhere.
 fn is_colon_hex(s: &str) -> bool {
     s.bytes().filter(|&b| b == b':').count() >= 2
@@ -513,6 +546,12 @@ mod tests {
                 "Input split: hdfs://<*>",
             ),
             ("lifetime 00:01", "lifetime <*>"),
+            ("at 2017-05-16T00:00:00.008Z done", "at <*> done"),
+            ("since=2026-11-01T12:00:00+02:00", "since=<*>"),
+            (
+                "url=https://api.example.com/v1?x=1 path=/var/lib/x:3 ok",
+                "url=https://<*> path=<*> ok",
+            ),
             (
                 "DHCPDISCOVER from 00:11:43:e3:ba:c3 via eth1",
                 "DHCPDISCOVER from <*> via eth1",
