@@ -1,15 +1,17 @@
-//! The log cleaner in the pipeline: folds multi-line tracebacks, parses every log record
-//! (`logparse`), and keeps the template miner's state in a file across restarts.
+//! The log cleaner in the pipeline: folds multi-line tracebacks (per shard, across input
+//! messages), parses every log record (`logparse`), and keeps the template miner's state in a
+//! file across restarts.
 
 use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::config::LogsConfig;
+use crate::align::AckId;
+use crate::config::{LogsConfig, PipelineConfig};
 use crate::error::{Error, Result};
 use crate::logparse::signatures::{FoldConfig, Folded, TracebackFolder};
 use crate::logparse::{LogParser, MinerConfig, MinerState, TemplateMiner};
-use crate::model::{LogRecord, Record};
+use crate::model::{EventTime, Location, LogRecord};
 
 /// Counters of the log cleaner.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -22,9 +24,58 @@ pub struct CleanStats {
     pub signatures: u64,
 }
 
+/// A log record waiting in a shard's folder: the record, the input message holding it, and
+/// where it came from (for a late record's report).
+pub type Pending = (LogRecord, AckId, Location);
+
+/// A cleaned log record ready for the aligner.
+pub struct Cleaned {
+    pub log: LogRecord,
+    pub ack: AckId,
+    pub source: Location,
+    /// Messages of the other lines folded into this record.
+    pub merged: Vec<AckId>,
+}
+
+/// Per shard: folds multi-line tracebacks across the records and messages of one emitter
+/// (service, host, pid). A fold ends at a line that does not continue it, after
+/// `fold_max_lines`, or once the watermark is past its last line by the fold gap (the
+/// smaller of `traces.gap` and 2 s, so a fold is always out before its window closes).
+pub struct ShardFolder {
+    folder: TracebackFolder<Pending>,
+}
+
+impl ShardFolder {
+    pub fn new(config: &PipelineConfig) -> Self {
+        let gap = config.traces.gap.min(std::time::Duration::from_secs(2));
+        Self {
+            folder: TracebackFolder::new(FoldConfig {
+                max_lines: config.logs.fold_max_lines,
+                max_gap_ns: i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX),
+                ..FoldConfig::default()
+            }),
+        }
+    }
+
+    pub fn push(&mut self, log: LogRecord, ack: AckId, source: &Location) -> Vec<Folded<Pending>> {
+        let stream = stream_key(&log);
+        let (time, body) = (log.time.nanos(), log.body.clone());
+        self.folder
+            .push(&stream, time, &body, (log, ack, source.clone()))
+    }
+
+    /// Folds that can no longer grow once the watermark is at `watermark`.
+    pub fn flush_older_than(&mut self, watermark: EventTime) -> Vec<Folded<Pending>> {
+        self.folder.flush_older_than(watermark.nanos())
+    }
+
+    pub fn flush_all(&mut self) -> Vec<Folded<Pending>> {
+        self.folder.flush_all()
+    }
+}
+
 pub struct LogCleaner {
     parser: LogParser,
-    config: LogsConfig,
     state_file: Option<PathBuf>,
     pub stats: CleanStats,
 }
@@ -42,45 +93,36 @@ impl LogCleaner {
         let parser = LogParser::from_miner(miner);
         Ok(Self {
             parser,
-            config: config.clone(),
             state_file,
             stats: CleanStats::default(),
         })
     }
 
-    /// Folds the tracebacks of one input message's log records and parses every log record.
-    /// Other records pass unchanged.
-    pub fn clean(&mut self, records: Vec<Record>) -> Vec<Record> {
-        let mut folder = TracebackFolder::new(FoldConfig {
-            max_lines: self.config.fold_max_lines,
-            ..FoldConfig::default()
-        });
-        let mut out = Vec::with_capacity(records.len());
-        let mut folded = Vec::new();
-        for record in records {
-            match record {
-                Record::Log(log) => {
-                    let stream = stream_key(&log);
-                    let (time, body) = (log.time.nanos(), log.body.clone());
-                    folded.extend(folder.push(&stream, time, &body, log));
+    /// Turns what a shard's folder emitted into parsed log records: a fold becomes its first
+    /// record with the whole text as body; the other records' messages are listed in
+    /// `merged` (the fold's first message holds the event from now on).
+    pub fn finish(&mut self, items: Vec<Folded<Pending>>) -> Vec<Cleaned> {
+        items
+            .into_iter()
+            .map(|item| {
+                let (log, ack, source, merged) = match item {
+                    Folded::Single((log, ack, source)) => (log, ack, source, Vec::new()),
+                    Folded::Folded { parts, text } => {
+                        self.stats.folded += parts.len() as u64 - 1;
+                        let mut parts = parts.into_iter();
+                        let (mut first, ack, source) = parts.next().expect("a fold has parts");
+                        first.body = text;
+                        (first, ack, source, parts.map(|(_, a, _)| a).collect())
+                    }
+                };
+                Cleaned {
+                    log: self.parse(log),
+                    ack,
+                    source,
+                    merged,
                 }
-                other => out.push(other),
-            }
-        }
-        folded.extend(folder.flush_all());
-        for item in folded {
-            let log = match item {
-                Folded::Single(log) => log,
-                Folded::Folded { parts, text } => {
-                    self.stats.folded += parts.len() as u64 - 1;
-                    let mut first = parts.into_iter().next().expect("a fold has parts");
-                    first.body = text;
-                    first
-                }
-            };
-            out.push(Record::Log(self.parse(log)));
-        }
-        out
+            })
+            .collect()
     }
 
     fn parse(&mut self, mut log: LogRecord) -> LogRecord {

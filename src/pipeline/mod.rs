@@ -27,7 +27,7 @@ use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
 use crate::detect::DetectorSet;
 use crate::error::Result;
-use crate::model::EventTime;
+use crate::model::{EventTime, Location, Record};
 use crate::output::{DeadLetter, LateRecord, Output};
 use crate::rules::{load_rules, RuleEngine};
 use crate::source::InputMessage;
@@ -67,6 +67,8 @@ pub struct Stats {
 /// The state of one shard.
 struct Shard {
     aligner: TraceAligner,
+    /// Log records of multi-line tracebacks still being folded.
+    folder: logclean::ShardFolder,
     watermarks: WatermarkTracker,
     lifecycle: Lifecycle,
     grouper: Grouper,
@@ -94,10 +96,13 @@ pub struct Pipeline {
     history: usize,
     max_message_bytes: usize,
     dead_letter_payload_bytes: usize,
-    /// Per input message: 1 while being ingested, plus 1 per record held by the aligner.
+    /// Per input message: 1 while being ingested, plus 1 per record held by the traceback
+    /// folder or the aligner (a folded event is held by its first line's message).
     holds: HashMap<AckId, u32>,
     stats: Stats,
     logs: logclean::LogCleaner,
+    /// Outputs produced where no emission is returned (revocation), sent with the next one.
+    carry: Emission,
 }
 
 impl Pipeline {
@@ -128,6 +133,7 @@ impl Pipeline {
             holds: HashMap::new(),
             stats: Stats::default(),
             logs: logclean::LogCleaner::load(dir, &config.logs)?,
+            carry: Emission::default(),
         })
     }
 
@@ -153,6 +159,7 @@ impl Pipeline {
         let config = &self.config;
         self.shards.entry(number).or_insert_with(|| Shard {
             aligner: TraceAligner::new(config.align()),
+            folder: logclean::ShardFolder::new(config),
             watermarks: WatermarkTracker::new(config.window.max_out_of_orderness),
             lifecycle: Lifecycle::new(
                 &config.name,
@@ -248,7 +255,7 @@ impl Pipeline {
         ack: AckId,
         partition: &PartitionKey,
     ) -> Emission {
-        let mut em = Emission::default();
+        let mut em = std::mem::take(&mut self.carry);
         self.stats.messages += 1;
         self.holds.insert(ack, 1);
         let decoded = if msg.size > self.max_message_bytes {
@@ -278,25 +285,27 @@ impl Pipeline {
                 em.outputs.push(Output::dead_letter(&dl));
             }
             Ok(records) => {
-                let records = self.logs.clean(records);
-                let mut held = 0;
-                let shard = self.shard(partition.1);
+                let shard = partition.1;
+                self.stats.records += records.len() as u64;
+                *self.holds.get_mut(&ack).expect("held") += records.len() as u32;
+                let mut folded = Vec::new();
+                let mut others = Vec::new();
+                let s = self.shard(shard);
                 for record in records {
-                    shard.watermarks.observe(partition, record.event_time());
-                    match shard.aligner.insert(record, ack) {
-                        Ok(()) => held += 1,
-                        Err(late) => em
-                            .outputs
-                            .push(Output::late(&LateRecord::new(&late, msg.source.clone()))),
+                    s.watermarks.observe(partition, record.event_time());
+                    match record {
+                        Record::Log(log) => folded.extend(s.folder.push(log, ack, &msg.source)),
+                        other => others.push(other),
                     }
                 }
-                let early = shard.aligner.enforce_byte_cap();
-                let late = em.outputs.len() as u64;
-                self.stats.records += held as u64 + late;
-                self.stats.late += late;
-                *self.holds.get_mut(&ack).expect("held") += held;
-                self.evaluate(partition.1, early, &mut em).await;
-                em.append(self.advance(partition.1).await);
+                for record in others {
+                    self.insert(shard, record, ack, &msg.source, &mut em);
+                }
+                let cleaned = self.logs.finish(folded);
+                self.place(shard, cleaned, &mut em);
+                let early = self.shard(shard).aligner.enforce_byte_cap();
+                self.evaluate(shard, early, &mut em).await;
+                em.append(self.advance(shard).await);
             }
         }
         self.release(ack, &mut em);
@@ -311,22 +320,57 @@ impl Pipeline {
 
     async fn advance(&mut self, shard: i32) -> Emission {
         let mut em = Emission::default();
-        let s = self.shard(shard);
-        if let Some(wm) = s.watermarks.watermark() {
-            let closed = s.aligner.advance(wm);
-            self.evaluate(shard, closed, &mut em).await;
+        if let Some(wm) = self.shard(shard).watermarks.watermark() {
+            self.advance_shard(shard, wm, &mut em).await;
         }
         em
+    }
+
+    /// Moves one shard to `watermark`: finished folds go to the aligner first, so a fold is
+    /// placed before its window can close.
+    async fn advance_shard(&mut self, shard: i32, watermark: EventTime, em: &mut Emission) {
+        let items = self.shard(shard).folder.flush_older_than(watermark);
+        let cleaned = self.logs.finish(items);
+        self.place(shard, cleaned, em);
+        let closed = self.shard(shard).aligner.advance(watermark);
+        self.evaluate(shard, closed, em).await;
+    }
+
+    /// Hands cleaned log records to the aligner; the messages of lines merged into a fold
+    /// are done (their content lives on in the fold's record, held by its first message).
+    fn place(&mut self, shard: i32, cleaned: Vec<logclean::Cleaned>, em: &mut Emission) {
+        for c in cleaned {
+            for merged in c.merged {
+                self.release(merged, em);
+            }
+            self.insert(shard, Record::Log(c.log), c.ack, &c.source, em);
+        }
+    }
+
+    /// Places one record; a record too late for its window is reported and its hold released.
+    fn insert(
+        &mut self,
+        shard: i32,
+        record: Record,
+        ack: AckId,
+        source: &Location,
+        em: &mut Emission,
+    ) {
+        if let Err(late) = self.shard(shard).aligner.insert(record, ack) {
+            self.stats.late += 1;
+            em.outputs
+                .push(Output::late(&LateRecord::new(&late, source.clone())));
+            self.release(ack, em);
+        }
     }
 
     /// Moves every shard's watermark to `watermark` regardless of the partitions (every
     /// input is quiet and the driver lets event time follow the wall clock).
     pub async fn advance_watermark(&mut self, watermark: EventTime) -> Emission {
-        let mut em = Emission::default();
+        let mut em = std::mem::take(&mut self.carry);
         let numbers: Vec<i32> = self.shards.keys().copied().collect();
         for n in numbers {
-            let closed = self.shard(n).aligner.advance(watermark);
-            self.evaluate(n, closed, &mut em).await;
+            self.advance_shard(n, watermark, &mut em).await;
         }
         em
     }
@@ -334,39 +378,58 @@ impl Pipeline {
     /// A partition was revoked: forgets its watermark and drops the records it contributed
     /// to open state, without releasing them — they were not committed, so the partition's
     /// new owner reads them again. `is_revoked` tells which input messages came from it.
-    pub fn revoke(&mut self, partition: &PartitionKey, is_revoked: impl FnMut(AckId) -> bool) {
+    pub fn revoke(&mut self, partition: &PartitionKey, mut is_revoked: impl FnMut(AckId) -> bool) {
         let Some(shard) = self.shards.get_mut(&partition.1) else {
             return;
         };
-        shard.watermarks.remove(partition);
-        for ack in shard.aligner.remove_acks(is_revoked) {
-            if let Some(n) = self.holds.get_mut(&ack) {
-                *n -= 1;
-                if *n == 0 {
-                    self.holds.remove(&ack);
+        // Pending folds: the revoked partition's lines are dropped like its aligned rows;
+        // other partitions' go on to the aligner.
+        let items = shard.folder.flush_all();
+        let mut carry = std::mem::take(&mut self.carry);
+        for c in self.logs.finish(items) {
+            if is_revoked(c.ack) {
+                for ack in std::iter::once(c.ack).chain(c.merged) {
+                    self.forget(ack);
                 }
+            } else {
+                self.place(partition.1, vec![c], &mut carry);
             }
         }
+        self.carry = carry;
+        let shard = self.shards.get_mut(&partition.1).expect("present");
+        shard.watermarks.remove(partition);
+        for ack in shard.aligner.remove_acks(is_revoked) {
+            self.forget(ack);
+        }
+        let shard = self.shards.get_mut(&partition.1).expect("present");
         if shard.watermarks.is_empty() {
             // Its held messages were not committed: the new owner replays them.
             let shard = self.shards.remove(&partition.1).expect("present");
             for ack in shard.deferred.into_iter().flat_map(|(_, acks)| acks) {
-                if let Some(n) = self.holds.get_mut(&ack) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.holds.remove(&ack);
-                    }
-                }
+                self.forget(ack);
             }
             self.retired.add(&shard.aligner.stats());
         }
     }
 
+    /// Drops one hold without releasing the message: it stays uncommitted (revocation).
+    fn forget(&mut self, ack: AckId) {
+        if let Some(n) = self.holds.get_mut(&ack) {
+            *n -= 1;
+            if *n == 0 {
+                self.holds.remove(&ack);
+            }
+        }
+    }
+
     /// End of input: evaluates every open window and releases every held message.
     pub async fn finish(&mut self) -> Emission {
-        let mut em = Emission::default();
+        let mut em = std::mem::take(&mut self.carry);
         let numbers: Vec<i32> = self.shards.keys().copied().collect();
         for n in numbers {
+            let items = self.shard(n).folder.flush_all();
+            let cleaned = self.logs.finish(items);
+            self.place(n, cleaned, &mut em);
             let closed = self.shard(n).aligner.flush();
             self.evaluate(n, closed, &mut em).await;
             let deferred = std::mem::take(&mut self.shard(n).deferred);

@@ -353,3 +353,68 @@ async fn a_traceback_from_kafka_alerts_by_signature_and_templates_are_saved_on_s
         "{state}"
     );
 }
+
+#[test]
+fn a_traceback_split_over_input_messages_is_folded_per_emitter() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("events.sql"),
+        "-- id = \"events\"\n-- alert = \"Events\"\n-- severity = \"info\"\n\
+         SELECT host, count(*) AS value, max(signature) AS evidence_signature,\n\
+                max(signature_fields['expected']) AS evidence_expected,\n\
+                max(signature_fields['actual']) AS evidence_actual\n\
+         FROM logs GROUP BY host\n",
+    )
+    .unwrap();
+    let pipeline = pipeline_dir_with_rules(dir.path(), &rules, "");
+    let traceback = [
+        "Traceback (most recent call last):",
+        "  File \"/app/train.py\", line 41, in <module>",
+        "    out = model(images)",
+        "  File \"/usr/lib/python3.11/site-packages/torch/nn/modules/conv.py\", line 549, in _conv_forward",
+        "    return F.conv2d(input, weight, bias, self.stride, self.padding)",
+        "RuntimeError: Given groups=1, weight of size [16, 3, 3, 3], expected input[32, 6, 64, 64] to have 3 channels, but got 6 channels instead",
+    ];
+    let t0 = 1_793_541_600_000_000_000i64;
+    let mut lines = String::new();
+    for (i, body) in traceback.iter().enumerate() {
+        // One input line (message) per traceback line, another emitter's line in between.
+        let record = serde_json::json!({"signal": "log", "time_unix_nano": t0 + i as i64 * 1_000_000,
+            "service": "trainer", "host": "h1", "severity": "ERROR", "body": body});
+        let other = serde_json::json!({"signal": "log", "time_unix_nano": t0 + i as i64 * 1_000_000 + 1,
+            "service": "trainer", "host": "h2", "severity": "INFO", "body": format!("step {i} ok")});
+        lines.push_str(&format!("{record}\n{other}\n"));
+    }
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let out = dir.path().join("out");
+    run_ok(
+        faultline()
+            .args(["run", "--pipeline"])
+            .arg(&pipeline)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out),
+    );
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let by_host = |host: &str| {
+        alerts
+            .iter()
+            .find(|a| a["status"] == "firing" && a["labels"]["host"] == host)
+            .unwrap_or_else(|| panic!("no alert for {host}: {alerts:?}"))
+    };
+    let h1 = by_host("h1");
+    assert_eq!(h1["evidence"]["value"], 1.0, "six lines, one event: {h1}");
+    assert_eq!(h1["evidence"]["values"]["signature"], "shape_mismatch");
+    assert_eq!(h1["evidence"]["values"]["expected"], "3");
+    assert_eq!(h1["evidence"]["values"]["actual"], "6");
+    assert_eq!(
+        by_host("h2")["evidence"]["value"],
+        6.0,
+        "the other emitter's lines stay apart"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
+}
