@@ -338,6 +338,8 @@ impl Pipeline {
 
     /// Hands cleaned log records to the aligner; the messages of lines merged into a fold
     /// are done (their content lives on in the fold's record, held by its first message).
+    /// One emitter's lines come from one partition, in order, so the first line's message is
+    /// the oldest of the fold and its hold keeps every later offset uncommitted.
     fn place(&mut self, shard: i32, cleaned: Vec<logclean::Cleaned>, em: &mut Emission) {
         for c in cleaned {
             for merged in c.merged {
