@@ -17,6 +17,33 @@ fn templates(input: &Path, output: &Path, extra: &[&str]) -> Vec<serde_json::Val
     read_lines(output)
 }
 
+/// A pipeline directory under `dir` whose only rule is `sql` (header included), plus `extra`.
+fn pipeline_with_rule(dir: &Path, sql: &str, extra: &str) -> std::path::PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("rule.sql"), sql).unwrap();
+    pipeline_dir_with_rules(dir, &rules, extra)
+}
+
+/// Runs `pipeline` on `input` (written to `dir/name.jsonl`) and returns its alerts; nothing
+/// may be late.
+fn run_on(pipeline: &Path, dir: &Path, name: &str, input: &str) -> Vec<serde_json::Value> {
+    let file = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&file, input).unwrap();
+    let out = dir.join(name);
+    run_ok(
+        faultline()
+            .args(["run", "--pipeline"])
+            .arg(pipeline)
+            .arg("--input")
+            .arg(&file)
+            .arg("--output")
+            .arg(&out),
+    );
+    assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
+    read_lines(&out.join("alerts.jsonl"))
+}
+
 #[test]
 fn one_object_per_line_in_order_with_params() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,8 +193,8 @@ fn login_records(users: &[&str], minute: i64) -> String {
         .collect()
 }
 
-fn template_labels(out: &Path) -> Vec<(String, String)> {
-    let mut labels: Vec<(String, String)> = read_lines(&out.join("alerts.jsonl"))
+fn template_labels(alerts: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = alerts
         .iter()
         .filter(|a| a["status"] == "firing")
         .map(|a| {
@@ -185,29 +212,13 @@ fn template_labels(out: &Path) -> Vec<(String, String)> {
 #[test]
 fn the_pipeline_keeps_its_templates_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("templates.sql"), TEMPLATE_RULE).unwrap();
-    let pipeline = pipeline_dir_with_rules(
+    let pipeline = pipeline_with_rule(
         dir.path(),
-        &rules,
+        TEMPLATE_RULE,
         "[logs]\ntemplate_state = \"templates.json\"\n",
     );
-    let run = |input: &str, name: &str| {
-        let file = dir.path().join(format!("{name}.jsonl"));
-        std::fs::write(&file, input).unwrap();
-        let out = dir.path().join(name);
-        run_ok(
-            faultline()
-                .args(["run", "--pipeline"])
-                .arg(&pipeline)
-                .arg("--input")
-                .arg(&file)
-                .arg("--output")
-                .arg(&out),
-        );
-        template_labels(&out)
-    };
+    let run =
+        |input: &str, name: &str| template_labels(&run_on(&pipeline, dir.path(), name, input));
     let first = run(
         &login_records(&["alice", "bob", "carol", "dave", "erin"], 0),
         "first",
@@ -236,16 +247,13 @@ fn the_pipeline_keeps_its_templates_across_restarts() {
 #[test]
 fn structured_bodies_give_rules_their_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("fields.sql"),
+    let pipeline = pipeline_with_rule(
+        dir.path(),
         "-- id = \"fields\"\n-- alert = \"Fields\"\n-- severity = \"info\"\n\
          SELECT fields['status'] AS status, fields['req.path'] AS path, template, count(*) AS value\n\
          FROM logs GROUP BY fields['status'], fields['req.path'], template\n",
-    )
-    .unwrap();
-    let pipeline = pipeline_dir_with_rules(dir.path(), &rules, "");
+        "",
+    );
     let t = 1_793_541_600_000_000_000i64;
     let json_body = serde_json::json!({
         "signal": "log", "time_unix_nano": t, "service": "api", "severity": "ERROR",
@@ -264,19 +272,8 @@ fn structured_bodies_give_rules_their_fields() {
                 {"key": "status", "value": {"intValue": "504"}},
                 {"key": "req", "value": {"kvlistValue": {"values": [
                     {"key": "path", "value": {"stringValue": "/v1/chat"}}]}}}]}}}]}]}]});
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, format!("{json_body}\n{logfmt_body}\n{otlp}\n")).unwrap();
-    let out = dir.path().join("out");
-    run_ok(
-        faultline()
-            .args(["run", "--pipeline"])
-            .arg(&pipeline)
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(&out),
-    );
-    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let input = format!("{json_body}\n{logfmt_body}\n{otlp}\n");
+    let alerts = run_on(&pipeline, dir.path(), "in", &input);
     let firing: Vec<_> = alerts.iter().filter(|a| a["status"] == "firing").collect();
     assert_eq!(
         firing.len(),
@@ -357,18 +354,15 @@ async fn a_traceback_from_kafka_alerts_by_signature_and_templates_are_saved_on_s
 #[test]
 fn a_traceback_split_over_input_messages_is_folded_per_emitter() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("events.sql"),
+    let pipeline = pipeline_with_rule(
+        dir.path(),
         "-- id = \"events\"\n-- alert = \"Events\"\n-- severity = \"info\"\n\
          SELECT host, count(*) AS value, max(signature) AS evidence_signature,\n\
                 max(signature_fields['expected']) AS evidence_expected,\n\
                 max(signature_fields['actual']) AS evidence_actual\n\
          FROM logs GROUP BY host\n",
-    )
-    .unwrap();
-    let pipeline = pipeline_dir_with_rules(dir.path(), &rules, "");
+        "",
+    );
     let traceback = [
         "Traceback (most recent call last):",
         "  File \"/app/train.py\", line 41, in <module>",
@@ -387,19 +381,7 @@ fn a_traceback_split_over_input_messages_is_folded_per_emitter() {
             "service": "trainer", "host": "h2", "severity": "INFO", "body": format!("step {i} ok")});
         lines.push_str(&format!("{record}\n{other}\n"));
     }
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, lines).unwrap();
-    let out = dir.path().join("out");
-    run_ok(
-        faultline()
-            .args(["run", "--pipeline"])
-            .arg(&pipeline)
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(&out),
-    );
-    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let alerts = run_on(&pipeline, dir.path(), "in", &lines);
     let by_host = |host: &str| {
         alerts
             .iter()
@@ -416,5 +398,4 @@ fn a_traceback_split_over_input_messages_is_folded_per_emitter() {
         6.0,
         "the other emitter's lines stay apart"
     );
-    assert_eq!(std::fs::read_to_string(out.join("late.jsonl")).unwrap(), "");
 }
