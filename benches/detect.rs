@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use faultline::align::Window;
 use faultline::detect::kinds::*;
 use faultline::detect::*;
 use faultline::model::EventTime;
-use faultline::rules::Severity;
+use faultline::model::Severity;
+use faultline::model::Window;
 
 const S: i64 = 1_000_000_000;
 
@@ -65,8 +65,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "consecutive",
             Box::new(|| {
-                Box::new(ConsecutiveBreaches::new(
-                    Consecutive {
+                Box::new(Consecutive::new(
+                    ConsecutiveParams {
                         threshold: 90.0,
                         samples: 3,
                         below: false,
@@ -78,8 +78,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "hysteresis",
             Box::new(move || {
-                Box::new(GradedHysteresis::new(
-                    Hysteresis {
+                Box::new(Hysteresis::new(
+                    HysteresisParams {
                         levels: levels.clone(),
                         samples: 3,
                     },
@@ -90,8 +90,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "silence",
             Box::new(|| {
-                Box::new(Heartbeat::new(
-                    Silence {
+                Box::new(Silence::new(
+                    SilenceParams {
                         timeout: Duration::from_secs(30),
                         interval_factor: 3.0,
                         min_samples: 3,
@@ -104,8 +104,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "zscore",
             Box::new(|| {
-                Box::new(ZScoreDetector::new(
-                    ZScore {
+                Box::new(ZScore::new(
+                    ZScoreParams {
                         threshold: 3.0,
                         alpha: 0.1,
                         warmup: 10,
@@ -117,8 +117,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "quantile_over_time",
             Box::new(|| {
-                Box::new(QuantileWindow::new(
-                    QuantileOverTime {
+                Box::new(QuantileOverTime::new(
+                    QuantileOverTimeParams {
                         quantile: 0.95,
                         range: Duration::from_secs(300),
                         threshold: 95.0,
@@ -131,8 +131,8 @@ fn detectors() -> Vec<(&'static str, Factory)> {
         (
             "burst",
             Box::new(|| {
-                Box::new(BurstDetector::new(
-                    Burst {
+                Box::new(Burst::new(
+                    BurstParams {
                         factor: 3.0,
                         min_count: 10.0,
                         alpha: 0.2,

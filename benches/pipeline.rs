@@ -7,11 +7,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use faultline::align::AckId;
-use faultline::config::PipelineConfig;
 use faultline::decode::{Decoder, Encoding, MessageContext};
-use faultline::model::Location;
+use faultline::model::{AckId, Location};
 use faultline::pipeline::Pipeline;
+use faultline::rules::Unbounded;
 use faultline::source::InputMessage;
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -63,11 +62,11 @@ fn main() {
     });
 
     let dir = root.join("pipelines/inference");
-    let config = PipelineConfig::load(&dir).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let loaded = rt.block_on(faultline::load::load(&dir)).unwrap();
     let messages: Vec<InputMessage> = lines
         .iter()
         .enumerate()
@@ -84,9 +83,12 @@ fn main() {
     let mut alerts = 0;
     let pipeline = time(iterations, || {
         rt.block_on(async {
-            let mut p = Pipeline::load(&dir, &config).await.unwrap();
+            let mut p = Pipeline::new(loaded.clone(), Box::new(Unbounded))
+                .await
+                .unwrap();
             for (i, m) in messages.iter().enumerate() {
-                std::hint::black_box(p.ingest(m, i as AckId).await);
+                let partition = m.source.partition_key();
+                std::hint::black_box(p.ingest(m, i as AckId, &partition).await);
             }
             std::hint::black_box(p.finish().await);
             alerts = p.stats().alerts;

@@ -5,13 +5,14 @@
 //!
 //! `cargo bench --bench rules`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use faultline::align::{AlignConfig, AlignedBatch, TraceAligner};
+use faultline::align::{AlignConfig, TraceAligner};
 use faultline::decode::{Decoder, Encoding, MessageContext};
-use faultline::rules::{load_rules, parse_rule, EvalLimits, RuleEngine};
+use faultline::model::AlignedBatch;
+use faultline::rules::{parse_rule, EvalLimits, RuleEngine, Unbounded};
 
 /// The minute 12:10-12:11 of the example (mid-incident), as the aligner releases it.
 fn batch(root: &Path) -> AlignedBatch {
@@ -45,7 +46,10 @@ fn evaluation(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let shipped = load_rules(&root.join("pipelines/inference"), &[PathBuf::from("rules")]).unwrap();
+    let shipped = rt
+        .block_on(faultline::load::load(&root.join("pipelines/inference")))
+        .unwrap()
+        .rules;
     let n = shipped.len();
     let engine = rt
         .block_on(RuleEngine::new(shipped, EvalLimits::default()))
@@ -61,10 +65,10 @@ fn evaluation(c: &mut Criterion) {
     let mut g = c.benchmark_group("rules");
     g.sample_size(20);
     g.bench_function("baseline: 1 trivial rule per batch", |b| {
-        b.iter(|| rt.block_on(baseline.evaluate(&batch, &[])))
+        b.iter(|| rt.block_on(baseline.evaluate(&batch, &[], &Unbounded)))
     });
     g.bench_function(format!("{n} shipped inference rules per batch"), |b| {
-        b.iter(|| rt.block_on(engine.evaluate(&batch, &[])))
+        b.iter(|| rt.block_on(engine.evaluate(&batch, &[], &Unbounded)))
     });
     g.finish();
     println!(

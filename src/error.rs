@@ -46,3 +46,11 @@ impl Error {
         }
     }
 }
+
+/// 1-based line of a TOML error in `text`, or 1 when it has no span: every TOML file a user
+/// writes (`pipeline.toml`, rule headers, `_defaults.toml`) reports errors as `file:line`.
+pub fn toml_line(text: &str, e: &toml::de::Error) -> usize {
+    e.span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        .unwrap_or(1)
+}

@@ -26,6 +26,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod load;
 pub mod logparse;
 pub mod model;
 pub mod output;

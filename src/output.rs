@@ -5,8 +5,8 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::alert::Alert;
-use crate::align::Late;
 use crate::decode::{to_flat_json, DecodeError};
+use crate::model::Late;
 use crate::model::{Location, Signal};
 
 /// Which stream an output belongs to: one topic or one file each.

@@ -13,8 +13,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::align::TraceSummary;
-use crate::model::{Attributes, EventTime, LogRecord, MetricPoint, SpanRecord};
+use crate::model::{
+    AlignedBatch, Attributes, EventTime, LogRecord, MetricPoint, SpanRecord, TraceSummary,
+};
 
 /// Names of the tables, in the order rules see them documented.
 pub const TABLE_NAMES: [&str; 5] = ["logs", "metrics", "spans", "traces", "window_bounds"];
@@ -255,6 +256,18 @@ pub fn window_bounds_batch(start: EventTime, end: EventTime, early: bool) -> Rec
 }
 
 /// The schema of a table by name.
+/// The table `name` of a window's batch, `window_bounds` included.
+pub fn table_of(batch: &AlignedBatch, name: &str) -> Option<RecordBatch> {
+    match name {
+        "window_bounds" => Some(window_bounds_batch(
+            batch.window.start,
+            batch.window.end,
+            batch.early,
+        )),
+        _ => batch.data_table(name).cloned(),
+    }
+}
+
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         "logs" => Some(logs_schema()),

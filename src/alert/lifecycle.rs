@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use super::template::{render, Context};
 use super::{fingerprint, fnv_hex, Alert, AlertStatus, Evidence, InhibitRule};
-use crate::align::Window;
-use crate::model::{duration_nanos, EventTime};
-use crate::rules::{Finding, Rule};
+use crate::model::{duration_nanos, AlertSpec, EventTime, Finding, Verdict, Window};
 
 /// Where an alert instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +27,7 @@ pub enum AlertState {
 }
 
 struct Tracked {
-    rule: Arc<Rule>,
+    spec: Arc<AlertSpec>,
     labels: BTreeMap<String, String>,
     state: AlertState,
     /// The latest finding, for value and evidence.
@@ -46,11 +44,11 @@ pub struct Lifecycle {
 }
 
 fn labels_of(finding: &Finding) -> BTreeMap<String, String> {
-    let rule = &finding.rule;
-    let mut labels = rule.labels.clone();
+    let spec = &finding.spec;
+    let mut labels = spec.labels.clone();
     labels.extend(finding.labels.clone());
-    labels.insert("alertname".into(), rule.alert.clone());
-    labels.insert("severity".into(), rule.severity.as_str().into());
+    labels.insert("alertname".into(), spec.alert.clone());
+    labels.insert("severity".into(), spec.severity.as_str().into());
     labels
 }
 
@@ -87,16 +85,13 @@ impl Lifecycle {
         for finding in findings {
             let labels = labels_of(&finding);
             let fp = fingerprint(&labels);
-            let rule = finding.rule.clone();
-            let fires = rule.fire.is_none_or(|c| c.holds(finding.value));
-            let clears = match (&rule.fire, &rule.clear) {
-                (_, Some(c)) => c.holds(finding.value),
-                (Some(_), None) => !fires,
-                (None, None) => false,
-            };
-            let known = self.alerts.contains_key(&fp);
+            let spec = finding.spec.clone();
             // Hysteresis: between the fire and clear conditions an alert keeps its state.
-            let holds = fires || (known && !clears);
+            let holds = match finding.verdict {
+                Verdict::Fire => true,
+                Verdict::Keep => self.alerts.contains_key(&fp),
+                Verdict::Clear => false,
+            };
             if !holds {
                 continue; // treated below like a missing row
             }
@@ -113,7 +108,7 @@ impl Lifecycle {
                     self.alerts.insert(
                         fp,
                         Tracked {
-                            rule,
+                            spec,
                             labels,
                             state: AlertState::Pending {
                                 since: window.start,
@@ -133,11 +128,11 @@ impl Lifecycle {
                 AlertState::Pending { since } => {
                     if !active {
                         resolved.push((fp.clone(), None)); // never fired: no notification
-                    } else if window.end.0 - since.0 >= duration_nanos(t.rule.for_) {
-                        let fired_at = if t.rule.for_.is_zero() {
+                    } else if window.end.0 - since.0 >= duration_nanos(t.spec.for_) {
+                        let fired_at = if t.spec.for_.is_zero() {
                             window.start
                         } else {
-                            since.saturating_add(t.rule.for_)
+                            since.saturating_add(t.spec.for_)
                         };
                         t.state = AlertState::Firing {
                             since,
@@ -148,8 +143,8 @@ impl Lifecycle {
                     }
                 }
                 AlertState::Firing { last_active, .. } if !active => {
-                    let ends = last_active.saturating_add(t.rule.keep_firing_for);
-                    if ends <= window.start || t.rule.keep_firing_for.is_zero() {
+                    let ends = last_active.saturating_add(t.spec.keep_firing_for);
+                    if ends <= window.start || t.spec.keep_firing_for.is_zero() {
                         resolved.push((fp.clone(), Some(ends.min(window.end))));
                     }
                 }
@@ -219,7 +214,7 @@ impl Lifecycle {
     }
 
     fn alert(&self, t: &Tracked, status: AlertStatus, starts: EventTime, ends: EventTime) -> Alert {
-        let rule = &t.rule;
+        let rule = &t.spec;
         let value = t.finding.value;
         let cx = Context {
             value,

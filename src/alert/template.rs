@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::rules::Param;
+use crate::model::Param;
 
 /// `value` with at most three decimals and no trailing zeros.
 pub(crate) fn format_value(value: f64) -> String {

@@ -13,25 +13,11 @@ mod watermark;
 
 use std::time::Duration;
 
-use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
-pub use summary::{summarize, TraceSummary};
+pub use summary::summarize;
 pub use traces::TraceAligner;
-pub use watermark::{PartitionKey, WatermarkTracker};
-
-use crate::model::{EventTime, Record};
-
-/// Identifies the input message a record came from, so its offset can be committed once
-/// everything derived from it is delivered.
-pub type AckId = u64;
-
-/// The half-open event-time interval `[start, end)` a batch covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Window {
-    pub start: EventTime,
-    pub end: EventTime,
-}
+pub use watermark::WatermarkTracker;
 
 /// How the aligner windows and what it may hold. See `config::WindowConfig`,
 /// `TraceConfig` and `LimitsConfig` for the user-facing meaning.
@@ -60,55 +46,6 @@ impl AlignConfig {
             max_rows_per_trace: usize::MAX,
             max_buffered_bytes: usize::MAX,
         }
-    }
-}
-
-/// The tables of one window, ready for rules.
-#[derive(Debug, Clone)]
-pub struct AlignedBatch {
-    pub window: Window,
-    pub logs: RecordBatch,
-    pub metrics: RecordBatch,
-    pub spans: RecordBatch,
-    /// One row per trace closed into this window (`schemas/tables.json`).
-    pub traces: RecordBatch,
-    /// Input messages whose rows are released with this batch, once per row.
-    pub acks: Vec<AckId>,
-    /// Released before the watermark passed, because a memory cap was reached.
-    pub early: bool,
-}
-
-impl AlignedBatch {
-    /// The table `name` of this batch (`tables::TABLE_NAMES`).
-    pub fn table(&self, name: &str) -> Option<RecordBatch> {
-        match name {
-            "logs" => Some(self.logs.clone()),
-            "metrics" => Some(self.metrics.clone()),
-            "spans" => Some(self.spans.clone()),
-            "traces" => Some(self.traces.clone()),
-            "window_bounds" => Some(crate::tables::window_bounds_batch(
-                self.window.start,
-                self.window.end,
-                self.early,
-            )),
-            _ => None,
-        }
-    }
-}
-
-/// A record that arrived after its window was released.
-#[derive(Debug, Clone)]
-pub struct Late {
-    pub record: Record,
-    pub window: Window,
-    pub watermark: EventTime,
-}
-
-impl Late {
-    /// How far behind the watermark the record's event time was.
-    pub fn delay(&self) -> Duration {
-        let nanos = self.watermark.0.saturating_sub(self.record.event_time().0);
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
     }
 }
 

@@ -2,34 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::model::{EventTime, Record, SpanRecord, StatusCode};
-
-/// One row of the `traces` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceSummary {
-    pub trace_id: String,
-    pub start_time: EventTime,
-    pub end_time: EventTime,
-    /// The root span's duration, or end - start without a root.
-    pub duration_ms: f64,
-    pub has_root: bool,
-    pub root_service: Option<String>,
-    pub root_name: Option<String>,
-    pub span_count: u32,
-    pub error_count: u32,
-    pub log_count: u32,
-    /// Logs at severity ERROR (17) or above.
-    pub error_log_count: u32,
-    pub service_count: u32,
-    /// The span with the most exclusive (self) time: where the time went.
-    pub bottleneck_span: Option<String>,
-    pub bottleneck_service: Option<String>,
-    pub bottleneck_ms: Option<f64>,
-    /// `bottleneck_ms / duration_ms`.
-    pub bottleneck_share: Option<f64>,
-    /// Closed before its session gap passed, because of a cap.
-    pub closed_early: bool,
-}
+use crate::model::{EventTime, Record, SpanRecord, StatusCode, TraceSummary};
 
 /// Time of `span` not covered by any of its children (children clipped to the span, overlaps
 /// counted once).

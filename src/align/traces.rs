@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{summarize, AckId, AlignConfig, AlignStats, AlignedBatch, Late, Window};
-use crate::model::{duration_nanos, EventTime, Record};
+use super::{summarize, AlignConfig, AlignStats};
+use crate::model::{duration_nanos, AckId, AlignedBatch, EventTime, Late, Record, Window};
 use crate::tables;
 
 struct Row {

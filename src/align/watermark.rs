@@ -6,10 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::model::EventTime;
-
-/// Identifies an input partition: a Kafka topic-partition or an input file.
-pub type PartitionKey = (String, i32);
+use crate::model::{EventTime, PartitionKey};
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionMark {
@@ -113,7 +110,7 @@ mod tests {
     use super::*;
 
     fn p(n: i32) -> PartitionKey {
-        ("t".into(), n)
+        PartitionKey::new("t", n)
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::pipeline::run::{run_files, run_kafka};
+use crate::pipeline::files::run_files;
+use crate::pipeline::kafka::run_kafka;
 
 /// Streaming diagnostics for AI/ML services: OTLP logs, metrics and traces in, SQL rules,
 /// Alertmanager-compatible alerts out.
@@ -178,42 +178,39 @@ fn destination(
     })
 }
 
+/// Runs the loader's validation — the same `run` does — and prints every error.
 async fn check(dir: &std::path::Path) -> std::process::ExitCode {
-    let config = match PipelineConfig::load(dir) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("{e}");
-            return std::process::ExitCode::FAILURE;
+    match crate::load::check(dir).await {
+        Ok(loaded) => {
+            println!(
+                "{}: ok ({} rules, {} detectors)",
+                loaded.pipeline_toml().display(),
+                loaded.rules.len(),
+                loaded.sources.len()
+            );
+            std::process::ExitCode::SUCCESS
         }
-    };
-    let mut errors = crate::rules::check_rules(dir, &config.rules).await;
-    let toml = dir.join("pipeline.toml");
-    for d in &config.detectors {
-        if let Err(e) = crate::rules::plan_rule(&d.source_rule(&toml)).await {
-            errors.push(e);
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            std::process::ExitCode::FAILURE
         }
-    }
-    for e in &errors {
-        println!("{e}");
-    }
-    if errors.is_empty() {
-        let n = crate::rules::load_rules(dir, &config.rules).map_or(0, |r| r.len());
-        println!("{}: ok ({n} rules)", dir.join("pipeline.toml").display());
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
     }
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let config = PipelineConfig::load(&args.pipeline)?;
+    let loaded = crate::load::load(&args.pipeline).await?;
     match &args.brokers {
         Some(brokers) => {
-            let group = args.group.as_deref().unwrap_or(&config.kafka.group_id);
-            run_kafka(&args.pipeline, &config, brokers, group, shutdown_signal()).await?;
+            let group = args
+                .group
+                .clone()
+                .unwrap_or_else(|| loaded.config.kafka.group_id.clone());
+            run_kafka(loaded, brokers, &group, shutdown_signal()).await?;
         }
         None => {
-            run_files(&args.pipeline, &config, &args.input, args.output.as_deref()).await?;
+            run_files(loaded, &args.input, args.output.as_deref()).await?;
         }
     }
     Ok(())

@@ -9,8 +9,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::load::{load_miner, save_state};
 use crate::logparse::miner::{format_id, MinerConfig, Parsed};
-use crate::pipeline::{load_miner, save_state};
 
 /// `faultline templates`.
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use crate::decode::Encoding;
 
 mod kafka;
 
-use crate::error::{Error, Result};
+use crate::error::{toml_line, Error, Result};
 pub use kafka::{KafkaConfig, KafkaInput, KafkaOutputs};
 
 /// The whole `pipeline.toml`.
@@ -258,14 +258,18 @@ fn default_am_timeout() -> Duration {
 }
 
 /// What one rule may use to evaluate one window; a rule over its limit fails for that window
-/// (reported and counted), the others still run.
+/// (reported and counted), the others still run. The memory limit is deterministic: the
+/// same input fails the same way on any machine.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Memory one rule may reserve for sorts, aggregations and joins. Default 64 MiB.
     #[serde(default = "default_rule_memory")]
     pub max_memory_bytes: usize,
-    /// Wall time one rule may take on one window. Default `"5s"`.
+    /// Kafka mode only: wall time one rule may take on one window; a rule over it is
+    /// abandoned for that window (logged and counted as `rule_timeouts`). File runs are
+    /// never cut by time, so their output does not depend on the machine's speed or load.
+    /// Default `"5s"`.
     #[serde(with = "humantime_serde", default = "default_rule_timeout")]
     pub timeout: Duration,
 }
@@ -290,7 +294,6 @@ impl EvaluationConfig {
     pub fn limits(&self) -> crate::rules::EvalLimits {
         crate::rules::EvalLimits {
             max_memory_bytes: self.max_memory_bytes,
-            timeout: self.timeout,
         }
     }
 }
@@ -357,16 +360,6 @@ impl Default for DecodeConfig {
 }
 
 impl PipelineConfig {
-    /// Reads `DIR/pipeline.toml`.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join("pipeline.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Self::parse(&text, &path)
-    }
-
     /// Parses the text of a `pipeline.toml`; errors name `path:line`.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let config: PipelineConfig = toml::from_str(text).map_err(|e| Error::Config {
@@ -407,13 +400,6 @@ impl PipelineConfig {
         if self.kafka.inputs.is_empty() {
             return Err(fail("kafka.inputs must name at least one topic".into()));
         }
-        let mut ids = std::collections::BTreeSet::new();
-        for d in &self.detectors {
-            d.kind().map_err(&fail)?;
-            if !ids.insert(&d.id) {
-                return Err(fail(format!("detector id {:?} is used twice", d.id)));
-            }
-        }
         let mut seen = std::collections::BTreeSet::new();
         for input in &self.kafka.inputs {
             if !seen.insert(&input.topic) {
@@ -447,13 +433,6 @@ impl PipelineConfig {
             max_buffered_bytes: self.limits.max_buffered_bytes,
         }
     }
-}
-
-/// 1-based line of a TOML error, or 1 when it has no span.
-pub(crate) fn toml_line(text: &str, e: &toml::de::Error) -> usize {
-    e.span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -13,14 +13,9 @@ pub mod kinds;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use config::{
-    Burst, Consecutive, DetectorConfig, DetectorKindConfig, EnvDrift, Hysteresis, Level,
-    QuantileOverTime, Silence, ZScore,
-};
+pub use config::{DetectorConfig, DetectorKind};
 
-use crate::align::Window;
-use crate::model::EventTime;
-use crate::rules::{Finding, Rule};
+use crate::model::{AlertSpec, EventTime, Finding, QueryRow, Verdict, Window};
 
 /// One sample of one series.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +34,9 @@ pub struct Detection {
     pub value: f64,
     /// Extra labels (e.g. the hysteresis level) — they become part of the alert identity.
     pub labels: BTreeMap<String, String>,
-    /// Which of the detector's alert rules (levels) this is; 0 for single-level detectors.
-    pub rule: usize,
+    /// Which of the detector's alerts (hysteresis levels) this is; 0 for single-level
+    /// detectors.
+    pub level: usize,
     pub evidence: BTreeMap<String, serde_json::Value>,
 }
 
@@ -51,11 +47,10 @@ pub trait Detector: Send {
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection>;
 }
 
-/// A detector with its id and the alert rules (one per level) it reports under.
+/// A detector with the alerts (one per level) it reports under.
 struct Installed {
-    id: String,
     detector: Box<dyn Detector>,
-    rules: Vec<Arc<Rule>>,
+    specs: Vec<Arc<AlertSpec>>,
 }
 
 /// The detectors of one shard.
@@ -64,50 +59,42 @@ pub struct DetectorSet {
 }
 
 impl DetectorSet {
-    pub fn new(configs: &[DetectorConfig], pipeline_toml: &std::path::Path) -> Self {
+    pub fn new(configs: &[DetectorConfig]) -> Self {
         DetectorSet {
             detectors: configs
                 .iter()
                 .map(|c| Installed {
-                    id: c.id.clone(),
                     detector: c.build(),
-                    rules: c.alert_rules(pipeline_toml),
+                    specs: c.alert_specs(),
                 })
                 .collect(),
         }
     }
 
-    /// Feeds the rows of the sources (findings whose rule id is a detector id) and returns
-    /// the detections as findings for the lifecycle.
-    pub fn observe(&mut self, rows: &[Finding], window: Window) -> Vec<Finding> {
+    /// Feeds each detector the rows of its source (`rows[i]` for detector `i`, in config
+    /// order) and returns the active series as findings that fire.
+    pub fn observe(&mut self, rows: &[Vec<QueryRow>], window: Window) -> Vec<Finding> {
         let mut out = Vec::new();
-        for Installed {
-            id,
-            detector,
-            rules,
-        } in &mut self.detectors
-        {
+        for (Installed { detector, specs }, rows) in self.detectors.iter_mut().zip(rows) {
             let samples: Vec<Sample> = rows
                 .iter()
-                .filter(|f| &f.rule.id == id)
-                .map(|f| Sample {
-                    key: f.labels.clone(),
-                    time: f.time.unwrap_or(window.end),
-                    value: f.value,
-                    evidence: f.evidence.clone(),
+                .map(|r| Sample {
+                    key: r.labels.clone(),
+                    time: r.time.unwrap_or(window.end),
+                    value: r.value,
+                    evidence: r.evidence.clone(),
                 })
                 .collect();
             for d in detector.observe(&samples, window) {
-                let rule = rules[d.rule.min(rules.len() - 1)].clone();
                 let mut labels = d.key;
                 labels.extend(d.labels);
                 out.push(Finding {
-                    rule,
+                    spec: specs[d.level.min(specs.len() - 1)].clone(),
+                    verdict: Verdict::Fire,
                     labels,
                     value: d.value,
                     evidence: d.evidence,
                     trace_ids: Vec::new(),
-                    time: None,
                 });
             }
         }

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::config::*;
 use super::kinds::*;
 use super::*;
 
@@ -14,7 +13,7 @@ fn key(host: &str) -> BTreeMap<String, String> {
 }
 
 /// Windows of 10 s; `series[w]` are the samples of window `w` as `(host, second, value)`.
-/// Returns, per window, the active `(host, rule, value)`.
+/// Returns, per window, the active `(host, level, value)`.
 fn run(d: &mut dyn Detector, series: &[&[(&str, i64, f64)]]) -> Vec<Vec<(String, usize, f64)>> {
     series
         .iter()
@@ -35,20 +34,20 @@ fn run(d: &mut dyn Detector, series: &[&[(&str, i64, f64)]]) -> Vec<Vec<(String,
                 .collect();
             d.observe(&samples, window)
                 .into_iter()
-                .map(|d| (d.key["host"].clone(), d.rule, d.value))
+                .map(|d| (d.key["host"].clone(), d.level, d.value))
                 .collect()
         })
         .collect()
 }
 
-fn on(host: &str, rule: usize, value: f64) -> (String, usize, f64) {
-    (host.to_string(), rule, value)
+fn on(host: &str, level: usize, value: f64) -> (String, usize, f64) {
+    (host.to_string(), level, value)
 }
 
 #[test]
 fn three_samples_in_a_row_above_90() {
-    let mut d = ConsecutiveBreaches::new(
-        Consecutive {
+    let mut d = Consecutive::new(
+        ConsecutiveParams {
             threshold: 90.0,
             samples: 3,
             below: false,
@@ -67,7 +66,7 @@ fn three_samples_in_a_row_above_90() {
     assert_eq!(got, vec![vec![], vec![], vec![on("g", 0, 94.0)], vec![]]);
 }
 
-fn gpu_levels() -> Hysteresis {
+fn gpu_levels() -> HysteresisParams {
     let level = |name: &str, enter: f64, clear: f64, severity: Severity| Level {
         name: name.into(),
         enter,
@@ -75,7 +74,7 @@ fn gpu_levels() -> Hysteresis {
         severity,
         action: None,
     };
-    Hysteresis {
+    HysteresisParams {
         samples: 3,
         levels: vec![
             level("warning", 90.0, 80.0, Severity::Warning),
@@ -87,7 +86,7 @@ fn gpu_levels() -> Hysteresis {
 
 #[test]
 fn graded_gpu_memory_response_enters_and_clears_every_level() {
-    let mut d = GradedHysteresis::new(gpu_levels(), 100);
+    let mut d = Hysteresis::new(gpu_levels(), 100);
     let got = run(
         &mut d,
         &[
@@ -120,8 +119,8 @@ fn graded_gpu_memory_response_enters_and_clears_every_level() {
 
 #[test]
 fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
-    let mut d = Heartbeat::new(
-        Silence {
+    let mut d = Silence::new(
+        SilenceParams {
             timeout: Duration::from_secs(30),
             interval_factor: 3.0,
             min_samples: 3,
@@ -152,8 +151,8 @@ fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
 
 #[test]
 fn a_silent_series_is_forgotten_after_a_while() {
-    let mut d = Heartbeat::new(
-        Silence {
+    let mut d = Silence::new(
+        SilenceParams {
             timeout: Duration::from_secs(5),
             interval_factor: 3.0,
             min_samples: 2,
@@ -177,8 +176,8 @@ fn a_silent_series_is_forgotten_after_a_while() {
 
 #[test]
 fn zscore_fires_on_an_outlier_after_warmup() {
-    let mut d = ZScoreDetector::new(
-        ZScore {
+    let mut d = ZScore::new(
+        ZScoreParams {
             threshold: 3.0,
             alpha: 0.2,
             warmup: 5,
@@ -204,8 +203,8 @@ fn zscore_fires_on_an_outlier_after_warmup() {
 
 #[test]
 fn p95_over_the_last_30_seconds() {
-    let mut d = QuantileWindow::new(
-        QuantileOverTime {
+    let mut d = QuantileOverTime::new(
+        QuantileOverTimeParams {
             quantile: 0.95,
             range: Duration::from_secs(30),
             threshold: 500.0,
@@ -228,8 +227,8 @@ fn p95_over_the_last_30_seconds() {
 
 #[test]
 fn a_quantile_over_many_samples_comes_from_sketches_within_one_percent() {
-    let mut d = QuantileWindow::new(
-        QuantileOverTime {
+    let mut d = QuantileOverTime::new(
+        QuantileOverTimeParams {
             quantile: 0.99,
             range: Duration::from_secs(60),
             threshold: 0.0,
@@ -264,8 +263,8 @@ fn a_quantile_over_many_samples_comes_from_sketches_within_one_percent() {
 
 #[test]
 fn a_burst_of_an_error_signature_against_its_baseline() {
-    let mut d = BurstDetector::new(
-        Burst {
+    let mut d = Burst::new(
+        BurstParams {
             factor: 3.0,
             min_count: 10.0,
             alpha: 0.5,
@@ -291,8 +290,8 @@ fn a_burst_of_an_error_signature_against_its_baseline() {
 
 #[test]
 fn a_new_series_arriving_in_bulk_is_a_burst_after_the_warm_up() {
-    let mut d = BurstDetector::new(
-        Burst {
+    let mut d = Burst::new(
+        BurstParams {
             factor: 5.0,
             min_count: 10.0,
             alpha: 0.2,
@@ -319,8 +318,8 @@ fn a_new_series_arriving_in_bulk_is_a_burst_after_the_warm_up() {
 
 #[test]
 fn state_is_bounded_by_max_series() {
-    let mut d = ConsecutiveBreaches::new(
-        Consecutive {
+    let mut d = Consecutive::new(
+        ConsecutiveParams {
             threshold: 0.0,
             samples: 1,
             below: false,
@@ -336,7 +335,7 @@ fn state_is_bounded_by_max_series() {
     );
 }
 
-use crate::rules::Severity;
+use crate::model::Severity;
 
 fn env(var: &str, t: i64, text: &str, secret: bool) -> Sample {
     Sample {
@@ -358,8 +357,8 @@ fn env(var: &str, t: i64, text: &str, secret: bool) -> Sample {
 
 #[test]
 fn environment_drift_between_snapshots() {
-    let mut d = EnvDriftDetector::new(
-        EnvDrift {
+    let mut d = EnvDrift::new(
+        EnvDriftParams {
             ranges: BTreeMap::from([("APP_BATCH_SIZE".to_string(), [1.0, 512.0])]),
         },
         100,

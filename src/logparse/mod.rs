@@ -14,26 +14,9 @@ pub mod structured;
 
 use std::borrow::Cow;
 
-use crate::model::Attributes;
+use crate::model::{Attributes, ParsedLog};
 
 pub use miner::{MinerConfig, MinerState, TemplateMiner};
-
-/// What the log cleaner found in one record.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ParsedLog {
-    /// 16 hex digits, the same for the same template in every process.
-    pub template_id: Option<String>,
-    /// The message with `<*>` for each parameter.
-    pub template: Option<String>,
-    /// The parameters' values, in order.
-    pub params: Vec<String>,
-    /// Fields of a JSON or logfmt body (dotted keys for nested objects).
-    pub fields: Vec<(String, String)>,
-    /// `shape_mismatch`, `dtype_mismatch`, `cuda_oom`, `nccl` or `browser_error`.
-    pub signature: Option<&'static str>,
-    /// The signature's typed fields (see `signatures`).
-    pub signature_fields: Vec<(&'static str, String)>,
-}
 
 /// Template miner plus the stateless extractors.
 #[derive(Debug, Clone)]

@@ -1,17 +1,11 @@
 //! The log cleaner in the pipeline: folds multi-line tracebacks (per shard, across input
-//! messages), parses every log record (`logparse`), and keeps the template miner's state in a
-//! file across restarts.
+//! messages) and parses every log record (`logparse`). The template miner's state comes from
+//! and goes to the loader (`[logs] template_state`).
 
-use std::path::{Path, PathBuf};
-
-use tracing::info;
-
-use crate::align::AckId;
-use crate::config::{LogsConfig, PipelineConfig};
-use crate::error::{Error, Result};
+use crate::config::PipelineConfig;
 use crate::logparse::signatures::{FoldConfig, Folded, TracebackFolder};
-use crate::logparse::{LogParser, MinerConfig, MinerState, TemplateMiner};
-use crate::model::{EventTime, Location, LogRecord};
+use crate::logparse::{LogParser, MinerState, TemplateMiner};
+use crate::model::{AckId, EventTime, Location, LogRecord};
 
 /// Counters of the log cleaner.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -76,26 +70,21 @@ impl ShardFolder {
 
 pub struct LogCleaner {
     parser: LogParser,
-    state_file: Option<PathBuf>,
     pub stats: CleanStats,
 }
 
 impl LogCleaner {
-    /// A cleaner for the pipeline in `dir`, going on from the state file when it exists.
-    pub fn load(dir: &Path, config: &LogsConfig) -> Result<Self> {
-        let state_file = config.template_state.as_ref().map(|p| dir.join(p));
-        let miner = load_miner(state_file.as_deref(), config.miner)?;
-        if let Some(path) = &state_file {
-            if miner.shapes() > 0 {
-                info!(path = %path.display(), shapes = miner.shapes(), "Restored log templates.");
-            }
-        }
-        let parser = LogParser::from_miner(miner);
-        Ok(Self {
-            parser,
-            state_file,
+    /// A cleaner going on with `miner` (fresh, or restored from the template state).
+    pub fn new(miner: TemplateMiner) -> Self {
+        Self {
+            parser: LogParser::from_miner(miner),
             stats: CleanStats::default(),
-        })
+        }
+    }
+
+    /// The miner's state, to persist.
+    pub fn state(&self) -> MinerState {
+        self.parser.state()
     }
 
     /// Turns what a shard's folder emitted into parsed log records: a fold becomes its first
@@ -131,49 +120,6 @@ impl LogCleaner {
         self.stats.signatures += u64::from(parsed.signature.is_some());
         log.parsed = Some(Box::new(parsed));
         log
-    }
-
-    /// Writes the miner state, if a state file is configured.
-    pub fn save(&self) -> Result<()> {
-        let Some(path) = &self.state_file else {
-            return Ok(());
-        };
-        save_state(path, &self.parser.state())
-    }
-}
-
-/// A miner from the state file at `path` when it exists, else a fresh one. A file that is not
-/// a state file is a configuration error naming it (never silently ignored: that would
-/// change every template id).
-pub fn load_miner(path: Option<&Path>, config: MinerConfig) -> Result<TemplateMiner> {
-    let Some(path) = path.filter(|p| p.exists()) else {
-        return Ok(TemplateMiner::new(config));
-    };
-    let config_error = |message: String| Error::Config {
-        location: path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    let state: MinerState = serde_json::from_str(&text).map_err(|e| {
-        config_error(format!(
-            "not a template state file ({e}); delete it to start afresh"
-        ))
-    })?;
-    TemplateMiner::from_state(config, &state).map_err(config_error)
-}
-
-/// Writes miner state atomically: a crash leaves the previous state, never half of one.
-pub fn save_state(path: &Path, state: &MinerState) -> Result<()> {
-    let text = serde_json::to_string(state).expect("state serialises");
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
-}
-
-fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 

@@ -19,59 +19,26 @@
 //! and the rule's own header override.
 
 mod condition;
-mod engine;
-mod load;
+mod parse;
+mod query;
+mod rows;
 mod sandbox;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::error::Result;
+use crate::model::{AlertSpec, AlignedBatch, Finding, Verdict};
+use crate::model::{Param, Severity};
 pub use condition::Condition;
-pub use engine::{plan_rule, EvalLimits, Finding, RuleEngine, RuleFailure};
-pub use load::{check_rules, load_rules, parse_rule, rules_stamp};
-
-/// How urgent an alert is; becomes the `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// A named rule parameter: a number, text or a boolean, bound to `$name` in the query.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum Param {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl std::fmt::Display for Param {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Param::Int(i) => write!(f, "{i}"),
-            Param::Float(x) => write!(f, "{x}"),
-            Param::Bool(b) => write!(f, "{b}"),
-            Param::Text(s) => f.write_str(s),
-        }
-    }
-}
+pub use parse::{parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
+pub use query::{
+    plan_query, EvalBudget, EvalLimits, Evaluation, FailureKind, Query, QueryEngine, RuleFailure,
+    Unbounded, MAX_SAMPLE_TRACE_IDS,
+};
 
 /// `_defaults.toml` of a rule directory: what its rules (and those of its subdirectories)
 /// inherit unless they say otherwise.
@@ -141,27 +108,91 @@ pub struct RuleHeader {
     pub params: BTreeMap<String, Param>,
 }
 
-/// A loaded, checked and planned rule.
+/// A parsed and checked rule: the alert it raises, its conditions and its query.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
-    pub alert: String,
-    pub severity: Severity,
-    pub group: String,
-    pub for_: Duration,
-    pub keep_firing_for: Duration,
+    pub spec: Arc<AlertSpec>,
     pub fire: Option<Condition>,
     pub clear: Option<Condition>,
-    /// Event time the query sees; `None`: the pipeline window.
-    pub window: Option<Duration>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub params: BTreeMap<String, Param>,
-    /// The query, without the header.
-    pub sql: String,
-    pub path: PathBuf,
-    /// 1-based line of the file where the query starts.
-    pub sql_line: usize,
+    pub query: Query,
+}
+
+impl Rule {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The verdict on one result row's value: `fire` holds → fire; else `clear` holds (or,
+    /// without `clear`, `fire` does not) → clear; else (between the two) keep. Without
+    /// conditions every row fires.
+    pub fn verdict(&self, value: f64) -> Verdict {
+        let fires = self.fire.is_none_or(|c| c.holds(value));
+        let clears = match (&self.fire, &self.clear) {
+            (_, Some(c)) => c.holds(value),
+            (Some(_), None) => !fires,
+            (None, None) => false,
+        };
+        if fires {
+            Verdict::Fire
+        } else if clears {
+            Verdict::Clear
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+/// Runs every rule's query on each window and gives each row its rule's spec and verdict.
+pub struct RuleEngine {
+    rules: Vec<Rule>,
+    queries: QueryEngine,
+}
+
+impl RuleEngine {
+    /// Plans every rule once.
+    pub async fn new(rules: Vec<Rule>, limits: EvalLimits) -> Result<Self> {
+        let queries =
+            QueryEngine::new(rules.iter().map(|r| r.query.clone()).collect(), limits).await?;
+        Ok(RuleEngine { rules, queries })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Evaluates every rule on one window, in rule order (see [`QueryEngine::evaluate`]).
+    pub async fn evaluate(
+        &self,
+        batch: &AlignedBatch,
+        history: &[AlignedBatch],
+        budget: &dyn EvalBudget,
+    ) -> (Vec<Finding>, Vec<RuleFailure>) {
+        let (rows, failures) = self.queries.evaluate(batch, history, budget).await;
+        let findings = self
+            .rules
+            .iter()
+            .zip(rows)
+            .flat_map(|(rule, rows)| {
+                rows.into_iter().map(move |row| Finding {
+                    spec: rule.spec.clone(),
+                    verdict: rule.verdict(row.value),
+                    labels: row.labels,
+                    value: row.value,
+                    evidence: row.evidence,
+                    trace_ids: row.trace_ids,
+                })
+            })
+            .collect();
+        (findings, failures)
+    }
 }
 
 /// Result columns with a meaning of their own; every other column is a label.

@@ -19,11 +19,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::{InputMessage, OffsetTracker};
-use crate::align::PartitionKey;
 use crate::config::{KafkaConfig, KafkaInput};
 use crate::decode::MessageContext;
 use crate::error::{Error, Result};
-use crate::model::{EventTime, Location};
+use crate::model::{EventTime, Location, PartitionKey};
 
 /// Rebalance hooks: commit what may be committed before a partition goes away, and tell the
 /// driver which partitions went.
@@ -59,7 +58,7 @@ impl ConsumerContext for RebalanceContext {
         revoked.extend(
             tpl.elements()
                 .iter()
-                .map(|e| (e.topic().to_string(), e.partition())),
+                .map(|e| PartitionKey::new(e.topic(), e.partition())),
         );
     }
 
@@ -70,7 +69,7 @@ impl ConsumerContext for RebalanceContext {
             assigned.extend(
                 tpl.elements()
                     .iter()
-                    .map(|e| (e.topic().to_string(), e.partition())),
+                    .map(|e| PartitionKey::new(e.topic(), e.partition())),
             );
         }
     }

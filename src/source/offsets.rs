@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::align::AckId;
+use crate::model::AckId;
 
 #[derive(Default)]
 struct PartitionState {

@@ -112,14 +112,14 @@ fn check_plans_detector_sources_too() {
     std::fs::write(
         p.join("pipeline.toml"),
         "name = \"x\"\n[[detectors]]\nid = \"d\"\nquery = \"SELECT host, value FROM metricz\"\n\
-         [detectors.consecutive]\nthreshold = 1.0\n",
+         kind = \"consecutive\"\nthreshold = 1.0\n",
     )
     .unwrap();
     let out = faultline().arg("check").arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("pipeline.toml:1: ") && stdout.contains("metricz"),
+        stdout.contains("pipeline.toml:2: ") && stdout.contains("metricz"),
         "{stdout}"
     );
 }
@@ -133,7 +133,7 @@ fn check_accepts_the_shipped_pipeline() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("pipelines/inference/pipeline.toml: ok (11 rules)"),
+        stdout.contains("pipelines/inference/pipeline.toml: ok (11 rules, 5 detectors)"),
         "{stdout}"
     );
 }

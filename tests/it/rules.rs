@@ -84,15 +84,15 @@ fn shipped_rules_pass_their_data_tests() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-#[test]
-fn every_shipped_rule_and_detector_has_a_case_that_fires_and_resolves_it() {
+#[tokio::test]
+async fn every_shipped_rule_and_detector_has_a_case_that_fires_and_resolves_it() {
     let dir = repo().join("pipelines/inference");
-    let rules = faultline::rules::load_rules(&dir, &[std::path::PathBuf::from("rules")]).unwrap();
-    let config = faultline::config::PipelineConfig::load(&dir).unwrap();
-    let ids = rules
+    let loaded = faultline::load::load(&dir).await.unwrap();
+    let ids = loaded
+        .rules
         .iter()
-        .map(|r| r.id.clone())
-        .chain(config.detectors.iter().map(|d| d.id.clone()));
+        .map(|r| r.id().to_string())
+        .chain(loaded.sources.iter().map(|q| q.id.clone()));
     for id in ids {
         let case = dir.join("tests").join(&id).join("expected.jsonl");
         let expected = read_lines(&case);

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::rules::parse_rule;
+use crate::rules::{parse_rule, Rule};
 
 const M: i64 = 60_000_000_000;
 
@@ -27,12 +27,12 @@ fn minute(m: i64) -> Window {
 
 fn finding(rule: &Arc<Rule>, host: &str, value: f64) -> Finding {
     Finding {
-        rule: rule.clone(),
+        spec: rule.spec.clone(),
+        verdict: rule.verdict(value),
         labels: BTreeMap::from([("host".to_string(), host.to_string())]),
         value,
         evidence: BTreeMap::new(),
         trace_ids: Vec::new(),
-        time: None,
     }
 }
 

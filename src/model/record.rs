@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::{ParsedLog, PartitionKey};
+
 /// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
 /// wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -92,12 +94,12 @@ pub enum Location {
 impl Location {
     /// The input partition this location belongs to, for per-partition watermarks: a Kafka
     /// topic-partition, or a file.
-    pub fn partition_key(&self) -> (String, i32) {
+    pub fn partition_key(&self) -> PartitionKey {
         match self {
             Location::Kafka {
                 topic, partition, ..
-            } => (topic.clone(), *partition),
-            Location::File { path, .. } => (path.clone(), 0),
+            } => PartitionKey::new(topic, *partition),
+            Location::File { path, .. } => PartitionKey::new(path, 0),
         }
     }
 }
@@ -158,7 +160,7 @@ pub struct LogRecord {
     pub scope: Option<String>,
     pub attributes: Attributes,
     /// What the log cleaner (`logparse`) found; `None` until the pipeline has parsed it.
-    pub parsed: Option<Box<crate::logparse::ParsedLog>>,
+    pub parsed: Option<Box<ParsedLog>>,
 }
 
 /// The shape of a metric data point.

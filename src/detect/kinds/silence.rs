@@ -1,0 +1,103 @@
+//! `silence`: a series that was arriving goes quiet.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::{by_series, Detection, Detector, Sample, SeriesMap};
+use super::{detection, three, three_f};
+use crate::model::{duration_nanos, EventTime, Window};
+
+/// `silence`: active when a series has not delivered for longer than `timeout`, or than
+/// `interval_factor` times its learned interval when that is longer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceParams {
+    /// Default `"30s"`.
+    #[serde(with = "humantime_serde", default = "thirty_seconds")]
+    pub timeout: Duration,
+    /// Multiple of the learned interval between samples. Default 3.
+    #[serde(default = "three_f")]
+    pub interval_factor: f64,
+    /// Samples a series must have delivered before its silence counts (it was arriving
+    /// regularly). Default 3.
+    #[serde(default = "three")]
+    pub min_samples: u32,
+    /// A series silent this long is forgotten (no longer reported). Default `"1h"`.
+    #[serde(with = "humantime_serde", default = "one_hour")]
+    pub forget_after: Duration,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+fn one_hour() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `silence`: per series the last sample time and an EWMA of the interval between samples.
+pub struct Silence {
+    cfg: SilenceParams,
+    /// Last sample time, learned interval, samples seen.
+    series: SeriesMap<(Option<EventTime>, Option<f64>, u32)>,
+}
+
+impl Silence {
+    pub fn new(cfg: SilenceParams, max: usize) -> Self {
+        Silence {
+            cfg,
+            series: SeriesMap::new(max),
+        }
+    }
+}
+
+impl Detector for Silence {
+    fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
+        for (key, list) in by_series(samples) {
+            let at = list.last().expect("non-empty").time;
+            let (last, interval, seen) = self.series.get(key, at);
+            for s in list {
+                *seen = seen.saturating_add(1);
+                if let Some(prev) = *last {
+                    let gap = (s.time.0 - prev.0) as f64;
+                    if gap > 0.0 {
+                        *interval = Some(match *interval {
+                            Some(i) => 0.8 * i + 0.2 * gap,
+                            None => gap,
+                        });
+                    }
+                }
+                *last = Some(last.map_or(s.time, |l| l.max(s.time)));
+            }
+        }
+        let now = window.end;
+        let forget = duration_nanos(self.cfg.forget_after);
+        self.series
+            .retain(|(_, (last, _, _))| last.is_some_and(|l| now.0 - l.0 <= forget));
+        let timeout = duration_nanos(self.cfg.timeout) as f64;
+        let factor = self.cfg.interval_factor;
+        self.series
+            .iter_mut()
+            .filter_map(|(k, (_, (last, interval, seen)))| {
+                let last = (*last)?;
+                if *seen < self.cfg.min_samples {
+                    return None;
+                }
+                let silent = (now.0 - last.0) as f64;
+                let limit = timeout.max(interval.map_or(0.0, |i| i * factor));
+                (silent > limit).then(|| {
+                    detection(
+                        k,
+                        silent / 1e9,
+                        vec![
+                            ("last_seen", json!(last.to_rfc3339())),
+                            ("silent_seconds", json!(silent / 1e9)),
+                            ("limit_seconds", json!(limit / 1e9)),
+                        ],
+                    )
+                })
+            })
+            .collect()
+    }
+}

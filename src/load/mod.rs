@@ -1,0 +1,227 @@
+//! The loader: the one place that reads a pipeline directory — `pipeline.toml`, the rules
+//! tree with its `_defaults.toml` files, the template state (and the knowledge base files to
+//! come) — and the one validation path. `faultline check` and `faultline run` both call
+//! [`check`]: anything `run` would reject, `check` rejects first, with `file:line`.
+//!
+//! Stages never read files: they get text or parsed values from here. Change detection for
+//! hot reload ([`rules_stamp`]) reads file metadata here; *when* to look is the driver's
+//! business.
+
+mod tree;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+
+use crate::config::PipelineConfig;
+use crate::error::{Error, Result};
+use crate::logparse::{MinerConfig, MinerState, TemplateMiner};
+use crate::rules::{parse_rules, plan_query, Query, Rule};
+
+pub use tree::{read_rules, rules_stamp, RulesStamp};
+
+/// A pipeline directory, read and validated: everything a run needs besides its input.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub dir: PathBuf,
+    pub config: PipelineConfig,
+    /// Parsed, checked and planned, sorted by path.
+    pub rules: Vec<Rule>,
+    /// The detectors' source queries, in `config.detectors` order.
+    pub sources: Vec<Query>,
+    /// The template miner, restored from `[logs] template_state` when that file exists.
+    pub miner: TemplateMiner,
+}
+
+impl Loaded {
+    /// `pipeline.toml` of the directory, for messages.
+    pub fn pipeline_toml(&self) -> PathBuf {
+        self.dir.join("pipeline.toml")
+    }
+}
+
+/// Reads and validates the pipeline in `dir`, stopping at nothing: every error is returned,
+/// each naming its `file:line`. `Ok` only when the pipeline would run.
+pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
+    let toml = dir.join("pipeline.toml");
+    let text = read_text(&toml).map_err(|e| vec![e])?;
+    let config = PipelineConfig::parse(&text, &toml).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    let sources = detector_sources(&config, &toml, &text, &mut errors);
+    let rules = validated_rules(dir, &config, &mut errors);
+    let limits = config.evaluation.limits();
+    for query in rules.iter().map(|r| &r.query).chain(&sources) {
+        if let Err(e) = plan_query(query, limits).await {
+            errors.push(e);
+        }
+    }
+    let miner = load_miner(
+        template_state_path(dir, &config).as_deref(),
+        config.logs.miner,
+    )
+    .map_err(|e| errors.push(e))
+    .ok();
+    match miner {
+        Some(miner) if errors.is_empty() => Ok(Loaded {
+            dir: dir.to_path_buf(),
+            config,
+            rules,
+            sources,
+            miner,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// [`check`], returning its first error.
+pub async fn load(dir: &Path) -> Result<Loaded> {
+    check(dir)
+        .await
+        .map_err(|errors| errors.into_iter().next().expect("an error"))
+}
+
+/// Reads, parses, checks and plans the rules again (hot reload): what [`check`] does for
+/// rules, first error returned.
+pub async fn reload_rules(dir: &Path, config: &PipelineConfig) -> Result<Vec<Rule>> {
+    let mut errors = Vec::new();
+    let rules = validated_rules(dir, config, &mut errors);
+    for rule in &rules {
+        if let Err(e) = plan_query(&rule.query, config.evaluation.limits()).await {
+            errors.push(e);
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(rules),
+    }
+}
+
+/// The rules of the pipeline, parsed, with the checks that need the pipeline's windows.
+fn validated_rules(dir: &Path, config: &PipelineConfig, errors: &mut Vec<Error>) -> Vec<Rule> {
+    let (texts, mut read_errors) = read_rules(dir, &config.rules);
+    errors.append(&mut read_errors);
+    let (rules, mut parse_errors) = parse_rules(&texts);
+    errors.append(&mut parse_errors);
+    rules
+        .into_iter()
+        .filter(|r| match check_rule_window(r, config) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(e);
+                false
+            }
+        })
+        .collect()
+}
+
+/// A rule's `window` must be a whole multiple of the pipeline's tumbling window.
+fn check_rule_window(rule: &Rule, config: &PipelineConfig) -> Result<()> {
+    let size = config.window.size;
+    let Some(w) = rule.query.window else {
+        return Ok(());
+    };
+    if config.window.slide() != size || w.as_nanos() % size.as_nanos() != 0 {
+        return Err(crate::rules::rule_error(
+            &rule.query.path,
+            1,
+            format!(
+                "window {} must be a whole multiple of the pipeline's tumbling window.size ({})",
+                humantime::format_duration(w),
+                humantime::format_duration(size)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates the detectors (unique ids, parameters) and returns their source queries, each
+/// located at the line of its `[[detectors]]` header.
+fn detector_sources(
+    config: &PipelineConfig,
+    toml: &Path,
+    text: &str,
+    errors: &mut Vec<Error>,
+) -> Vec<Query> {
+    let lines = header_lines(text, "[[detectors]]");
+    let mut ids = BTreeSet::new();
+    let mut sources = Vec::new();
+    for (i, d) in config.detectors.iter().enumerate() {
+        let line = lines.get(i).copied().unwrap_or(1);
+        let fail = |message: String| Error::Config {
+            location: format!("{}:{line}", toml.display()),
+            message,
+        };
+        if let Err(m) = d.validate() {
+            errors.push(fail(m));
+        }
+        if !ids.insert(&d.id) {
+            errors.push(fail(format!("detector id {:?} is used twice", d.id)));
+        }
+        sources.push(d.source(toml, line));
+    }
+    sources
+}
+
+/// 1-based lines where an array-of-tables header such as `[[detectors]]` starts.
+fn header_lines(text: &str, header: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where `[logs] template_state` points, if set.
+pub fn template_state_path(dir: &Path, config: &PipelineConfig) -> Option<PathBuf> {
+    config.logs.template_state.as_ref().map(|p| dir.join(p))
+}
+
+/// A miner from the state file at `path` when it exists, else a fresh one. A file that is not
+/// a state file is a configuration error naming it (never silently ignored: that would
+/// change every template id).
+pub fn load_miner(path: Option<&Path>, config: MinerConfig) -> Result<TemplateMiner> {
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return Ok(TemplateMiner::new(config));
+    };
+    let config_error = |message: String| Error::Config {
+        location: path.display().to_string(),
+        message,
+    };
+    let text = read_text(path)?;
+    let state: MinerState = serde_json::from_str(&text).map_err(|e| {
+        config_error(format!(
+            "not a template state file ({e}); delete it to start afresh"
+        ))
+    })?;
+    let miner = TemplateMiner::from_state(config, &state).map_err(config_error)?;
+    if miner.shapes() > 0 {
+        info!(path = %path.display(), shapes = miner.shapes(), "Restored log templates.");
+    }
+    Ok(miner)
+}
+
+/// Writes miner state atomically: a crash leaves the previous state, never half of one.
+pub fn save_state(path: &Path, state: &MinerState) -> Result<()> {
+    let text = serde_json::to_string(state).expect("state serialises");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! The ground floor: the plain data every stage shares, and nothing else. No stage logic,
+//! no I/O, no clock; every other module may import it and it imports none of them.
+//!
+//! - [`record`]: decoded records (`LogRecord`, `MetricPoint`, `SpanRecord`), `EventTime`,
+//!   `Signal`, `Location` (topic/partition/offset or file:line).
+//! - [`flow`]: how input is tracked through the stages: `AckId`, `PartitionKey` (with its
+//!   shard).
+//! - [`batch`]: what alignment hands to rules and detectors: `Window`, `AlignedBatch`,
+//!   `TraceSummary`, and `Late` records.
+//! - [`parsed`]: what log cleaning found in a log record (`ParsedLog`).
+//! - [`finding`]: what rules and detectors hand to the alert stage: `AlertSpec` (the alert a
+//!   rule or detector produces), `QueryRow` (one result row of a SQL query) and `Finding`
+//!   (a row with its spec and its fire/keep/clear `Verdict`).
+
+pub mod batch;
+pub mod finding;
+pub mod flow;
+pub mod parsed;
+pub mod record;
+
+pub use batch::{AlignedBatch, Late, TraceSummary, Window};
+pub use finding::{AlertSpec, Finding, Param, QueryRow, Severity, Verdict};
+pub use flow::{AckId, PartitionKey};
+pub use parsed::ParsedLog;
+pub use record::*;

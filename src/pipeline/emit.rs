@@ -1,0 +1,107 @@
+//! The one emit path both drivers share: an emission's outputs go to the sink (and alerts
+//! to the Alertmanager, best effort); its released input messages come back once every one
+//! of those outputs is delivered — never before.
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
+use super::Emission;
+use crate::config::PipelineConfig;
+use crate::error::Result;
+use crate::model::AckId;
+use crate::sink::{AlertmanagerSink, Sink};
+
+/// The released messages of one emission and how many outputs it had.
+type Delivered = BoxFuture<'static, Result<(Vec<AckId>, usize)>>;
+
+pub struct Emitter {
+    sink: Box<dyn Sink>,
+    alertmanager: Option<AlertmanagerSink>,
+    in_flight: FuturesUnordered<Delivered>,
+    in_flight_outputs: usize,
+}
+
+impl Emitter {
+    pub fn new(sink: Box<dyn Sink>, config: &PipelineConfig) -> Self {
+        Emitter {
+            sink,
+            alertmanager: config
+                .alertmanager
+                .as_ref()
+                .map(|a| AlertmanagerSink::new(&a.url, a.timeout)),
+            in_flight: FuturesUnordered::new(),
+            in_flight_outputs: 0,
+        }
+    }
+
+    /// Sends an emission's outputs; its released messages come back from
+    /// [`Emitter::delivered`] once all of them are delivered.
+    pub fn emit(&mut self, em: Emission) -> Result<()> {
+        if let Some(am) = &mut self.alertmanager {
+            am.forward(&em.outputs);
+        }
+        let outputs = em.outputs.len();
+        let deliveries = em
+            .outputs
+            .iter()
+            .map(|o| self.sink.send(o))
+            .collect::<Result<Vec<_>>>()?;
+        let released = em.released;
+        self.in_flight_outputs += outputs;
+        self.in_flight.push(Box::pin(async move {
+            for d in deliveries {
+                d.await?;
+            }
+            Ok((released, outputs))
+        }));
+        Ok(())
+    }
+
+    /// Outputs sent and not yet acknowledged.
+    pub fn in_flight_outputs(&self) -> usize {
+        self.in_flight_outputs
+    }
+
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// The released messages of the next fully delivered emission (pending forever when
+    /// nothing is in flight).
+    pub async fn delivered(&mut self) -> Result<Vec<AckId>> {
+        match self.in_flight.next().await {
+            Some(done) => Ok(self.settle(done?)),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The released messages of every emission already delivered (file and stdout sinks
+    /// deliver on write).
+    pub fn ready(&mut self) -> Result<Vec<AckId>> {
+        let mut acks = Vec::new();
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            acks.extend(self.settle(done?));
+        }
+        Ok(acks)
+    }
+
+    fn settle(&mut self, (acks, outputs): (Vec<AckId>, usize)) -> Vec<AckId> {
+        self.in_flight_outputs -= outputs;
+        acks
+    }
+
+    /// Flushes the sink, lets the Alertmanager forwarder finish, and waits for every
+    /// delivery: the released messages of all of them.
+    pub async fn close(&mut self) -> Result<Vec<AckId>> {
+        self.sink.flush()?;
+        if let Some(am) = &mut self.alertmanager {
+            am.drain().await;
+        }
+        let mut acks = Vec::new();
+        while let Some(done) = self.in_flight.next().await {
+            acks.extend(self.settle(done?));
+        }
+        Ok(acks)
+    }
+}

@@ -1,0 +1,335 @@
+//! The Kafka driver: the pipeline as a member of a consumer group. Only this file reads the
+//! wall clock: partition idleness, the watermark following the wall clock when every input
+//! is quiet, the rule-evaluation budget, the commit interval and rule-file polling.
+//!
+//! One loop, one step per event: a signal, a delivery, a message, or a tick. Offsets are
+//! committed only for messages whose outputs are all acknowledged (see `ledger`); records
+//! still in open windows are re-read after a restart.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::CommitMode;
+use tracing::{debug, error, info, warn};
+
+use super::emit::Emitter;
+use super::{Emission, Pipeline, Stats, WallClock};
+use crate::config::PipelineConfig;
+use crate::error::Result;
+use crate::load::{reload_rules, rules_stamp, save_state, template_state_path, Loaded, RulesStamp};
+use crate::model::{AckId, EventTime, Location, PartitionKey};
+use crate::sink::KafkaSink;
+use crate::source::{InputMessage, KafkaSource, OffsetTracker};
+
+/// How often rule files are polled for changes.
+const RULES_POLL: Duration = Duration::from_secs(2);
+/// How often delivered offsets are committed.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs as a member of consumer group `group` until `shutdown` resolves, then waits for
+/// pending deliveries, commits and returns.
+pub async fn run_kafka(
+    loaded: Loaded,
+    brokers: &str,
+    group: &str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stats> {
+    let mut d = Driver::start(loaded, brokers, group).await?;
+    let mut tick = tokio::time::interval(d.tick_interval());
+    let mut hangup = hangup_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            _ = hangup.recv() => d.reload("SIGHUP received; reloading rules.").await,
+            acks = d.emitter.delivered() => d.delivered(acks?),
+            msg = d.source.recv(), if !d.paused => d.on_message(msg).await?,
+            _ = tick.tick() => d.on_tick().await?,
+        }
+        d.backpressure()?;
+    }
+    d.stop().await
+}
+
+/// The driver's state between steps.
+struct Driver {
+    pipeline: Pipeline,
+    source: KafkaSource,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    emitter: Emitter,
+    dir: PathBuf,
+    config: PipelineConfig,
+    paused: bool,
+    last_input: Instant,
+    last_seen: HashMap<PartitionKey, Instant>,
+    last_commit: Instant,
+    rules_stamp: RulesStamp,
+    last_rules_check: Instant,
+}
+
+impl Driver {
+    async fn start(loaded: Loaded, brokers: &str, group: &str) -> Result<Self> {
+        let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
+        let budget = WallClock {
+            timeout: config.evaluation.timeout,
+        };
+        let pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
+        let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
+        let emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
+        match source.check_topics(&config.kafka, Duration::from_secs(10)) {
+            Ok(missing) if !missing.is_empty() => warn!(
+                ?missing,
+                "Input topics do not exist yet; waiting for them to be created."
+            ),
+            Ok(_) => {}
+            Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
+            Err(error) => warn!(%error, "Could not read cluster metadata; continuing."),
+        }
+        info!(brokers, group, rules = pipeline.rule_count(), "Consuming.");
+        Ok(Driver {
+            pipeline,
+            source,
+            tracker,
+            emitter,
+            rules_stamp: rules_stamp(&dir, &config.rules),
+            dir,
+            config,
+            paused: false,
+            last_input: Instant::now(),
+            last_seen: HashMap::new(),
+            last_commit: Instant::now(),
+            last_rules_check: Instant::now(),
+        })
+    }
+
+    fn tick_interval(&self) -> Duration {
+        let idle = self.config.window.idle_timeout;
+        Duration::from_millis(100).min(idle.max(Duration::from_millis(10)))
+    }
+
+    fn emit(&mut self, em: Emission) -> Result<()> {
+        self.emitter.emit(em)
+    }
+
+    /// An emission was delivered: its released messages may be committed.
+    fn delivered(&mut self, acks: Vec<AckId>) {
+        let mut t = self.tracker.lock().expect("tracker lock");
+        for ack in acks {
+            t.done(ack);
+        }
+    }
+
+    /// One input message: register its offset, run it through the pipeline, send.
+    async fn on_message(&mut self, msg: Result<InputMessage>) -> Result<()> {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(error) => {
+                warn!(%error, "Kafka consumer error; retrying.");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Ok(());
+            }
+        };
+        self.rebalanced();
+        self.last_input = Instant::now();
+        let Location::Kafka {
+            topic,
+            partition,
+            offset,
+        } = &msg.source
+        else {
+            unreachable!("kafka source yields kafka locations")
+        };
+        let ack = self
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .register(topic, *partition, *offset);
+        let key = PartitionKey::new(topic.as_str(), *partition);
+        self.last_seen.insert(key.clone(), self.last_input);
+        let em = self.pipeline.ingest(&msg, ack, &key).await;
+        self.emit(em)
+    }
+
+    /// Periodic work: rebalances, idle partitions, the wall-clock watermark, rule files,
+    /// commits.
+    async fn on_tick(&mut self) -> Result<()> {
+        self.rebalanced();
+        self.idle_partitions().await?;
+        self.follow_wall_clock().await?;
+        if self.last_rules_check.elapsed() >= RULES_POLL {
+            self.last_rules_check = Instant::now();
+            let stamp = rules_stamp(&self.dir, &self.config.rules);
+            if stamp != self.rules_stamp {
+                self.reload("Rule files changed; reloading rules.").await;
+            }
+        }
+        if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+            self.commit(CommitMode::Async)?;
+            self.last_commit = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Partitions quiet for the idle timeout stop holding the watermark back.
+    async fn idle_partitions(&mut self) -> Result<()> {
+        let idle = self.config.window.idle_timeout;
+        let quiet: Vec<PartitionKey> = self
+            .last_seen
+            .iter()
+            .filter(|(p, at)| at.elapsed() >= idle && !self.pipeline.is_idle(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in quiet {
+            debug!(topic = %p.topic, partition = p.partition, "Partition idle.");
+            let em = self.pipeline.set_idle(&p).await;
+            self.emit(em)?;
+        }
+        Ok(())
+    }
+
+    /// When every input is quiet, event time catches up with the wall clock so open windows
+    /// close (replays of old data close at once).
+    async fn follow_wall_clock(&mut self) -> Result<()> {
+        if self.last_input.elapsed() < self.config.window.idle_timeout || !self.pipeline.all_idle()
+        {
+            return Ok(());
+        }
+        let wm = wall_clock().saturating_sub(self.config.window.max_out_of_orderness);
+        if wm > self.pipeline.watermark() {
+            let em = self.pipeline.advance_watermark(wm).await;
+            self.emit(em)?;
+        }
+        Ok(())
+    }
+
+    /// Reloads the rules through the loader; a bad rule set is reported and the running one
+    /// kept.
+    async fn reload(&mut self, why: &str) {
+        info!("{why}");
+        self.rules_stamp = rules_stamp(&self.dir, &self.config.rules);
+        let replaced = match reload_rules(&self.dir, &self.config).await {
+            Ok(rules) => self.pipeline.replace_rules(rules).await,
+            Err(e) => Err(e),
+        };
+        match replaced {
+            Ok(n) => info!(rules = n, "Rules reloaded."),
+            Err(error) => error!(%error, rules = self.pipeline.rule_count(),
+                "Rule reload failed; the previous rules keep running."),
+        }
+    }
+
+    /// Commits the oldest undelivered offset per partition.
+    fn commit(&mut self, mode: CommitMode) -> Result<()> {
+        let offsets = self.tracker.lock().expect("tracker lock").committable();
+        if !offsets.is_empty() {
+            self.source.commit(&offsets, mode)?;
+            self.tracker
+                .lock()
+                .expect("tracker lock")
+                .mark_committed(&offsets);
+        }
+        Ok(())
+    }
+
+    /// Stops fetching while too many outputs await acknowledgement; resumes once half of
+    /// them are acknowledged.
+    fn backpressure(&mut self) -> Result<()> {
+        let max = self.config.limits.max_in_flight_outputs.max(1);
+        let in_flight = self.emitter.in_flight_outputs();
+        let want_pause = if self.paused {
+            in_flight > max / 2
+        } else {
+            in_flight > max
+        };
+        if want_pause != self.paused {
+            self.source.set_paused(want_pause)?;
+            self.paused = want_pause;
+            info!(
+                paused = want_pause,
+                in_flight_outputs = in_flight,
+                "Backpressure."
+            );
+        }
+        Ok(())
+    }
+
+    /// Applies assignments and revocations the consumer reported: assigned partitions hold
+    /// their shard's watermark until they deliver or idle; revoked ones lose their
+    /// uncommitted state, which the new owner re-reads.
+    fn rebalanced(&mut self) {
+        for p in self.source.take_revoked() {
+            let mut t = self.tracker.lock().expect("tracker lock");
+            self.pipeline.revoke(&p, |ack| {
+                t.partition_of(ack) == Some((p.topic.as_str(), p.partition))
+            });
+            t.forget(&p.topic, p.partition);
+            self.last_seen.remove(&p);
+        }
+        for p in self.source.take_assigned() {
+            self.pipeline.register(&p);
+            self.last_seen.insert(p, Instant::now());
+        }
+    }
+
+    /// Graceful stop: every delivery awaited, a synchronous commit, the template state
+    /// saved.
+    async fn stop(mut self) -> Result<Stats> {
+        info!("Shutting down: waiting for deliveries, then committing.");
+        let acks = self.emitter.close().await?;
+        self.delivered(acks);
+        self.commit(CommitMode::Sync)?;
+        let uncommitted = self.tracker.lock().expect("tracker lock").in_flight();
+        if let Some(path) = template_state_path(&self.dir, &self.config) {
+            save_state(&path, &self.pipeline.template_state())?;
+        }
+        let stats = self.pipeline.stats();
+        info!(
+            messages = stats.messages,
+            dead_letters = stats.dead_letters,
+            late = stats.late,
+            alerts = stats.alerts,
+            rule_timeouts = stats.rule_timeouts,
+            uncommitted,
+            "Stopped."
+        );
+        Ok(stats)
+    }
+}
+
+fn wall_clock() -> EventTime {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    EventTime(i64::try_from(nanos).unwrap_or(i64::MAX))
+}
+
+/// SIGHUP, where there is such a thing.
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        Hangup(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok())
+    }
+    #[cfg(not(unix))]
+    {
+        Hangup()
+    }
+}

@@ -1,0 +1,407 @@
+//! Evaluating queries with DataFusion. Each query (a rule's, or a detector's source) is
+//! parsed, checked and planned once, at load, in its own `SessionContext` with its own memory
+//! pool; the window's tables are providers whose data is swapped before each evaluation, so
+//! the stored plans read the new batch.
+//!
+//! What bounds an evaluation is deterministic — the memory pool, and the rows the window's
+//! tables hold — so the same input gives the same rows on any machine at any load. A
+//! wall-clock budget is the driver's choice ([`EvalBudget`]): file runs use [`Unbounded`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::future::BoxFuture;
+
+use super::{columns, rows, rule_error, sandbox};
+use crate::error::{Error, Result};
+use crate::model::{AlignedBatch, Param, QueryRow};
+use crate::tables;
+
+pub use super::rows::MAX_SAMPLE_TRACE_IDS;
+
+/// A SQL query over the window's tables: a rule's, or a detector's source.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The rule's or detector's id, for failures.
+    pub id: String,
+    pub sql: String,
+    /// Bound to `$name` in the query.
+    pub params: BTreeMap<String, Param>,
+    /// Event time the query sees; `None`: the pipeline window.
+    pub window: Option<Duration>,
+    /// The file the query is written in, and its 1-based line there, for errors.
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+/// A table whose contents are replaced for every window.
+#[derive(Debug)]
+struct SwapTable {
+    schema: SchemaRef,
+    batch: RwLock<RecordBatch>,
+}
+
+#[async_trait]
+impl TableProvider for SwapTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.batch.read().expect("table lock").clone();
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// Per-query resource limits that do not depend on the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalLimits {
+    /// Memory one query's evaluation may reserve (sorts, aggregations, joins).
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EvalLimits {
+    fn default() -> Self {
+        EvalLimits {
+            max_memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// One query's evaluation of one window, as the engine hands it to an [`EvalBudget`].
+pub type Evaluation = BoxFuture<'static, Result<Vec<QueryRow>, String>>;
+
+/// What an evaluation may take besides its [`EvalLimits`]. The engine stays pure; a driver
+/// that wants a wall-clock limit brings one (Kafka mode), and its outcome is reported as
+/// [`FailureKind::OverBudget`].
+#[async_trait]
+pub trait EvalBudget: Send + Sync {
+    /// Runs `evaluation`; `Err(None)` when the budget abandoned it (it may finish in the
+    /// background, the query is skipped until it has), `Err(Some(message))` when it failed.
+    async fn run(&self, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>>;
+}
+
+/// No budget: every evaluation runs to its end, inline. What file runs and replays use, so
+/// their output never depends on machine speed or load.
+pub struct Unbounded;
+
+#[async_trait]
+impl EvalBudget for Unbounded {
+    async fn run(&self, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>> {
+        evaluation.await.map_err(Some)
+    }
+}
+
+struct Compiled {
+    query: Query,
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    /// Tables of its own for a query with a longer `window` (they hold several batches).
+    own_tables: Option<Vec<(&'static str, Arc<SwapTable>)>>,
+    /// Set while an evaluation runs, including one a budget abandoned: DataFusion cannot
+    /// interrupt a CPU-bound operator, so it finishes in the background and the query is
+    /// skipped until it has.
+    busy: Arc<AtomicBool>,
+}
+
+/// Runs queries on each window's tables.
+pub struct QueryEngine {
+    compiled: Vec<Compiled>,
+    tables: Vec<(&'static str, Arc<SwapTable>)>,
+}
+
+/// Why a query produced nothing for a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// It failed: an error, or its memory limit.
+    Error,
+    /// The driver's wall-clock budget abandoned it (Kafka mode only).
+    OverBudget,
+    /// Skipped: an evaluation the budget abandoned earlier is still running.
+    Busy,
+}
+
+/// A query that failed on a batch; the others still ran.
+#[derive(Debug)]
+pub struct RuleFailure {
+    pub rule_id: String,
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+fn new_tables() -> Vec<(&'static str, Arc<SwapTable>)> {
+    tables::TABLE_NAMES
+        .iter()
+        .map(|name| {
+            let schema = tables::schema_of(name).expect("known table");
+            let table = SwapTable {
+                batch: RwLock::new(RecordBatch::new_empty(schema.clone())),
+                schema,
+            };
+            (*name, Arc::new(table))
+        })
+        .collect()
+}
+
+fn context(
+    tables: &[(&'static str, Arc<SwapTable>)],
+    limits: EvalLimits,
+) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.max_memory_bytes, 1.0)
+        .build_arc()
+        .map_err(internal)?;
+    // One partition: the batches are small and evaluation order stays deterministic.
+    let config = SessionConfig::new().with_target_partitions(1);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    for (name, table) in tables {
+        ctx.register_table(*name, table.clone()).map_err(internal)?;
+    }
+    Ok(ctx)
+}
+
+fn scalar(p: &Param) -> ScalarValue {
+    match p {
+        Param::Int(i) => ScalarValue::Int64(Some(*i)),
+        Param::Float(f) => ScalarValue::Float64(Some(*f)),
+        Param::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Param::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+    }
+}
+
+/// Parses, binds parameters, checks the sandbox and the result shape.
+async fn plan_in(ctx: &SessionContext, query: &Query) -> Result<LogicalPlan> {
+    let fail = |m: String| rule_error(&query.path, query.line, m);
+    let df = ctx
+        .sql_with_options(&query.sql, sandbox::sql_options())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let values: HashMap<String, ScalarValue> = query
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), scalar(v)))
+        .collect();
+    let plan = df
+        .logical_plan()
+        .clone()
+        .with_param_values(ParamValues::from(values))
+        .map_err(|e| fail(e.to_string()))?;
+    sandbox::check_plan(&plan).map_err(fail)?;
+    check_columns(&plan).map_err(fail)?;
+    Ok(plan)
+}
+
+/// The result must have a numeric `value`; `sample_trace_ids`, when present, strings.
+fn check_columns(plan: &LogicalPlan) -> Result<(), String> {
+    let schema = plan.schema();
+    let value = schema
+        .fields()
+        .iter()
+        .find(|f| f.name() == columns::VALUE)
+        .ok_or_else(|| "the query must return a numeric column named `value`".to_string())?;
+    if !value.data_type().is_numeric() && value.data_type() != &DataType::Null {
+        return Err(format!(
+            "column `value` is {}, expected a number",
+            value.data_type()
+        ));
+    }
+    for f in schema.fields() {
+        if f.name() == columns::SAMPLE_TRACE_IDS {
+            let text = |t: &DataType| {
+                matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+            };
+            let ok = match f.data_type() {
+                DataType::List(i) | DataType::LargeList(i) => text(i.data_type()),
+                t => text(t),
+            };
+            if !ok {
+                return Err(
+                    "column `sample_trace_ids` must be a string or a list of strings".into(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks and plans one query against empty tables: what loading a pipeline does for every
+/// rule and detector source before anything runs.
+pub async fn plan_query(query: &Query, limits: EvalLimits) -> Result<()> {
+    let ctx = context(&new_tables(), limits)?;
+    plan_in(&ctx, query).await.map(|_| ())
+}
+
+impl QueryEngine {
+    /// Plans every query once.
+    pub async fn new(queries: Vec<Query>, limits: EvalLimits) -> Result<Self> {
+        let tables = new_tables();
+        let mut compiled = Vec::with_capacity(queries.len());
+        for query in queries {
+            let own_tables = query.window.map(|_| new_tables());
+            let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
+            let plan = plan_in(&ctx, &query).await?;
+            compiled.push(Compiled {
+                query,
+                ctx,
+                plan,
+                own_tables,
+                busy: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        Ok(QueryEngine { compiled, tables })
+    }
+
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    /// Evaluates every query on one window, in order: the rows of each (empty for a failed
+    /// one). `history` holds the shard's earlier batches (oldest first) for queries with a
+    /// longer `window`. A query that fails (an error, its memory limit, the budget) is
+    /// reported and skipped; the others still run.
+    pub async fn evaluate(
+        &self,
+        batch: &AlignedBatch,
+        history: &[AlignedBatch],
+        budget: &dyn EvalBudget,
+    ) -> (Vec<Vec<QueryRow>>, Vec<RuleFailure>) {
+        for (name, table) in &self.tables {
+            *table.batch.write().expect("table lock") =
+                tables::table_of(batch, name).expect("known table");
+        }
+        let mut rows = Vec::with_capacity(self.compiled.len());
+        let mut failures = Vec::new();
+        for c in &self.compiled {
+            match self.evaluate_one(c, batch, history, budget).await {
+                Ok(r) => rows.push(r),
+                Err((kind, message)) => {
+                    rows.push(Vec::new());
+                    failures.push(RuleFailure {
+                        rule_id: c.query.id.clone(),
+                        kind,
+                        message,
+                    });
+                }
+            }
+        }
+        (rows, failures)
+    }
+
+    async fn evaluate_one(
+        &self,
+        c: &Compiled,
+        batch: &AlignedBatch,
+        history: &[AlignedBatch],
+        budget: &dyn EvalBudget,
+    ) -> Result<Vec<QueryRow>, (FailureKind, String)> {
+        if let (Some(tables), Some(window)) = (&c.own_tables, c.query.window) {
+            fill_window(tables, batch, history, window).map_err(|e| (FailureKind::Error, e))?;
+        }
+        if c.busy.swap(true, Ordering::AcqRel) {
+            return Err((
+                FailureKind::Busy,
+                "skipped: an earlier evaluation that exceeded the budget is still running".into(),
+            ));
+        }
+        // The scan copies the table contents when the physical plan is built, so a later
+        // window's swap cannot change what this evaluation reads.
+        let evaluation = run(c.ctx.clone(), c.plan.clone(), c.busy.clone());
+        budget.run(Box::pin(evaluation)).await.map_err(|e| match e {
+            Some(message) => (FailureKind::Error, message),
+            None => (
+                FailureKind::OverBudget,
+                "evaluation exceeded the wall-clock budget and was abandoned".into(),
+            ),
+        })
+    }
+}
+
+/// Fills a longer-window query's tables with the batches of the last `window` of event time
+/// (those starting at or after `batch.window.end - window`) and this one.
+fn fill_window(
+    tables: &[(&'static str, Arc<SwapTable>)],
+    batch: &AlignedBatch,
+    history: &[AlignedBatch],
+    window: Duration,
+) -> Result<(), String> {
+    let from = batch.window.end.saturating_sub(window);
+    let batches: Vec<&AlignedBatch> = history
+        .iter()
+        .filter(|b| b.window.start >= from && b.window.end <= batch.window.start)
+        .chain(std::iter::once(batch))
+        .collect();
+    let start = batches
+        .first()
+        .map_or(batch.window.start, |b| b.window.start);
+    for (name, table) in tables {
+        let data = if *name == "window_bounds" {
+            tables::window_bounds_batch(start, batch.window.end, batch.early)
+        } else {
+            let parts: Vec<RecordBatch> = batches
+                .iter()
+                .map(|b| b.data_table(name).expect("known table").clone())
+                .collect();
+            concat_batches(&table.schema, &parts).map_err(|e| e.to_string())?
+        };
+        *table.batch.write().expect("table lock") = data;
+    }
+    Ok(())
+}
+
+async fn run(
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    busy: Arc<AtomicBool>,
+) -> Result<Vec<QueryRow>, String> {
+    let result = async {
+        let df = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        let batches = df.collect().await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for b in &batches {
+            rows::rows_of(b, &mut out)?;
+        }
+        // Rows come in whatever order the plan produced; sort for deterministic output.
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+    .await;
+    busy.store(false, Ordering::Release);
+    result
+}
