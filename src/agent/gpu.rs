@@ -146,6 +146,11 @@ pub fn to_otlp(samples: &[GpuSample], host: &str, time_ns: u64) -> ExportMetrics
             ..Default::default()
         })
         .collect();
+    request(metrics, host)
+}
+
+/// One export request of the agent's resource and scope.
+fn request(metrics: Vec<Metric>, host: &str) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {

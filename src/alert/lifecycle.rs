@@ -81,6 +81,18 @@ impl Lifecycle {
     /// Applies the findings of every rule for `window` (all rules were evaluated on it) and
     /// returns the notifications, in fingerprint order.
     pub fn observe(&mut self, window: Window, findings: Vec<Finding>) -> Vec<Alert> {
+        let active = self.apply(window, findings);
+        let resolved = self.transition(window, &active);
+        let mut notify = self.resolve(resolved);
+        notify.extend(self.send_firing(window));
+        notify.sort_by(|a, b| {
+            (&a.fingerprint, a.status as u8).cmp(&(&b.fingerprint, b.status as u8))
+        });
+        notify
+    }
+
+    /// Tracks the findings that hold; returns their fingerprints.
+    fn apply(&mut self, window: Window, findings: Vec<Finding>) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
         for finding in findings {
             let labels = labels_of(&finding);
@@ -105,25 +117,33 @@ impl Lifecycle {
                     }
                 }
                 None => {
-                    self.alerts.insert(
-                        fp,
-                        Tracked {
-                            spec,
-                            labels,
-                            state: AlertState::Pending {
-                                since: window.start,
-                            },
-                            finding,
-                            window,
-                        },
-                    );
+                    let state = AlertState::Pending {
+                        since: window.start,
+                    };
+                    let tracked = Tracked {
+                        spec,
+                        labels,
+                        state,
+                        finding,
+                        window,
+                    };
+                    self.alerts.insert(fp, tracked);
                 }
             }
         }
-        let mut notify = Vec::new();
+        seen
+    }
+
+    /// Pending alerts that held long enough fire; alerts no longer active end. Returns the
+    /// ended ones with their end (`None`: never fired, nothing to notify).
+    fn transition(
+        &mut self,
+        window: Window,
+        active: &BTreeSet<String>,
+    ) -> Vec<(String, Option<EventTime>)> {
         let mut resolved = Vec::new();
         for (fp, t) in self.alerts.iter_mut() {
-            let active = seen.contains(fp);
+            let active = active.contains(fp);
             match t.state {
                 AlertState::Pending { since } => {
                     if !active {
@@ -151,7 +171,12 @@ impl Lifecycle {
                 AlertState::Firing { .. } => {}
             }
         }
-        // Resolutions.
+        resolved
+    }
+
+    /// Forgets ended alerts; a resolution for each that was notified as firing.
+    fn resolve(&mut self, resolved: Vec<(String, Option<EventTime>)>) -> Vec<Alert> {
+        let mut notify = Vec::new();
         for (fp, ends) in resolved {
             let t = self.alerts.remove(&fp).expect("tracked");
             if let (
@@ -166,7 +191,11 @@ impl Lifecycle {
                 notify.push(self.alert(&t, AlertStatus::Resolved, fired_at, ends));
             }
         }
-        // Firing notifications: new ones, resends, and ones no longer inhibited.
+        notify
+    }
+
+    /// Firing notifications: new ones, resends, and ones no longer inhibited.
+    fn send_firing(&mut self, window: Window) -> Vec<Alert> {
         let firing: Vec<BTreeMap<String, String>> = self
             .alerts
             .values()
@@ -194,6 +223,7 @@ impl Lifecycle {
                 sends.push((fp.clone(), fired_at));
             }
         }
+        let mut notify = Vec::new();
         for (fp, fired_at) in sends {
             let t = &self.alerts[&fp];
             let valid_until = window
@@ -207,9 +237,6 @@ impl Lifecycle {
                 *last_sent = Some(window.end);
             }
         }
-        notify.sort_by(|a, b| {
-            (&a.fingerprint, a.status as u8).cmp(&(&b.fingerprint, b.status as u8))
-        });
         notify
     }
 

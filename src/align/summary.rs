@@ -33,40 +33,60 @@ fn self_time_ns(span: &SpanRecord, children: &[&SpanRecord]) -> i64 {
     (e - s) - covered
 }
 
+/// A trace's spans, log counts and extent.
+struct Gathered<'a> {
+    spans: Vec<&'a SpanRecord>,
+    log_count: u32,
+    error_log_count: u32,
+    start: EventTime,
+    end: EventTime,
+}
+
+fn gather<'a>(records: impl IntoIterator<Item = &'a Record>) -> Gathered<'a> {
+    let mut g = Gathered {
+        spans: Vec::new(),
+        log_count: 0,
+        error_log_count: 0,
+        start: EventTime::MAX,
+        end: EventTime::MIN,
+    };
+    for r in records {
+        let (from, to) = match r {
+            Record::Span(s) => {
+                g.spans.push(s);
+                (s.start_time, s.end_time)
+            }
+            Record::Log(l) => {
+                g.log_count += 1;
+                if l.severity_number >= 17 {
+                    g.error_log_count += 1;
+                }
+                (l.time, l.time)
+            }
+            Record::Metric(m) => (m.time, m.time),
+        };
+        g.start = g.start.min(from);
+        g.end = g.end.max(to);
+    }
+    if g.start > g.end {
+        (g.start, g.end) = (EventTime(0), EventTime(0));
+    }
+    g
+}
+
 /// Summarises the records of one trace.
 pub fn summarize<'a>(
     trace_id: &str,
     records: impl IntoIterator<Item = &'a Record>,
     closed_early: bool,
 ) -> TraceSummary {
-    let mut spans: Vec<&SpanRecord> = Vec::new();
-    let (mut log_count, mut error_log_count) = (0u32, 0u32);
-    let mut start = EventTime::MAX;
-    let mut end = EventTime::MIN;
-    for r in records {
-        match r {
-            Record::Span(s) => {
-                start = start.min(s.start_time);
-                end = end.max(s.end_time);
-                spans.push(s);
-            }
-            Record::Log(l) => {
-                log_count += 1;
-                if l.severity_number >= 17 {
-                    error_log_count += 1;
-                }
-                start = start.min(l.time);
-                end = end.max(l.time);
-            }
-            Record::Metric(m) => {
-                start = start.min(m.time);
-                end = end.max(m.time);
-            }
-        }
-    }
-    if start > end {
-        (start, end) = (EventTime(0), EventTime(0));
-    }
+    let Gathered {
+        mut spans,
+        log_count,
+        error_log_count,
+        start,
+        end,
+    } = gather(records);
     // Deterministic whatever the arrival order.
     spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
     let root = spans.iter().find(|s| s.parent_span_id.is_none()).copied();

@@ -346,6 +346,31 @@ fn metrics(resource_metrics: &[ResourceMetrics]) -> Result<Vec<Record>, DecodeEr
     Ok(out)
 }
 
+/// Count, sum, extremes and buckets of an exponential histogram point: the zero bucket first,
+/// then positive buckets by upper bound base^(offset + i + 1) with base = 2^(2^-scale).
+/// Negative buckets are folded into the zero bucket's count: latency-like data has none.
+fn exponential_buckets(p: &ExponentialHistogramDataPoint, m: &mut MetricPoint) {
+    m.count = Some(p.count);
+    m.sum = p.sum;
+    m.min = p.min;
+    m.max = p.max;
+    let base_value = 2f64.powf(2f64.powi(-p.scale));
+    let negative: u64 = p
+        .negative
+        .as_ref()
+        .map_or(0, |b| b.bucket_counts.iter().sum());
+    m.bucket_bounds.push(0.0);
+    m.bucket_counts.push(p.zero_count + negative);
+    if let Some(pos) = &p.positive {
+        for (i, c) in pos.bucket_counts.iter().enumerate() {
+            m.bucket_bounds
+                .push(base_value.powi(pos.offset.saturating_add(i as i32 + 1)));
+            m.bucket_counts.push(*c);
+        }
+    }
+    m.bucket_counts.push(0); // the +Inf bucket
+}
+
 fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), DecodeError> {
     let Some(data) = &base.metric.data else {
         return Err(DecodeError::record(format!(
@@ -397,28 +422,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
             for p in &h.data_points {
                 let mut m = base.point(MetricKind::ExponentialHistogram, p)?;
                 m.temporality = temporality(h.aggregation_temporality);
-                m.count = Some(p.count);
-                m.sum = p.sum;
-                m.min = p.min;
-                m.max = p.max;
-                // Zero bucket first, then positive buckets by upper bound
-                // base^(offset + i + 1) with base = 2^(2^-scale). Negative buckets are
-                // folded into the zero bucket's count: latency-like data has none.
-                let base_value = 2f64.powf(2f64.powi(-p.scale));
-                let negative: u64 = p
-                    .negative
-                    .as_ref()
-                    .map_or(0, |b| b.bucket_counts.iter().sum());
-                m.bucket_bounds.push(0.0);
-                m.bucket_counts.push(p.zero_count + negative);
-                if let Some(pos) = &p.positive {
-                    for (i, c) in pos.bucket_counts.iter().enumerate() {
-                        m.bucket_bounds
-                            .push(base_value.powi(pos.offset.saturating_add(i as i32 + 1)));
-                        m.bucket_counts.push(*c);
-                    }
-                }
-                m.bucket_counts.push(0); // the +Inf bucket
+                exponential_buckets(p, &mut m);
                 out.push(Record::Metric(m));
             }
         }

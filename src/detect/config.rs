@@ -14,8 +14,7 @@ use super::kinds::{
     ZScoreParams,
 };
 use super::Detector;
-use crate::model::{AlertSpec, Severity};
-use crate::rules::Query;
+use crate::model::{AlertSpec, Query, Severity};
 
 /// One detector: a SQL source and what to detect in its series.
 ///

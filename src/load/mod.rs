@@ -17,7 +17,8 @@ use tracing::info;
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::logparse::{MinerConfig, MinerState, TemplateMiner};
-use crate::rules::{parse_rules, plan_query, Query, Rule};
+use crate::model::Query;
+use crate::rules::{parse_rules, plan_query, Rule};
 
 pub use tree::{read_rules, rules_stamp, RulesStamp};
 

@@ -8,6 +8,8 @@
 //! - [`batch`]: what alignment hands to rules and detectors: `Window`, `AlignedBatch`,
 //!   `TraceSummary`, and `Late` records.
 //! - [`parsed`]: what log cleaning found in a log record (`ParsedLog`).
+//! - [`query`]: what a rule or detector asks of each window (`Query`: SQL, parameters, its
+//!   `file:line`).
 //! - [`finding`]: what rules and detectors hand to the alert stage: `AlertSpec` (the alert a
 //!   rule or detector produces), `QueryRow` (one result row of a SQL query) and `Finding`
 //!   (a row with its spec and its fire/keep/clear `Verdict`).
@@ -16,10 +18,12 @@ pub mod batch;
 pub mod finding;
 pub mod flow;
 pub mod parsed;
+pub mod query;
 pub mod record;
 
 pub use batch::{AlignedBatch, Late, TraceSummary, Window};
 pub use finding::{AlertSpec, Finding, Param, QueryRow, Severity, Verdict};
 pub use flow::{AckId, PartitionKey};
 pub use parsed::ParsedLog;
+pub use query::Query;
 pub use record::*;

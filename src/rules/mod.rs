@@ -31,12 +31,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Result;
+use crate::model::Query;
 use crate::model::{AlertSpec, AlignedBatch, Finding, Verdict};
 use crate::model::{Param, Severity};
 pub use condition::Condition;
 pub use parse::{parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
 pub use query::{
-    plan_query, EvalBudget, EvalLimits, Evaluation, FailureKind, Query, QueryEngine, RuleFailure,
+    plan_query, EvalBudget, EvalLimits, Evaluation, FailureKind, QueryEngine, RuleFailure,
     Unbounded, MAX_SAMPLE_TRACE_IDS,
 };
 

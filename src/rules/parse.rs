@@ -118,6 +118,44 @@ fn split_header(text: &str) -> (String, &str, usize) {
     (header, text[rest_at..].trim(), header_lines + 1)
 }
 
+/// The rule's id: the header's, else the file name without `.sql`.
+fn rule_id(path: &Path, id: Option<String>) -> Result<String> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("rule")
+        .to_string();
+    let id = id.unwrap_or(stem);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    if id.is_empty() || !id.chars().all(allowed) {
+        return Err(rule_error(
+            path,
+            1,
+            format!("rule id {id:?} may only use letters, digits, _ - ."),
+        ));
+    }
+    Ok(id)
+}
+
+/// The `fire` and `clear` conditions, with parameters resolved.
+fn conditions(
+    path: &Path,
+    h: &RuleHeader,
+    params: &BTreeMap<String, Param>,
+) -> Result<(Option<Condition>, Option<Condition>)> {
+    let condition = |text: &Option<String>| {
+        text.as_deref()
+            .map(|t| Condition::parse(t, params).map_err(|m| rule_error(path, 1, m)))
+            .transpose()
+    };
+    let fire = condition(&h.fire)?;
+    let clear = condition(&h.clear)?;
+    if clear.is_some() && fire.is_none() {
+        return Err(rule_error(path, 1, "`clear` needs a `fire` condition too"));
+    }
+    Ok((fire, clear))
+}
+
 fn parse_rule_in(
     path: &Path,
     text: &str,
@@ -139,23 +177,7 @@ fn parse_rule_in(
             format!("invalid rule header: {}", e.message()),
         )
     })?;
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("rule")
-        .to_string();
-    let id = h.id.clone().unwrap_or(stem);
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
-        return Err(rule_error(
-            path,
-            1,
-            format!("rule id {id:?} may only use letters, digits, _ - ."),
-        ));
-    }
+    let id = rule_id(path, h.id.clone())?;
     let severity = h.severity.or(defaults.severity).ok_or_else(|| {
         rule_error(
             path,
@@ -164,17 +186,8 @@ fn parse_rule_in(
         )
     })?;
     let mut params: BTreeMap<String, Param> = defaults.params.clone();
-    params.extend(h.params);
-    let condition = |text: &Option<String>| {
-        text.as_deref()
-            .map(|t| Condition::parse(t, &params).map_err(|m| rule_error(path, 1, m)))
-            .transpose()
-    };
-    let fire = condition(&h.fire)?;
-    let clear = condition(&h.clear)?;
-    if clear.is_some() && fire.is_none() {
-        return Err(rule_error(path, 1, "`clear` needs a `fire` condition too"));
-    }
+    params.extend(h.params.clone());
+    let (fire, clear) = conditions(path, &h, &params)?;
     let mut labels = defaults.labels.clone();
     labels.extend(h.labels);
     let mut annotations = defaults.annotations.clone();

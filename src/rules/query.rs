@@ -7,8 +7,7 @@
 //! tables hold — so the same input gives the same rows on any machine at any load. A
 //! wall-clock budget is the driver's choice ([`EvalBudget`]): file runs use [`Unbounded`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,25 +27,10 @@ use futures::future::BoxFuture;
 
 use super::{columns, rows, rule_error, sandbox};
 use crate::error::{Error, Result};
-use crate::model::{AlignedBatch, Param, QueryRow};
+use crate::model::{AlignedBatch, Param, Query, QueryRow};
 use crate::tables;
 
 pub use super::rows::MAX_SAMPLE_TRACE_IDS;
-
-/// A SQL query over the window's tables: a rule's, or a detector's source.
-#[derive(Debug, Clone)]
-pub struct Query {
-    /// The rule's or detector's id, for failures.
-    pub id: String,
-    pub sql: String,
-    /// Bound to `$name` in the query.
-    pub params: BTreeMap<String, Param>,
-    /// Event time the query sees; `None`: the pipeline window.
-    pub window: Option<Duration>,
-    /// The file the query is written in, and its 1-based line there, for errors.
-    pub path: PathBuf,
-    pub line: usize,
-}
 
 /// A table whose contents are replaced for every window.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The one integration-test binary (every test binary links DataFusion and librdkafka, so
 //! there is only one). Modules:
 //! - `agents`: `agent env` with a planted secret through the default pipeline.
+//! - `architecture`: module layers, pure stages, file and function sizes (reads `src/`).
 //! - `alerting`: an incident on the broker, grouped and inhibited; hot reload of rules.
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
@@ -16,6 +17,7 @@
 mod agents;
 mod alerting;
 mod alertmanager;
+mod architecture;
 mod broker;
 mod cli;
 mod common;

@@ -46,103 +46,130 @@ fn evidence_text(s: &Sample, name: &str) -> String {
     }
 }
 
-impl Detector for EnvDrift {
-    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
-        // Process key -> snapshot time -> variables.
-        type Snapshot = BTreeMap<String, (String, bool)>;
-        let mut processes: BTreeMap<BTreeMap<String, String>, BTreeMap<EventTime, Snapshot>> =
-            BTreeMap::new();
-        for s in samples {
-            let mut process = s.key.clone();
-            let Some(variable) = process.remove("variable") else {
+/// Variable → (value, secret) of one snapshot.
+type Snapshot = BTreeMap<String, (String, bool)>;
+type Process = BTreeMap<String, String>;
+
+/// Process key → snapshot time → variables.
+fn snapshots(samples: &[Sample]) -> BTreeMap<Process, BTreeMap<EventTime, Snapshot>> {
+    let mut processes: BTreeMap<Process, BTreeMap<EventTime, Snapshot>> = BTreeMap::new();
+    for s in samples {
+        let mut process = s.key.clone();
+        let Some(variable) = process.remove("variable") else {
+            continue;
+        };
+        let secret = evidence_text(s, "secret") == "true";
+        processes
+            .entry(process)
+            .or_default()
+            .entry(s.time)
+            .or_default()
+            .insert(variable, (evidence_text(s, "text"), secret));
+    }
+    processes
+}
+
+fn report(
+    out: &mut Vec<Detection>,
+    process: &Process,
+    var: &str,
+    problem: &str,
+    value: f64,
+    ev: Vec<(&str, serde_json::Value)>,
+) {
+    let mut d = detection(process, value, ev);
+    d.labels.insert("variable".into(), var.to_string());
+    d.labels.insert("problem".into(), problem.to_string());
+    out.push(d);
+}
+
+/// Variables that disappeared or changed from `last` to `snap`.
+fn drift(out: &mut Vec<Detection>, process: &Process, last: &Snapshot, snap: &Snapshot) {
+    for (var, (old, _)) in last {
+        match snap.get(var) {
+            None => report(
+                out,
+                process,
+                var,
+                "disappeared",
+                1.0,
+                vec![("last_value", json!(old))],
+            ),
+            Some((new, _)) if new != old => report(
+                out,
+                process,
+                var,
+                "changed",
+                1.0,
+                vec![("old_value", json!(old)), ("new_value", json!(new))],
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Problems of the latest snapshot itself: secrets in plain text, values out of `ranges`.
+fn problems(
+    ranges: &BTreeMap<String, [f64; 2]>,
+    out: &mut Vec<Detection>,
+    process: &Process,
+    last: &Snapshot,
+) {
+    {
+        for (var, (text, secret)) in last {
+            if *secret {
+                report(
+                    out,
+                    process,
+                    var,
+                    "secret_in_plaintext",
+                    1.0,
+                    vec![("value", json!(text))],
+                );
+            }
+            let Some([lo, hi]) = ranges.get(var) else {
                 continue;
             };
-            let secret = evidence_text(s, "secret") == "true";
-            processes
-                .entry(process)
-                .or_default()
-                .entry(s.time)
-                .or_default()
-                .insert(variable, (evidence_text(s, "text"), secret));
+            match text.trim().parse::<f64>() {
+                Ok(v) if v < *lo || v > *hi => report(
+                    out,
+                    process,
+                    var,
+                    "out_of_range",
+                    v,
+                    vec![("min", json!(lo)), ("max", json!(hi))],
+                ),
+                Ok(_) => {}
+                Err(_) => report(
+                    out,
+                    process,
+                    var,
+                    "out_of_range",
+                    0.0,
+                    vec![
+                        ("value", json!(text)),
+                        ("min", json!(lo)),
+                        ("max", json!(hi)),
+                    ],
+                ),
+            }
         }
+    }
+}
+
+impl Detector for EnvDrift {
+    fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         let mut out = Vec::new();
-        let report = |out: &mut Vec<Detection>,
-                      process: &BTreeMap<String, String>,
-                      var: &str,
-                      problem: &str,
-                      value: f64,
-                      ev: Vec<(&str, serde_json::Value)>| {
-            let mut d = detection(process, value, ev);
-            d.labels.insert("variable".into(), var.to_string());
-            d.labels.insert("problem".into(), problem.to_string());
-            out.push(d);
-        };
-        for (process, snapshots) in processes {
+        for (process, snapshots) in snapshots(samples) {
             let at = *snapshots.keys().next_back().expect("non-empty");
             let last = self.series.get(&process, at);
             for (_, snap) in snapshots {
                 if !last.is_empty() {
-                    for (var, (old, _)) in last.iter() {
-                        match snap.get(var) {
-                            None => report(
-                                &mut out,
-                                &process,
-                                var,
-                                "disappeared",
-                                1.0,
-                                vec![("last_value", json!(old))],
-                            ),
-                            Some((new, _)) if new != old => report(
-                                &mut out,
-                                &process,
-                                var,
-                                "changed",
-                                1.0,
-                                vec![("old_value", json!(old)), ("new_value", json!(new))],
-                            ),
-                            Some(_) => {}
-                        }
-                    }
+                    drift(&mut out, &process, last, &snap);
                 }
                 *last = snap;
             }
-            for (var, (text, secret)) in last.iter() {
-                if *secret {
-                    report(
-                        &mut out,
-                        &process,
-                        var,
-                        "secret_in_plaintext",
-                        1.0,
-                        vec![("value", json!(text))],
-                    );
-                }
-                if let Some([lo, hi]) = self.cfg.ranges.get(var) {
-                    match text.trim().parse::<f64>() {
-                        Ok(v) if v < *lo || v > *hi => report(
-                            &mut out,
-                            &process,
-                            var,
-                            "out_of_range",
-                            v,
-                            vec![("min", json!(lo)), ("max", json!(hi))],
-                        ),
-                        Ok(_) => {}
-                        Err(_) => report(
-                            &mut out,
-                            &process,
-                            var,
-                            "out_of_range",
-                            0.0,
-                            vec![
-                                ("value", json!(text)),
-                                ("min", json!(lo)),
-                                ("max", json!(hi)),
-                            ],
-                        ),
-                    }
-                }
-            }
+            problems(&self.cfg.ranges, &mut out, &process, last);
         }
         // One detection per (process, variable, problem): a change and a disappearance in
         // one window are both kept; repeats of the same are merged.
