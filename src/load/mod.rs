@@ -71,8 +71,34 @@ pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
             sources,
             miner,
         }),
-        _ => Err(errors),
+        _ => Err(in_file_order(errors)),
     }
+}
+
+/// Errors sorted by file and line (each once), as a person fixes them.
+fn in_file_order(errors: Vec<Error>) -> Vec<Error> {
+    let mut keyed: Vec<(String, usize, String, Error)> = errors
+        .into_iter()
+        .map(|e| {
+            let text = e.to_string();
+            let location = text.split(": ").next().unwrap_or("");
+            let (path, line) = match location.rsplit_once(':') {
+                Some((path, line)) => match line.parse() {
+                    Ok(n) => (path.to_string(), n),
+                    Err(_) => (location.to_string(), 0),
+                },
+                None => (location.to_string(), 0),
+            };
+            (path, line, text, e)
+        })
+        .collect();
+    keyed.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut seen = BTreeSet::new();
+    keyed
+        .into_iter()
+        .filter(|(_, _, text, _)| seen.insert(text.clone()))
+        .map(|(_, _, _, e)| e)
+        .collect()
 }
 
 /// [`check`], returning its first error.

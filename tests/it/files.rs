@@ -125,6 +125,57 @@ fn replays_of_the_same_input_are_byte_identical() {
     assert_eq!(runs[0], runs[1]);
 }
 
+/// A copy of the default pipeline (same directory name, so the same rule groups) with
+/// `extra` appended to its `pipeline.toml`.
+fn inference_copy(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let from = repo().join("pipelines/inference");
+    let to = dir.join("inference");
+    std::fs::create_dir_all(to.join("rules")).unwrap();
+    for e in std::fs::read_dir(from.join("rules")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join("rules").join(p.file_name().unwrap())).unwrap();
+    }
+    let toml = std::fs::read_to_string(from.join("pipeline.toml")).unwrap();
+    std::fs::write(to.join("pipeline.toml"), format!("{toml}\n{extra}")).unwrap();
+    to
+}
+
+/// The file run's output does not depend on machine speed or load: with every core busy
+/// and a wall-clock budget of 1 ns per rule (which a Kafka run would enforce), a file run
+/// gives the golden alerts byte for byte: file runs bound rules by memory, never by time.
+#[test]
+fn a_file_replay_on_a_saturated_machine_gives_byte_identical_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = inference_copy(tmp.path(), "[evaluation]\ntimeout = \"1ns\"\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let burners: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let out = tmp.path().join("out");
+    run_files(&pipeline, &[&repo().join("examples/incident.jsonl")], &out);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        b.join().unwrap();
+    }
+    let got = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+    let golden =
+        std::fs::read_to_string(repo().join("tests/golden/incident/alerts.jsonl")).unwrap();
+    assert!(!golden.is_empty());
+    assert!(
+        got == golden,
+        "alerts differ from the golden file under load:\n{got}"
+    );
+}
+
 #[test]
 fn without_output_alerts_go_to_stdout() {
     let out = run_ok(

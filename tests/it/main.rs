@@ -9,6 +9,8 @@
 //! - `templates`: `faultline templates` (output per line, state across restarts) and log
 //!   cleaning in the pipeline: template state across restarts, structured-body fields, a
 //!   line-by-line traceback from the broker folded into one `cuda_oom` alert.
+//! - `invalid`: invalid pipelines as data (`tests/invalid/*/expected.txt`): `check` and
+//!   `run` reject them with the same `file:line` errors.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
@@ -22,6 +24,7 @@ mod broker;
 mod cli;
 mod common;
 mod files;
+mod invalid;
 mod kafka;
 mod rules;
 mod stream;

@@ -1,0 +1,2 @@
+-- severity = "loud"
+SELECT count(*) AS value FROM spans

@@ -1,0 +1,3 @@
+-- severity = "warning"
+-- window = "61s"
+SELECT count(*) AS value FROM spans

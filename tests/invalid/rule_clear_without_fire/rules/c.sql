@@ -1,0 +1,3 @@
+-- severity = "warning"
+-- clear = "value < 1"
+SELECT count(*) AS value FROM spans

@@ -1,0 +1,3 @@
+-- severity = "warning"
+-- fire = "value > $high"
+SELECT count(*) AS value FROM spans

@@ -1,0 +1,3 @@
+-- severity = "warning"
+-- for = 5m
+SELECT count(*) AS value FROM spans

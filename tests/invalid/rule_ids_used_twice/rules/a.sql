@@ -1,0 +1,3 @@
+-- id = "same"
+-- severity = "warning"
+SELECT count(*) AS value FROM spans

@@ -1,0 +1,2 @@
+-- severity = "warning"
+SELECT count(*) AS value FROM read_csv('/etc/passwd')

@@ -1,0 +1,4 @@
+-- severity = "warning"
+
+SELECT count(*) AS value
+FROM spanz

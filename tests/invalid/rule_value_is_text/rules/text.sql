@@ -1,0 +1,2 @@
+-- severity = "warning"
+SELECT name AS value FROM spans

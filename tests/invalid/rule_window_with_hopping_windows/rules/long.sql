@@ -1,0 +1,3 @@
+-- severity = "warning"
+-- window = "4m"
+SELECT count(*) AS value FROM spans

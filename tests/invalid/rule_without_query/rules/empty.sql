@@ -1,0 +1,1 @@
+-- severity = "warning"

@@ -1,0 +1,2 @@
+-- severity = "warning"
+DROP TABLE spans
