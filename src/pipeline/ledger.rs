@@ -121,6 +121,23 @@ impl AlertStateHold {
         (released, unreplayable)
     }
 
+    /// Takes the deferred messages `revoked` says came from a revoked partition: they are
+    /// forgotten, not released, so the partition's new owner reads them again.
+    pub fn remove_revoked(&mut self, mut revoked: impl FnMut(AckId) -> bool) -> Vec<AckId> {
+        let mut removed = Vec::new();
+        for (_, acks) in &mut self.deferred {
+            acks.retain(|&a| {
+                let gone = revoked(a);
+                if gone {
+                    removed.push(a);
+                }
+                !gone
+            });
+        }
+        self.acks -= removed.len();
+        removed
+    }
+
     /// Every deferred message (end of input, or the shard is dropped).
     pub fn drain(&mut self) -> Vec<AckId> {
         self.acks = 0;

@@ -367,7 +367,9 @@ impl Pipeline {
         self.carry = carry;
         let shard = self.shards.get_mut(&number).expect("present");
         shard.watermarks.remove(partition);
-        for ack in shard.aligner.remove_acks(is_revoked) {
+        let removed = shard.aligner.remove_acks(&mut is_revoked);
+        let deferred = shard.alert_hold.remove_revoked(&mut is_revoked);
+        for ack in removed.into_iter().chain(deferred) {
             self.ledger.forget(ack);
         }
         if self.shards[&number].watermarks.is_empty() {
@@ -435,3 +437,6 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
