@@ -5,7 +5,9 @@
 //! evaluated by SQL rules with DataFusion, and turned into Alertmanager-compatible alerts.
 //! Undecodable input goes to a dead-letter output, too-late records to a late output.
 //!
-//! Modules, in pipeline order (see `ARCHITECTURE.md`):
+//! Modules, in pipeline order (see `ARCHITECTURE.md` for their layers):
+//! - [`model`]: the vocabulary every stage shares (records, windows, findings).
+//! - [`load`]: the one reader of a pipeline directory and the one validation path.
 //! - [`source`]: files and Kafka in; offset bookkeeping.
 //! - [`decode`]: wire formats into [`model`] records.
 //! - [`align`]: event-time windows and watermarks; [`tables`] builds their Arrow tables.
@@ -14,7 +16,8 @@
 //! - [`logparse`]: structured log fields, template mining, failure signatures.
 //! - [`alert`]: findings into alerts.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
-//! - [`pipeline`]: the stages wired together, and the file and Kafka drivers.
+//! - [`pipeline`]: the hub, the at-least-once ledger, the shard chain, and the file and Kafka
+//!   drivers.
 //! - [`agent`]: collectors that produce telemetry (the NVML GPU agent).
 //! - [`config`], [`error`], [`cli`].
 

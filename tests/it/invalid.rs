@@ -56,3 +56,27 @@ fn invalid_pipelines_fail_check_and_run_with_the_expected_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The README's `faultline check` example is this data's case, verbatim.
+#[test]
+fn the_readme_check_example_is_what_check_prints() {
+    let case = "tests/invalid/every_error_at_once";
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let shown: String = readme
+        .lines()
+        .skip_while(|l| *l != format!("$ faultline check {case}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = faultline()
+        .args(["check", case])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        !shown.is_empty(),
+        "README shows no `faultline check {case}`"
+    );
+    assert_eq!(shown, String::from_utf8(out.stdout).unwrap());
+}
