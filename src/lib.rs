@@ -15,6 +15,7 @@
 //! - [`detect`]: sliding-window detectors over SQL sources.
 //! - [`logparse`]: structured log fields, template mining, failure signatures.
 //! - [`alert`]: findings into alerts.
+//! - [`kb`]: the knowledge base: alerts into suggested remediations with a confidence.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
 //! - [`pipeline`]: the hub, the at-least-once ledger, the shard chain, and the file and Kafka
 //!   drivers.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod kb;
 pub mod load;
 pub mod logparse;
 pub mod model;

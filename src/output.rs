@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::decode::{to_flat_json, DecodeError};
+use crate::kb::suggestion::Suggestion;
 use crate::model::Late;
 use crate::model::{Location, Signal};
 
@@ -16,14 +17,17 @@ pub enum OutputKind {
     Suggestions,
     DeadLetter,
     Late,
+    /// Suggestions a person should confirm (also in `Suggestions`).
+    Review,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 4] = [
+    pub const ALL: [OutputKind; 5] = [
         OutputKind::Alerts,
         OutputKind::Suggestions,
         OutputKind::DeadLetter,
         OutputKind::Late,
+        OutputKind::Review,
     ];
 
     /// File name in `--output DIR`.
@@ -33,6 +37,7 @@ impl OutputKind {
             OutputKind::Suggestions => "suggestions.jsonl",
             OutputKind::DeadLetter => "deadletter.jsonl",
             OutputKind::Late => "late.jsonl",
+            OutputKind::Review => "review.jsonl",
         }
     }
 }
@@ -57,6 +62,16 @@ impl Output {
 
     pub fn alert(alert: &Alert) -> Self {
         Self::new(OutputKind::Alerts, alert.group_key.clone(), alert)
+    }
+
+    /// A suggestion, keyed by its alert's fingerprint (one partition per alert).
+    pub fn suggestion(s: &Suggestion) -> Self {
+        Self::new(OutputKind::Suggestions, s.alert_fingerprint.clone(), s)
+    }
+
+    /// A suggestion that needs a person, on the review output.
+    pub fn review(s: &Suggestion) -> Self {
+        Self::new(OutputKind::Review, s.alert_fingerprint.clone(), s)
     }
 
     pub fn dead_letter(d: &DeadLetter) -> Self {

@@ -17,15 +17,17 @@ pub use group::Grouper;
 pub use lifecycle::{AlertState, Lifecycle};
 
 /// `firing` or `resolved`, as in Alertmanager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
+    #[default]
     Firing,
     Resolved,
 }
 
 /// Why the alert fired: the value, the window, the rule's evidence columns and sample traces.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Evidence {
     pub value: f64,
     pub window_start: String,
@@ -36,8 +38,10 @@ pub struct Evidence {
     pub trace_ids: Vec<String>,
 }
 
-/// One alert notification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One alert notification. Reads back what it writes (missing fields default), so recorded
+/// alerts can be matched again (the knowledge base's evaluation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Alert {
     /// Deterministic: the same fingerprint, status and start give the same id, so consumers
     /// can drop duplicates (resends, redeliveries after a restart).
@@ -61,7 +65,21 @@ pub struct Alert {
     pub evidence: Evidence,
 }
 
-fn fnv_hex(parts: &[&str]) -> String {
+/// Expands `{{ $labels.X }}`, `{{ $value }}` and `{{ $evidence.X }}` in `template` with an
+/// alert's values (what annotations use; the knowledge base's steps too).
+pub fn render_template(template: &str, alert: &Alert) -> String {
+    let params = BTreeMap::new();
+    let cx = template::Context {
+        value: alert.evidence.value,
+        params: &params,
+        evidence: &alert.evidence.values,
+    };
+    template::render(template, &alert.labels, &cx)
+}
+
+/// 16 hex digits of the FNV-1a hash of `parts`: the deterministic ids of alerts and what
+/// derives from them.
+pub fn fnv_hex(parts: &[&str]) -> String {
     let mut h = fnv::FnvHasher::default();
     for p in parts {
         h.write(p.as_bytes());

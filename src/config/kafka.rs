@@ -105,6 +105,14 @@ pub struct KafkaOutputs {
     /// Records too late for their window (`schemas/late.json`). Default `faultline.late`.
     #[serde(default = "d_late")]
     pub late: String,
+    /// Suggestions a person should confirm (below the review threshold, or no known
+    /// remediation). Default `faultline.review`.
+    #[serde(default = "d_review")]
+    pub review: String,
+    /// Feedback on suggestions, read from its start at every start (it rebuilds the
+    /// knowledge base's statistics). Default `faultline.feedback`.
+    #[serde(default = "d_feedback")]
+    pub feedback: String,
 }
 
 fn d_alerts() -> String {
@@ -119,6 +127,12 @@ fn d_deadletter() -> String {
 fn d_late() -> String {
     "faultline.late".into()
 }
+fn d_review() -> String {
+    "faultline.review".into()
+}
+fn d_feedback() -> String {
+    "faultline.feedback".into()
+}
 
 impl Default for KafkaOutputs {
     fn default() -> Self {
@@ -127,6 +141,8 @@ impl Default for KafkaOutputs {
             suggestions: d_suggestions(),
             deadletter: d_deadletter(),
             late: d_late(),
+            review: d_review(),
+            feedback: d_feedback(),
         }
     }
 }

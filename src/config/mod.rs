@@ -52,6 +52,9 @@ pub struct PipelineConfig {
     /// Log cleaning: template mining and traceback folding.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// The knowledge base of remediations (`kb/*.toml`): matching, review, feedback.
+    #[serde(default)]
+    pub kb: crate::kb::KbConfig,
 }
 
 fn default_rules() -> Vec<PathBuf> {

@@ -2,7 +2,8 @@
 //! breaches, graded hysteresis, silence of a series, z-score against a learned baseline,
 //! quantiles over a time range, bursts. Each detector reads the rows of a SQL *source* query
 //! (key columns, `sample_time`, `value`) per window, keeps state per key in event time, and
-//! reports active findings that go through the same alert lifecycle as SQL rules.
+//! reports active series as findings that fire, under the detector's own `AlertSpec`s, so
+//! they go through the same alert lifecycle as SQL rules without posing as rules.
 //!
 //! Pure and deterministic: no I/O, no wall clock; state is bounded per detector
 //! (`max_series`, least recently updated series evicted first).

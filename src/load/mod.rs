@@ -7,6 +7,7 @@
 //! hot reload ([`rules_stamp`]) reads file metadata here; *when* to look is the driver's
 //! business.
 
+mod kb;
 mod tree;
 
 use std::collections::BTreeSet;
@@ -16,10 +17,13 @@ use tracing::info;
 
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
+use crate::kb::entry::Entry;
+use crate::kb::feedback::KbState;
 use crate::logparse::{MinerConfig, MinerState, TemplateMiner};
 use crate::model::Query;
-use crate::rules::{parse_rules, plan_query, Rule};
+use crate::rules::{parse_rules, plan_query, Rule, RuleText};
 
+pub use kb::{kb_state_path, read_kb_state, save_kb_state};
 pub use tree::{read_rules, rules_stamp, RulesStamp};
 
 /// A pipeline directory, read and validated: everything a run needs besides its input.
@@ -33,6 +37,10 @@ pub struct Loaded {
     pub sources: Vec<Query>,
     /// The template miner, restored from `[logs] template_state` when that file exists.
     pub miner: TemplateMiner,
+    /// The knowledge base's entries (`[kb] dir`), preconditions planned.
+    pub entries: Vec<Entry>,
+    /// Feedback statistics from `[kb] state`, when that file exists.
+    pub kb_state: KbState,
 }
 
 impl Loaded {
@@ -53,23 +61,29 @@ pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
     let rules = validated_rules(dir, &config, &mut errors);
     let limits = config.evaluation.limits();
     for query in rules.iter().map(|r| &r.query).chain(&sources) {
-        if let Err(e) = plan_query(query, limits).await {
+        if let Err(e) = plan_query(query, limits, &[]).await {
             errors.push(e);
         }
     }
+    let entries = kb::read_entries(dir, &config, &mut errors).await;
+    let kb_state = read_kb_state(kb_state_path(dir, &config).as_deref())
+        .map_err(|e| errors.push(e))
+        .ok();
     let miner = load_miner(
         template_state_path(dir, &config).as_deref(),
         config.logs.miner,
     )
     .map_err(|e| errors.push(e))
     .ok();
-    match miner {
-        Some(miner) if errors.is_empty() => Ok(Loaded {
+    match (miner, kb_state) {
+        (Some(miner), Some(kb_state)) if errors.is_empty() => Ok(Loaded {
             dir: dir.to_path_buf(),
             config,
             rules,
             sources,
             miner,
+            entries,
+            kb_state,
         }),
         _ => Err(in_file_order(errors)),
     }
@@ -114,7 +128,7 @@ pub async fn reload_rules(dir: &Path, config: &PipelineConfig) -> Result<Vec<Rul
     let mut errors = Vec::new();
     let rules = validated_rules(dir, config, &mut errors);
     for rule in &rules {
-        if let Err(e) = plan_query(&rule.query, config.evaluation.limits()).await {
+        if let Err(e) = plan_query(&rule.query, config.evaluation.limits(), &[]).await {
             errors.push(e);
         }
     }
@@ -132,7 +146,7 @@ fn validated_rules(dir: &Path, config: &PipelineConfig, errors: &mut Vec<Error>)
     errors.append(&mut parse_errors);
     rules
         .into_iter()
-        .filter(|r| match check_rule_window(r, config) {
+        .filter(|r| match check_rule_window(r, config, &texts) {
             Ok(()) => true,
             Err(e) => {
                 errors.push(e);
@@ -142,16 +156,27 @@ fn validated_rules(dir: &Path, config: &PipelineConfig, errors: &mut Vec<Error>)
         .collect()
 }
 
-/// A rule's `window` must be a whole multiple of the pipeline's tumbling window.
-fn check_rule_window(rule: &Rule, config: &PipelineConfig) -> Result<()> {
+/// A rule's `window` must be a whole multiple of the pipeline's tumbling window; the error
+/// points at the header line that sets it.
+fn check_rule_window(rule: &Rule, config: &PipelineConfig, texts: &[RuleText]) -> Result<()> {
     let size = config.window.size;
     let Some(w) = rule.query.window else {
         return Ok(());
     };
     if config.window.slide() != size || w.as_nanos() % size.as_nanos() != 0 {
+        let line = texts
+            .iter()
+            .find(|t| t.path == rule.query.path)
+            .and_then(|t| {
+                t.text.lines().position(|l| {
+                    let l = l.trim_start_matches(['-', ' ']);
+                    l.starts_with("window ") || l.starts_with("window=")
+                })
+            })
+            .map_or(1, |i| i + 1);
         return Err(crate::rules::rule_error(
             &rule.query.path,
-            1,
+            line,
             format!(
                 "window {} must be a whole multiple of the pipeline's tumbling window.size ({})",
                 humantime::format_duration(w),

@@ -34,6 +34,8 @@ use crate::config::PipelineConfig;
 use crate::decode::{DecodeError, DecodeErrorKind, Decoder};
 use crate::detect::DetectorConfig;
 use crate::error::Result;
+use crate::kb::feedback::{Feedback, KbState};
+use crate::kb::KnowledgeBase;
 use crate::load::Loaded;
 use crate::logparse::MinerState;
 use crate::model::{AckId, AlignedBatch, EventTime, Location, PartitionKey, Record};
@@ -53,6 +55,11 @@ pub struct Stats {
     pub late: u64,
     pub windows: u64,
     pub alerts: u64,
+    /// Suggestions written (each also counted in `review` when it needs a person).
+    pub suggestions: u64,
+    pub review: u64,
+    /// Feedback records applied (duplicates and unknown suggestions are not).
+    pub feedback: u64,
     /// Rule or detector-source evaluations that failed (errors, memory limit, budget).
     pub rule_failures: u64,
     /// Of those, evaluations the Kafka driver's wall-clock budget (`evaluation.timeout`)
@@ -75,6 +82,7 @@ pub struct Pipeline {
     rules: RuleEngine,
     sources: QueryEngine,
     budget: Box<dyn EvalBudget>,
+    kb: KnowledgeBase,
     /// Batches each shard keeps for longer rule windows.
     history: usize,
     ledger: Ledger,
@@ -104,9 +112,13 @@ impl Pipeline {
             rules,
             sources,
             miner,
+            entries,
+            kb_state,
             ..
         } = loaded;
         let limits = config.evaluation.limits();
+        let mut kb = KnowledgeBase::new(entries, config.kb.clone(), limits).await?;
+        kb.restore(kb_state);
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             detectors: config.detectors.clone(),
@@ -116,12 +128,26 @@ impl Pipeline {
             rules: RuleEngine::new(rules, limits).await?,
             sources: QueryEngine::new(sources, limits).await?,
             budget,
+            kb,
             ledger: Ledger::default(),
             stats: Stats::default(),
             logs: LogCleaner::new(miner),
             carry: Emission::default(),
             config,
         })
+    }
+
+    /// Applies one feedback record to the knowledge base; false for a duplicate or a record
+    /// about no known suggestion.
+    pub fn apply_feedback(&mut self, feedback: &Feedback) -> bool {
+        let applied = self.kb.apply_feedback(feedback);
+        self.stats.feedback += u64::from(applied);
+        applied
+    }
+
+    /// What feedback taught the knowledge base, for `[kb] state`.
+    pub fn kb_state(&self) -> &KbState {
+        self.kb.state()
     }
 
     /// The log template miner's state, for `[logs] template_state`.
@@ -412,6 +438,7 @@ impl Pipeline {
                 rules: &self.rules,
                 sources: &self.sources,
                 budget: self.budget.as_ref(),
+                kb: &self.kb,
                 history: self.history,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
             };
@@ -431,6 +458,14 @@ impl Pipeline {
             self.stats.alert_state_unreplayable += done.unreplayable;
             self.stats.alerts += done.alerts.len() as u64;
             em.outputs.extend(done.alerts.iter().map(Output::alert));
+            for s in &done.suggestions {
+                self.stats.suggestions += 1;
+                em.outputs.push(Output::suggestion(s));
+                if s.needs_review {
+                    self.stats.review += 1;
+                    em.outputs.push(Output::review(s));
+                }
+            }
             for ack in done.release {
                 self.ledger.release(ack, em);
             }

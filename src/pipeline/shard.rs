@@ -2,16 +2,18 @@
 //! rules and detectors → alert lifecycle → grouping, and the alert-state hold of the
 //! window's input. A shard's output depends only on its own records.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use tracing::{debug, warn};
 
 use super::ledger::AlertStateHold;
 use super::logclean::ShardFolder;
-use crate::alert::{Alert, Grouper, Lifecycle};
+use crate::alert::{Alert, AlertStatus, Grouper, Lifecycle};
 use crate::align::{TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::detect::{DetectorConfig, DetectorSet};
+use crate::kb::suggestion::Suggestion;
+use crate::kb::KnowledgeBase;
 use crate::model::{AckId, AlignedBatch};
 use crate::rules::{EvalBudget, QueryEngine, RuleEngine, RuleFailure};
 
@@ -21,6 +23,7 @@ pub struct Stages<'a> {
     /// The detectors' source queries (their rows are samples, not findings).
     pub sources: &'a QueryEngine,
     pub budget: &'a dyn EvalBudget,
+    pub kb: &'a KnowledgeBase,
     /// Earlier batches a shard keeps for rules whose `window` spans several windows.
     pub history: usize,
     /// `limits.max_deferred_acks`.
@@ -31,6 +34,8 @@ pub struct Stages<'a> {
 #[derive(Default)]
 pub struct Evaluated {
     pub alerts: Vec<Alert>,
+    /// The knowledge base's suggestions for alerts that started firing.
+    pub suggestions: Vec<Suggestion>,
     pub failures: Vec<RuleFailure>,
     /// Input messages no alert state needs any more: release them.
     pub release: Vec<AckId>,
@@ -50,6 +55,9 @@ pub struct Shard {
     /// Earlier batches, newest last, for rules whose `window` spans several windows.
     pub history: VecDeque<AlignedBatch>,
     pub alert_hold: AlertStateHold,
+    /// Per firing alert (fingerprint): the annotations its best suggestion adds to every
+    /// notification, so a receiver (Slack, e-mail through Alertmanager) shows it.
+    pub suggested: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Shard {
@@ -71,6 +79,7 @@ impl Shard {
             ),
             history: VecDeque::new(),
             alert_hold: AlertStateHold::default(),
+            suggested: BTreeMap::new(),
         }
     }
 
@@ -103,9 +112,10 @@ impl Shard {
             }
         }
         let notifications = self.lifecycle.observe(batch.window, findings);
-        let alerts = self
+        let mut alerts = self
             .grouper
             .push(batch.window.start, batch.window.end, notifications);
+        let suggestions = self.suggest(&mut alerts, &batch, stages).await;
         self.alert_hold.defer(batch.window.start, batch.acks);
         let needed_from = match (
             self.lifecycle.earliest_since(),
@@ -119,9 +129,58 @@ impl Shard {
             .release_unneeded(needed_from, stages.max_deferred_acks);
         Evaluated {
             alerts,
+            suggestions,
             failures,
             release,
             unreplayable,
         }
     }
+
+    /// Suggestions for the alerts that start firing (once per firing episode), checked
+    /// against this window; every notification of a firing alert carries its best one.
+    async fn suggest(
+        &mut self,
+        alerts: &mut [Alert],
+        batch: &AlignedBatch,
+        stages: &Stages<'_>,
+    ) -> Vec<Suggestion> {
+        let mut out = Vec::new();
+        for alert in alerts.iter_mut() {
+            let fp = alert.fingerprint.clone();
+            let notes = match alert.status {
+                AlertStatus::Firing => {
+                    if !self.suggested.contains_key(&fp) {
+                        let s = stages.kb.suggest(alert, batch, stages.budget).await;
+                        self.suggested.insert(fp.clone(), annotations(&s));
+                        out.extend(s);
+                    }
+                    self.suggested[&fp].clone()
+                }
+                AlertStatus::Resolved => self.suggested.remove(&fp).unwrap_or_default(),
+            };
+            alert.annotations.extend(notes);
+        }
+        out
+    }
+}
+
+/// The annotations the best suggestion adds to its alert.
+fn annotations(suggestions: &[Suggestion]) -> BTreeMap<String, String> {
+    let Some(best) = suggestions.first().filter(|s| s.remediation_id.is_some()) else {
+        return BTreeMap::new();
+    };
+    let mut notes = BTreeMap::from([
+        ("suggestion".to_string(), best.title.clone()),
+        (
+            "suggestion_confidence".to_string(),
+            format!("{:.2}", best.confidence),
+        ),
+    ]);
+    if let Some(url) = &best.runbook_url {
+        notes.insert("runbook_url".into(), url.clone());
+    }
+    if best.needs_review {
+        notes.insert("suggestion_needs_review".into(), "true".into());
+    }
+    notes
 }

@@ -1,7 +1,9 @@
 //! Rules: one `.sql` file each, a TOML header in its leading `--` comment lines and a
-//! `SELECT` over the window's tables. This module loads, checks and plans rule files (once,
-//! at load); the [`RuleEngine`] evaluates the plans on each window. Pure: given the same
-//! batch, the same findings.
+//! `SELECT` over the window's tables. This module parses rule files from their text (the
+//! loader, `crate::load`, reads them), plans every query once, and the [`RuleEngine`]
+//! evaluates the plans on each window, giving each row its rule's `AlertSpec` and its
+//! `Verdict` (the rule's `fire`/`clear` conditions). Pure: no I/O, no clock; given the same
+//! batch, the same findings. The [`QueryEngine`] also runs the detectors' source queries.
 //!
 //! ```sql
 //! -- id = "request_latency_p95"
@@ -37,8 +39,8 @@ use crate::model::{Param, Severity};
 pub use condition::Condition;
 pub use parse::{parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
 pub use query::{
-    plan_query, EvalBudget, EvalLimits, Evaluation, FailureKind, QueryEngine, RuleFailure,
-    Unbounded, MAX_SAMPLE_TRACE_IDS,
+    plan_query, EvalBudget, EvalLimits, Evaluation, ExtraTable, FailureKind, QueryEngine,
+    RuleFailure, Unbounded, MAX_SAMPLE_TRACE_IDS,
 };
 
 /// `_defaults.toml` of a rule directory: what its rules (and those of its subdirectories)

@@ -106,6 +106,8 @@ struct Compiled {
     query: Query,
     ctx: SessionContext,
     plan: LogicalPlan,
+    /// The tables the plan reads.
+    scans: Vec<String>,
     /// Tables of its own for a query with a longer `window` (they hold several batches).
     own_tables: Option<Vec<(&'static str, Arc<SwapTable>)>>,
     /// Set while an evaluation runs, including one a budget abandoned: DataFusion cannot
@@ -114,11 +116,15 @@ struct Compiled {
     busy: Arc<AtomicBool>,
 }
 
-/// Runs queries on each window's tables.
+/// Runs queries on each window's tables (and on extra tables of the caller's, such as the
+/// knowledge base's one-row `alert`).
 pub struct QueryEngine {
     compiled: Vec<Compiled>,
     tables: Vec<(&'static str, Arc<SwapTable>)>,
 }
+
+/// An extra table a query may read besides the window's: its name and schema.
+pub type ExtraTable = (&'static str, SchemaRef);
 
 /// Why a query produced nothing for a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,16 +149,17 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
 
-fn new_tables() -> Vec<(&'static str, Arc<SwapTable>)> {
+fn new_tables(extra: &[ExtraTable]) -> Vec<(&'static str, Arc<SwapTable>)> {
     tables::TABLE_NAMES
         .iter()
-        .map(|name| {
-            let schema = tables::schema_of(name).expect("known table");
+        .map(|name| (*name, tables::schema_of(name).expect("known table")))
+        .chain(extra.iter().cloned())
+        .map(|(name, schema)| {
             let table = SwapTable {
                 batch: RwLock::new(RecordBatch::new_empty(schema.clone())),
                 schema,
             };
-            (*name, Arc::new(table))
+            (name, Arc::new(table))
         })
         .collect()
 }
@@ -183,8 +190,13 @@ fn scalar(p: &Param) -> ScalarValue {
     }
 }
 
-/// Parses, binds parameters, checks the sandbox and the result shape.
-async fn plan_in(ctx: &SessionContext, query: &Query) -> Result<LogicalPlan> {
+/// Parses, binds parameters, checks the sandbox and the result shape; the plan and the
+/// tables it reads.
+async fn plan_in(
+    ctx: &SessionContext,
+    query: &Query,
+    allowed: &[&str],
+) -> Result<(LogicalPlan, Vec<String>)> {
     let fail = |m: String| rule_error(&query.path, query.line, m);
     let df = ctx
         .sql_with_options(&query.sql, sandbox::sql_options())
@@ -200,9 +212,9 @@ async fn plan_in(ctx: &SessionContext, query: &Query) -> Result<LogicalPlan> {
         .clone()
         .with_param_values(ParamValues::from(values))
         .map_err(|e| fail(e.to_string()))?;
-    sandbox::check_plan(&plan).map_err(fail)?;
+    let scans = sandbox::check_plan(&plan, allowed).map_err(fail)?;
     check_columns(&plan).map_err(fail)?;
-    Ok(plan)
+    Ok((plan, scans))
 }
 
 /// The result must have a numeric `value`; `sample_trace_ids`, when present, strings.
@@ -213,7 +225,8 @@ fn check_columns(plan: &LogicalPlan) -> Result<(), String> {
         .iter()
         .find(|f| f.name() == columns::VALUE)
         .ok_or_else(|| "the query must return a numeric column named `value`".to_string())?;
-    if !value.data_type().is_numeric() && value.data_type() != &DataType::Null {
+    let t = value.data_type();
+    if !t.is_numeric() && t != &DataType::Null && t != &DataType::Boolean {
         return Err(format!(
             "column `value` is {}, expected a number",
             value.data_type()
@@ -238,26 +251,43 @@ fn check_columns(plan: &LogicalPlan) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks and plans one query against empty tables: what loading a pipeline does for every
-/// rule and detector source before anything runs.
-pub async fn plan_query(query: &Query, limits: EvalLimits) -> Result<()> {
-    let ctx = context(&new_tables(), limits)?;
-    plan_in(&ctx, query).await.map(|_| ())
+/// Checks and plans one query against empty tables (the window's and `extra`): what loading
+/// a pipeline does for every rule, detector source and precondition before anything runs.
+pub async fn plan_query(query: &Query, limits: EvalLimits, extra: &[ExtraTable]) -> Result<()> {
+    let tables = new_tables(extra);
+    let ctx = context(&tables, limits)?;
+    plan_in(&ctx, query, &names(&tables)).await.map(|_| ())
+}
+
+fn names(tables: &[(&'static str, Arc<SwapTable>)]) -> Vec<&'static str> {
+    tables.iter().map(|(n, _)| *n).collect()
 }
 
 impl QueryEngine {
     /// Plans every query once.
     pub async fn new(queries: Vec<Query>, limits: EvalLimits) -> Result<Self> {
-        let tables = new_tables();
+        Self::with_extra(queries, limits, &[]).await
+    }
+
+    /// Plans every query once; they may also read the `extra` tables, filled per evaluation
+    /// with [`QueryEngine::set_extra`].
+    pub async fn with_extra(
+        queries: Vec<Query>,
+        limits: EvalLimits,
+        extra: &[ExtraTable],
+    ) -> Result<Self> {
+        let tables = new_tables(extra);
+        let allowed = names(&tables);
         let mut compiled = Vec::with_capacity(queries.len());
         for query in queries {
-            let own_tables = query.window.map(|_| new_tables());
+            let own_tables = query.window.map(|_| new_tables(extra));
             let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
-            let plan = plan_in(&ctx, &query).await?;
+            let (plan, scans) = plan_in(&ctx, &query, &allowed).await?;
             compiled.push(Compiled {
                 query,
                 ctx,
                 plan,
+                scans,
                 own_tables,
                 busy: Arc::new(AtomicBool::new(false)),
             });
@@ -273,6 +303,51 @@ impl QueryEngine {
         self.compiled.is_empty()
     }
 
+    /// Replaces the contents of the extra table `name` for the next evaluations.
+    pub fn set_extra(&self, name: &str, batch: RecordBatch) {
+        if let Some((_, table)) = self.tables.iter().find(|(n, _)| *n == name) {
+            *table.batch.write().expect("table lock") = batch;
+        }
+    }
+
+    /// The tables query `i` reads.
+    pub fn scans(&self, i: usize) -> &[String] {
+        &self.compiled[i].scans
+    }
+
+    /// Evaluates the queries `which` on one window (no history), in that order: each one's
+    /// rows, or why it produced none.
+    pub async fn evaluate_some(
+        &self,
+        which: &[usize],
+        batch: &AlignedBatch,
+        budget: &dyn EvalBudget,
+    ) -> Vec<Result<Vec<QueryRow>, RuleFailure>> {
+        self.swap_window(batch);
+        let mut out = Vec::with_capacity(which.len());
+        for &i in which {
+            let c = &self.compiled[i];
+            out.push(
+                self.evaluate_one(c, batch, &[], budget)
+                    .await
+                    .map_err(|(kind, message)| RuleFailure {
+                        rule_id: c.query.id.clone(),
+                        kind,
+                        message,
+                    }),
+            );
+        }
+        out
+    }
+
+    fn swap_window(&self, batch: &AlignedBatch) {
+        for (name, table) in &self.tables {
+            if let Some(data) = tables::table_of(batch, name) {
+                *table.batch.write().expect("table lock") = data;
+            }
+        }
+    }
+
     /// Evaluates every query on one window, in order: the rows of each (empty for a failed
     /// one). `history` holds the shard's earlier batches (oldest first) for queries with a
     /// longer `window`. A query that fails (an error, its memory limit, the budget) is
@@ -283,10 +358,7 @@ impl QueryEngine {
         history: &[AlignedBatch],
         budget: &dyn EvalBudget,
     ) -> (Vec<Vec<QueryRow>>, Vec<RuleFailure>) {
-        for (name, table) in &self.tables {
-            *table.batch.write().expect("table lock") =
-                tables::table_of(batch, name).expect("known table");
-        }
+        self.swap_window(batch);
         let mut rows = Vec::with_capacity(self.compiled.len());
         let mut failures = Vec::new();
         for c in &self.compiled {
@@ -355,10 +427,13 @@ fn fill_window(
         let data = if *name == "window_bounds" {
             tables::window_bounds_batch(start, batch.window.end, batch.early)
         } else {
-            let parts: Vec<RecordBatch> = batches
+            let Some(parts) = batches
                 .iter()
-                .map(|b| b.data_table(name).expect("known table").clone())
-                .collect();
+                .map(|b| b.data_table(name).cloned())
+                .collect::<Option<Vec<RecordBatch>>>()
+            else {
+                continue; // an extra table: the caller fills it
+            };
             concat_batches(&table.schema, &parts).map_err(|e| e.to_string())?
         };
         *table.batch.write().expect("table lock") = data;

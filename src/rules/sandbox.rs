@@ -8,8 +8,6 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SQLOptions;
 
-use crate::tables::TABLE_NAMES;
-
 /// Only queries.
 pub(crate) fn sql_options() -> SQLOptions {
     SQLOptions::new()
@@ -18,20 +16,24 @@ pub(crate) fn sql_options() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// Refuses plans that scan anything but the pipeline's tables, or that are not plain
-/// queries.
-pub(crate) fn check_plan(plan: &LogicalPlan) -> Result<(), String> {
+/// Refuses plans that scan anything but the `allowed` tables, or that are not plain
+/// queries; the tables the plan reads.
+pub(crate) fn check_plan(plan: &LogicalPlan, allowed: &[&str]) -> Result<Vec<String>, String> {
     let mut problem = None;
+    let mut scans = Vec::new();
     plan.apply_with_subqueries(|node| {
         let bad = match node {
             LogicalPlan::TableScan(scan) => {
                 let name = scan.table_name.table();
                 let ours = scan.table_name.schema().is_none_or(|s| s == "public")
-                    && TABLE_NAMES.contains(&name);
+                    && allowed.contains(&name);
+                if ours && !scans.iter().any(|s| s == name) {
+                    scans.push(name.to_string());
+                }
                 (!ours).then(|| {
                     format!(
                         "rules may only read the tables {}; `{}` is not one of them",
-                        TABLE_NAMES.join(", "),
+                        allowed.join(", "),
                         scan.table_name
                     )
                 })
@@ -53,6 +55,6 @@ pub(crate) fn check_plan(plan: &LogicalPlan) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match problem {
         Some(p) => Err(p),
-        None => Ok(()),
+        None => Ok(scans),
     }
 }

@@ -9,7 +9,7 @@ use super::{Delivery, Sink};
 use crate::error::{Error, Result};
 use crate::output::{Output, OutputKind};
 
-/// One JSON-lines file per output kind in a directory; all four exist even when empty.
+/// One JSON-lines file per output kind in a directory; all five exist even when empty.
 pub struct FileSink {
     files: BTreeMap<OutputKind, (PathBuf, BufWriter<File>)>,
 }

@@ -15,7 +15,7 @@ use crate::output::{Output, OutputKind};
 
 pub struct KafkaSink {
     producer: FutureProducer,
-    topics: [String; 4],
+    topics: [String; 5],
 }
 
 fn index(kind: OutputKind) -> usize {
@@ -24,6 +24,7 @@ fn index(kind: OutputKind) -> usize {
         OutputKind::Suggestions => 1,
         OutputKind::DeadLetter => 2,
         OutputKind::Late => 3,
+        OutputKind::Review => 4,
     }
 }
 
@@ -49,6 +50,7 @@ impl KafkaSink {
                 o.suggestions.clone(),
                 o.deadletter.clone(),
                 o.late.clone(),
+                o.review.clone(),
             ],
         })
     }

@@ -93,6 +93,15 @@ pub fn window_bounds_batch(start: EventTime, end: EventTime, early: bool) -> Rec
 
 /// The schema of a table by name.
 /// The table `name` of a window's batch, `window_bounds` included.
+/// A `Map<Utf8, Utf8>` column (the type of `tables::string_map`) of `maps`, one row each.
+pub fn string_map_column(maps: &[&Attributes]) -> ArrayRef {
+    let mut b = map_builder();
+    for m in maps {
+        append_map(&mut b, m);
+    }
+    Arc::new(b.finish())
+}
+
 fn map_builder() -> StringMapBuilder {
     MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
 }

@@ -10,11 +10,13 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::model::AlignedBatch;
+use crate::model::{AlignedBatch, Window};
 
 mod build;
 
-pub use build::{logs_batch, metrics_batch, spans_batch, traces_batch, window_bounds_batch};
+pub use build::{
+    logs_batch, metrics_batch, spans_batch, string_map_column, traces_batch, window_bounds_batch,
+};
 
 /// Names of the tables, in the order rules see them documented.
 pub const TABLE_NAMES: [&str; 5] = ["logs", "metrics", "spans", "traces", "window_bounds"];
@@ -24,7 +26,7 @@ fn timestamp() -> DataType {
 }
 
 /// `Map<Utf8, Utf8>` exactly as arrow's `MapBuilder` produces it.
-fn string_map() -> DataType {
+pub fn string_map() -> DataType {
     let entries = Fields::from(vec![
         Field::new("keys", DataType::Utf8, false),
         Field::new("values", DataType::Utf8, true),
@@ -175,6 +177,21 @@ pub fn window_bounds_schema() -> SchemaRef {
             ]))
         })
         .clone()
+}
+
+/// A window with no rows: what a check over the window sees when there is no window data
+/// (an alert evaluated on its own, as in the knowledge base's evaluation).
+pub fn empty_batch(window: Window) -> AlignedBatch {
+    let empty = |schema: SchemaRef| RecordBatch::new_empty(schema);
+    AlignedBatch {
+        window,
+        logs: empty(logs_schema()),
+        metrics: empty(metrics_schema()),
+        spans: empty(spans_schema()),
+        traces: empty(traces_schema()),
+        acks: Vec::new(),
+        early: false,
+    }
 }
 
 /// The table `name` of a window's batch, `window_bounds` included.

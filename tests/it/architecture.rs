@@ -20,21 +20,22 @@ const LAYERS: &[(&str, u32)] = &[
     ("rules", 3),
     ("detect", 4),
     ("alert", 5),
-    ("output", 6),
-    ("config", 7),
-    ("load", 8),
-    ("source", 8),
-    ("sink", 8),
-    ("agent", 9),
-    ("pipeline", 10),
-    ("cli", 11),
-    ("lib", 12),
-    ("main", 12),
+    ("kb", 6),
+    ("output", 7),
+    ("config", 8),
+    ("load", 9),
+    ("source", 9),
+    ("sink", 9),
+    ("agent", 10),
+    ("pipeline", 11),
+    ("cli", 12),
+    ("lib", 13),
+    ("main", 13),
 ];
 
 /// Stages that must stay pure (deterministic replays): no I/O, no clock, no driver.
 const PURE: &[&str] = &[
-    "model", "decode", "align", "tables", "logparse", "rules", "detect", "alert", "output",
+    "model", "decode", "align", "tables", "logparse", "rules", "detect", "alert", "kb", "output",
 ];
 
 /// What a pure stage must not use.
