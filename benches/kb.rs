@@ -22,9 +22,17 @@ fn cases(root: &Path, name: &str) -> Vec<Case> {
 
 fn print(name: &str, r: &Report) {
     println!(
-        "{name}: {} cases ({} answerable): top-1 {:.3}, top-3 {:.3}, abstained on {:.3} of the \
-         unanswerable and {:.3} of the answerable, ECE {:.3}",
-        r.cases, r.answerable, r.top1, r.top3, r.abstained_correctly, r.abstained_wrongly, r.ece
+        "{name}: {} cases ({} answerable): top-1 {:.3}, top-3 {:.3} (with the closest entries of \
+         abstentions {:.3}), abstained on {:.3} of the unanswerable and {:.3} of the answerable, \
+         ECE {:.3}",
+        r.cases,
+        r.answerable,
+        r.top1,
+        r.top3,
+        r.top3_named,
+        r.abstained_correctly,
+        r.abstained_wrongly,
+        r.ece
     );
     println!("  confidence   n   mean conf   accuracy");
     for b in r.bins.iter().filter(|b| b.count > 0) {
@@ -88,12 +96,28 @@ fn main() {
     println!("{} entries", kb.len());
     let calibration = cases(root, "calibration.jsonl");
     let evaluation = cases(root, "eval.jsonl");
+    if let Ok(name) = std::env::var("KB_CASE") {
+        // Explain one case: every suggestion in full.
+        let window = faultline::tables::empty_batch(faultline::model::Window {
+            start: faultline::model::EventTime(0),
+            end: faultline::model::EventTime(60_000_000_000),
+        });
+        for c in calibration
+            .iter()
+            .chain(&evaluation)
+            .filter(|c| c.case == name)
+        {
+            let s = rt.block_on(kb.suggest(&c.alert, &window, &faultline::rules::Unbounded));
+            println!("{}", serde_json::to_string_pretty(&s).unwrap());
+        }
+        return;
+    }
     let cal = rt.block_on(run(&kb, &calibration));
     if fitting {
         let w = fit(&cal);
         println!(
-            "fitted: INTERCEPT = {:.3}, SCORE = {:.3}, MARGIN = {:.3}",
-            w[0], w[1], w[2]
+            "fitted: INTERCEPT = {:.3}, SCORE = {:.3}, MARGIN = {:.3}, ALERT = {:.3}",
+            w[0], w[1], w[2], w[3]
         );
     }
     print("calibration", &report(&cal));
@@ -130,7 +154,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for a in &alerts {
-            std::hint::black_box(big.rank(a));
+            std::hint::black_box(big.rank(a, 5));
         }
     }
     let matching = t.elapsed().as_secs_f64() / (rounds * alerts.len()) as f64;

@@ -119,8 +119,8 @@ pub struct RunArgs {
     #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
     pub input: Vec<PathBuf>,
 
-    /// With `--input`: write alerts.jsonl, suggestions.jsonl, deadletter.jsonl and late.jsonl
-    /// here. Without it, alerts and suggestions go to stdout.
+    /// With `--input`: write alerts.jsonl, suggestions.jsonl, review.jsonl, deadletter.jsonl
+    /// and late.jsonl here. Without it, alerts and suggestions go to stdout.
     #[arg(long, requires = "input")]
     pub output: Option<PathBuf>,
 
@@ -132,6 +132,13 @@ pub struct RunArgs {
     /// Consumer group id [default: `kafka.group_id` of pipeline.toml, else `faultline`].
     #[arg(long, requires = "brokers")]
     pub group: Option<String>,
+
+    /// With `--input`: feedback on earlier suggestions (JSON lines of `{suggestion_id,
+    /// alert_fingerprint, verdict: fixed|not_fixed|wrong, action?, by?, at}`), applied to the
+    /// knowledge base before the input. With Kafka, feedback comes from the
+    /// `kafka.outputs.feedback` topic instead.
+    #[arg(long, requires = "input")]
+    pub feedback: Option<PathBuf>,
 }
 
 /// Runs a parsed command line; the exit code on success.
@@ -183,10 +190,11 @@ async fn check(dir: &std::path::Path) -> std::process::ExitCode {
     match crate::load::check(dir).await {
         Ok(loaded) => {
             println!(
-                "{}: ok ({} rules, {} detectors)",
+                "{}: ok ({} rules, {} detectors, {} remediations)",
                 loaded.pipeline_toml().display(),
                 loaded.rules.len(),
-                loaded.sources.len()
+                loaded.sources.len(),
+                loaded.entries.len()
             );
             std::process::ExitCode::SUCCESS
         }
@@ -210,7 +218,13 @@ async fn run(args: RunArgs) -> Result<()> {
             run_kafka(loaded, brokers, &group, shutdown_signal()).await?;
         }
         None => {
-            run_files(loaded, &args.input, args.output.as_deref()).await?;
+            run_files(
+                loaded,
+                &args.input,
+                args.output.as_deref(),
+                args.feedback.as_deref(),
+            )
+            .await?;
         }
     }
     Ok(())

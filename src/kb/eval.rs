@@ -46,6 +46,9 @@ pub struct Outcome {
     pub expected: Option<String>,
     /// The suggested entries, best first (empty: it abstained).
     pub suggested: Vec<String>,
+    /// The entries the record names: the suggestions, or the closest entries of a "no
+    /// known remediation" record.
+    pub named: Vec<String>,
     /// The best candidate's confidence.
     pub confidence: f64,
     /// The best candidate (even when it abstained), its ranking score and margin: what
@@ -53,6 +56,7 @@ pub struct Outcome {
     pub best: Option<String>,
     pub score: f64,
     pub margin: f64,
+    pub alert_hint: bool,
 }
 
 impl Outcome {
@@ -61,10 +65,18 @@ impl Outcome {
         self.expected.is_some() && self.suggested.first() == self.expected.as_ref()
     }
 
+    /// The right entry is among the first three suggestions.
     pub fn top3(&self) -> bool {
         self.expected
             .as_ref()
             .is_some_and(|e| self.suggested.iter().take(3).any(|s| s == e))
+    }
+
+    /// The right entry is among the three entries the record names.
+    pub fn top3_named(&self) -> bool {
+        self.expected
+            .as_ref()
+            .is_some_and(|e| self.named.iter().take(3).any(|s| s == e))
     }
 }
 
@@ -84,6 +96,8 @@ pub struct Report {
     pub answerable: usize,
     pub top1: f64,
     pub top3: f64,
+    /// Top-3 counting the closest entries a "no known remediation" record names.
+    pub top3_named: f64,
     /// Share of the cases without a right entry where it said "no known remediation".
     pub abstained_correctly: f64,
     /// Share of answerable cases where it abstained.
@@ -106,21 +120,20 @@ pub async fn run(kb: &KnowledgeBase, cases: &[Case]) -> Vec<Outcome> {
         let judged = kb.judge(&c.alert, &window, &Unbounded).await;
         let best = judged.first();
         let abstains = best.is_none_or(|b| b.confidence < kb.config.abstain_below);
+        let named: Vec<String> = judged
+            .iter()
+            .take(kb.config.top_k)
+            .map(|j| kb.entries[j.candidate.entry].id().to_string())
+            .collect();
         out.push(Outcome {
             case: c.case.clone(),
             expected: c.expected.clone(),
-            suggested: if abstains {
-                Vec::new()
-            } else {
-                judged
-                    .iter()
-                    .take(kb.config.top_k)
-                    .map(|j| kb.entries[j.candidate.entry].id().to_string())
-                    .collect()
-            },
+            suggested: if abstains { Vec::new() } else { named.clone() },
+            named,
             confidence: best.map_or(0.0, |b| b.confidence),
             score: best.map_or(0.0, |b| b.score),
             margin: best.map_or(0.0, |b| b.margin),
+            alert_hint: best.is_some_and(|b| b.candidate.hints.alert),
             best: best.map(|b| kb.entries[b.candidate.entry].id().to_string()),
         });
     }
@@ -169,6 +182,10 @@ pub fn report(outcomes: &[Outcome]) -> Report {
             answerable.iter().filter(|o| o.top3()).count(),
             answerable.len(),
         ),
+        top3_named: share(
+            answerable.iter().filter(|o| o.top3_named()).count(),
+            answerable.len(),
+        ),
         abstained_correctly: share(
             none.iter().filter(|o| o.suggested.is_empty()).count(),
             none.len(),
@@ -182,59 +199,75 @@ pub fn report(outcomes: &[Outcome]) -> Report {
     }
 }
 
-/// Fits `σ(a + b·score + c·margin)` to "the best candidate is right" by Newton's method on
-/// the log-likelihood (with a small ridge penalty): the calibration's coefficients.
-pub fn fit(outcomes: &[Outcome]) -> [f64; 3] {
-    let rows: Vec<([f64; 3], f64)> = outcomes
+/// The calibration's features of a candidate: 1, its ranking score, its margin, and whether
+/// the alert's name is one the entry is written for.
+pub fn features(score: f64, margin: f64, alert_hint: bool) -> [f64; 4] {
+    [1.0, score, margin, f64::from(u8::from(alert_hint))]
+}
+
+/// Fits `σ(w · features)` to "the best candidate is right" by Newton's method on the
+/// log-likelihood with a small ridge penalty: the calibration's coefficients.
+pub fn fit(outcomes: &[Outcome]) -> [f64; 4] {
+    let rows: Vec<([f64; 4], f64)> = outcomes
         .iter()
         .map(|o| {
             let right = o.expected.is_some() && o.best == o.expected;
-            ([1.0, o.score, o.margin], f64::from(u8::from(right)))
+            (
+                features(o.score, o.margin, o.alert_hint),
+                f64::from(u8::from(right)),
+            )
         })
         .collect();
-    let mut w = [0.0; 3];
+    let mut w = [0.0; 4];
     for _ in 0..50 {
-        let mut grad = [0.0; 3];
-        let mut hess = [[0.0; 3]; 3];
+        let mut grad = [0.0; 4];
+        let mut hess = [[0.0; 4]; 4];
         for (x, y) in &rows {
-            let p = 1.0 / (1.0 + (-(w[0] * x[0] + w[1] * x[1] + w[2] * x[2])).exp());
-            for i in 0..3 {
+            let z: f64 = w.iter().zip(x).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            for i in 0..4 {
                 grad[i] += (y - p) * x[i];
-                for j in 0..3 {
+                for j in 0..4 {
                     hess[i][j] -= p * (1.0 - p) * x[i] * x[j];
                 }
             }
         }
-        for i in 0..3 {
+        for i in 0..4 {
             grad[i] -= 0.01 * w[i];
             hess[i][i] -= 0.01;
         }
-        let step = solve3(hess, grad);
-        for i in 0..3 {
+        let step = solve(hess, grad);
+        for i in 0..4 {
             w[i] -= step[i];
         }
     }
     w
 }
 
-/// Solves `a·x = b` for a 3×3 system (Cramer's rule).
-fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> [f64; 3] {
-    let det = |m: [[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let d = det(a);
-    if d.abs() < 1e-12 {
-        return [0.0; 3];
-    }
-    let mut x = [0.0; 3];
-    for (i, xi) in x.iter_mut().enumerate() {
-        let mut m = a;
-        for r in 0..3 {
-            m[r][i] = b[r];
+/// Solves `a·x = b` by Gaussian elimination with partial pivoting (zero when singular).
+fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
+    for col in 0..N {
+        let pivot = (col..N)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .expect("rows");
+        if a[pivot][col].abs() < 1e-12 {
+            return [0.0; N];
         }
-        *xi = det(m) / d;
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let pivot_row = a[col];
+        for row in col + 1..N {
+            let f = a[row][col] / pivot_row[col];
+            for (x, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut x = [0.0; N];
+    for row in (0..N).rev() {
+        let rest: f64 = (row + 1..N).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - rest) / a[row][row];
     }
     x
 }

@@ -52,7 +52,8 @@ pub struct KbConfig {
     #[serde(default)]
     pub review_below: ReviewThresholds,
     /// When the best confidence is below this, the record says "no known remediation" and
-    /// lists the closest entries instead. Default 0.2.
+    /// lists the closest entries instead. Default 0.5: a suggestion more likely wrong than
+    /// right is not made.
     #[serde(default = "default_abstain")]
     pub abstain_below: f64,
     /// Feedback verdicts an entry needs before its track record changes its confidence.
@@ -88,7 +89,7 @@ fn default_top_k() -> usize {
     3
 }
 fn default_abstain() -> f64 {
-    0.2
+    0.5
 }
 fn default_min_verdicts() -> u32 {
     5
@@ -248,36 +249,41 @@ impl KnowledgeBase {
         self.state.apply(f, entry, action_matches.unwrap_or(true))
     }
 
-    /// Every entry an alert could be about, best first: similarity plus hints; entries
-    /// whose label hints the alert contradicts are left out.
-    pub fn rank(&self, alert: &Alert) -> Vec<Candidate> {
+    /// The `limit` entries an alert is most likely about, best first: similarity plus
+    /// hints; entries whose label hints the alert contradicts are left out.
+    pub fn rank(&self, alert: &Alert, limit: usize) -> Vec<Candidate> {
         let query = self.index.vector(&self.analyzer.terms(&alert_text(alert)));
         let sims = self.index.similarities(&query);
         let name = alert.labels.get("alertname").map(String::as_str);
-        let mut out: Vec<Candidate> = self
+        // Scores for all without allocating; hint names and terms for the leaders only.
+        let mut scored: Vec<(f64, usize, Hints)> = self
             .entries
             .iter()
             .enumerate()
             .filter_map(|(i, e)| {
-                let hints = hints(e, alert, name)?;
-                Some(Candidate {
-                    entry: i,
-                    similarity: sims[i],
-                    score: score::ranking(sims[i], &hints),
-                    hints,
-                    terms: Vec::new(),
-                })
+                let h = hints(e, alert, name, false)?;
+                Some((score::ranking(sims[i], &h), i, h))
             })
             .collect();
-        out.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| self.entries[a.entry].id().cmp(self.entries[b.entry].id()))
-        });
-        for c in out.iter_mut().take(self.config.top_k + 2) {
-            c.terms = self.index.shared_terms(&query, c.entry, 6);
+        let by_score = |a: &(f64, usize, Hints), b: &(f64, usize, Hints)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.entries[a.1].id().cmp(self.entries[b.1].id()))
+        };
+        if scored.len() > limit {
+            scored.select_nth_unstable_by(limit, by_score);
+            scored.truncate(limit);
         }
-        out
+        scored.sort_by(by_score);
+        scored
+            .into_iter()
+            .map(|(score, i, _)| Candidate {
+                entry: i,
+                similarity: sims[i],
+                score,
+                hints: hints(&self.entries[i], alert, name, true).expect("no contradiction"),
+                terms: self.index.shared_terms(&query, i, 6),
+            })
+            .collect()
     }
 
     /// The suggestions for a firing alert, best first: at most `top_k`, each validated and
@@ -313,7 +319,7 @@ impl KnowledgeBase {
         budget: &dyn EvalBudget,
     ) -> Vec<Judged> {
         let mut judged = Vec::new();
-        for c in self.rank(alert).into_iter().take(self.config.top_k + 2) {
+        for c in self.rank(alert, self.config.top_k + 2) {
             let checks = self
                 .preconditions
                 .check(c.entry, alert, batch, budget)
@@ -355,7 +361,7 @@ impl KnowledgeBase {
             } else {
                 j.score - best
             };
-            let calibrated = score::calibrated(j.score, j.margin);
+            let calibrated = score::calibrated(j.score, j.margin, j.candidate.hints.alert);
             let id = self.entries[j.candidate.entry].id();
             let (right, verdicts) = self.state.record(id);
             j.confidence =
@@ -455,19 +461,24 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The entry's hints against the alert; `None` when a label contradicts one.
-fn hints(e: &Entry, alert: &Alert, name: Option<&str>) -> Option<Hints> {
+/// The entry's hints against the alert (with the names of those that held when `named`);
+/// `None` when a label contradicts one.
+fn hints(e: &Entry, alert: &Alert, name: Option<&str>, named: bool) -> Option<Hints> {
     let mut h = Hints::default();
     if name.is_some_and(|n| e.file.hints.alerts.iter().any(|a| a == n)) {
         h.alert = true;
-        h.held.push("alertname".into());
+        if named {
+            h.held.push("alertname".into());
+        }
     }
     let mut matched = 0;
     for (label, re) in &e.labels {
         match alert.labels.get(label) {
             Some(v) if re.is_match(v) => {
                 matched += 1;
-                h.held.push(format!("label:{label}"));
+                if named {
+                    h.held.push(format!("label:{label}"));
+                }
             }
             Some(_) => return None,
             None => {}
@@ -477,15 +488,17 @@ fn hints(e: &Entry, alert: &Alert, name: Option<&str>) -> Option<Hints> {
         h.labels = f64::from(matched) / e.labels.len() as f64;
     }
     let wanted = &e.file.hints.evidence;
-    let present: Vec<&String> = wanted
-        .iter()
-        .filter(|f| alert.evidence.values.contains_key(*f))
-        .collect();
+    let present = || {
+        wanted
+            .iter()
+            .filter(|f| alert.evidence.values.contains_key(*f))
+    };
     if !wanted.is_empty() {
-        h.evidence = present.len() as f64 / wanted.len() as f64;
+        h.evidence = present().count() as f64 / wanted.len() as f64;
     }
-    h.held
-        .extend(present.into_iter().map(|f| format!("evidence:{f}")));
+    if named {
+        h.held.extend(present().map(|f| format!("evidence:{f}")));
+    }
     Some(h)
 }
 

@@ -15,10 +15,12 @@ pub const FAILED_PRECONDITION: f64 = 0.4;
 /// What a passed precondition adds.
 pub const PASSED_PRECONDITION: f64 = 0.05;
 
-/// Logistic calibration: confidence = σ(INTERCEPT + SCORE·score + MARGIN·margin).
-pub const INTERCEPT: f64 = -3.0;
-pub const SCORE: f64 = 6.0;
-pub const MARGIN: f64 = 6.0;
+/// Logistic calibration: confidence = σ(INTERCEPT + SCORE·score + MARGIN·margin +
+/// ALERT·[the alert's name is one the entry is written for]).
+pub const INTERCEPT: f64 = -1.272;
+pub const SCORE: f64 = 7.506;
+pub const MARGIN: f64 = 6.222;
+pub const ALERT: f64 = -2.874;
 
 /// Pseudo-verdicts of the calibrated confidence when blending in an entry's track record.
 pub const PRIOR_WEIGHT: f64 = 10.0;
@@ -49,9 +51,9 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// The calibrated confidence of a candidate with ranking `score`, `margin` ahead of the next
-/// one (negative when behind the best).
-pub fn calibrated(score: f64, margin: f64) -> f64 {
-    sigmoid(INTERCEPT + SCORE * score + MARGIN * margin)
+/// one (negative when behind the best), and whether its alert-name hint held.
+pub fn calibrated(score: f64, margin: f64, alert_hint: bool) -> f64 {
+    sigmoid(INTERCEPT + SCORE * score + MARGIN * margin + ALERT * f64::from(u8::from(alert_hint)))
 }
 
 /// Blends the calibrated confidence with the entry's precision from feedback, once it has
@@ -70,9 +72,9 @@ mod tests {
 
     #[test]
     fn more_score_and_margin_mean_more_confidence() {
-        assert!(calibrated(0.9, 0.3) > calibrated(0.9, 0.0));
-        assert!(calibrated(0.9, 0.0) > calibrated(0.3, 0.0));
-        assert!((0.0..=1.0).contains(&calibrated(5.0, 5.0)));
+        assert!(calibrated(0.9, 0.3, false) > calibrated(0.9, 0.0, false));
+        assert!(calibrated(0.9, 0.0, false) > calibrated(0.3, 0.0, false));
+        assert!((0.0..=1.0).contains(&calibrated(5.0, 5.0, true)));
     }
 
     #[test]

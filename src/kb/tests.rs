@@ -150,7 +150,10 @@ async fn a_contradicting_label_excludes_an_entry_and_a_matching_one_counts() {
         "GPU memory at 99%",
         &[],
     );
-    assert_eq!(kb.rank(&shed)[0].hints.held, ["alertname", "label:level"]);
+    assert_eq!(
+        kb.rank(&shed, 5)[0].hints.held,
+        ["alertname", "label:level"]
+    );
     let warn = alert(
         &[
             ("alertname", "GpuMemoryPressure"),
@@ -161,7 +164,7 @@ async fn a_contradicting_label_excludes_an_entry_and_a_matching_one_counts() {
         &[],
     );
     assert!(kb
-        .rank(&warn)
+        .rank(&warn, 5)
         .iter()
         .all(|c| kb.entries()[c.entry].id() != "gpu_shed"));
 }

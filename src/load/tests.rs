@@ -44,7 +44,7 @@ async fn check_reports_errors_of_every_kind_at_once() {
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("a.sql:1: window 1m 30s must be a whole multiple")),
+            .any(|e| e.contains("a.sql:2: window 1m 30s must be a whole multiple")),
         "{errors:?}"
     );
     assert!(

@@ -10,7 +10,7 @@ use tracing::info;
 use super::emit::Emitter;
 use super::{Pipeline, Stats};
 use crate::error::Result;
-use crate::load::{save_state, template_state_path, Loaded};
+use crate::load::{kb_state_path, save_kb_state, save_state, template_state_path, Loaded};
 use crate::model::{AckId, EventTime, PartitionKey};
 use crate::rules::Unbounded;
 use crate::sink::{FileSink, Sink, StdoutSink};
@@ -31,8 +31,15 @@ struct OpenFile {
 /// Each file is a partition with its own watermark. Files are read interleaved, always the
 /// line of the file that is furthest behind in event time, so a log file and a trace file of
 /// the same period line up as they would on Kafka; the order is deterministic.
-pub async fn run_files(loaded: Loaded, inputs: &[PathBuf], output: Option<&Path>) -> Result<Stats> {
+/// `feedback` (JSON lines of feedback records) is applied to the knowledge base first.
+pub async fn run_files(
+    loaded: Loaded,
+    inputs: &[PathBuf],
+    output: Option<&Path>,
+    feedback: Option<&Path>,
+) -> Result<Stats> {
     let state_path = template_state_path(&loaded.dir, &loaded.config);
+    let kb_state = kb_state_path(&loaded.dir, &loaded.config);
     let sink: Box<dyn Sink> = match output {
         Some(dir) => Box::new(FileSink::create(dir)?),
         None => Box::new(StdoutSink::new()),
@@ -40,6 +47,13 @@ pub async fn run_files(loaded: Loaded, inputs: &[PathBuf], output: Option<&Path>
     let mut emitter = Emitter::new(sink, &loaded.config);
     let max_line = loaded.config.decode.max_message_bytes;
     let mut pipeline = Pipeline::new(loaded, Box::new(Unbounded)).await?;
+    if let Some(path) = feedback {
+        let mut source = FileSource::open(path, max_line)?;
+        while let Some(msg) = source.next_message()? {
+            emitter.emit(pipeline.feedback(&msg.payload, &msg.source))?;
+        }
+        emitter.ready()?;
+    }
     let files = expand_inputs(inputs)?;
     let mut open = Vec::new();
     for (i, path) in files.iter().enumerate() {
@@ -70,6 +84,9 @@ pub async fn run_files(loaded: Loaded, inputs: &[PathBuf], output: Option<&Path>
     if let Some(path) = state_path {
         save_state(&path, &pipeline.template_state())?;
     }
+    if let Some(path) = kb_state {
+        save_kb_state(&path, pipeline.kb_state())?;
+    }
     let stats = pipeline.stats();
     info!(
         files = files.len(),
@@ -79,6 +96,9 @@ pub async fn run_files(loaded: Loaded, inputs: &[PathBuf], output: Option<&Path>
         late = stats.late,
         windows = stats.windows,
         alerts = stats.alerts,
+        suggestions = stats.suggestions,
+        review = stats.review,
+        feedback = stats.feedback,
         traces = stats.align.traces_closed,
         closed_early =
             stats.align.traces_closed_early_open_cap + stats.align.traces_closed_early_row_cap,

@@ -19,10 +19,13 @@ use super::emit::Emitter;
 use super::{Emission, Pipeline, Stats, WallClock};
 use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::load::{reload_rules, rules_stamp, save_state, template_state_path, Loaded, RulesStamp};
+use crate::load::{
+    kb_state_path, reload_rules, rules_stamp, save_kb_state, save_state, template_state_path,
+    Loaded, RulesStamp,
+};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::sink::KafkaSink;
-use crate::source::{InputMessage, KafkaSource, OffsetTracker};
+use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
 
 /// How often rule files are polled for changes.
 const RULES_POLL: Duration = Duration::from_secs(2);
@@ -47,6 +50,7 @@ pub async fn run_kafka(
             _ = &mut shutdown => break,
             _ = hangup.recv() => d.reload("SIGHUP received; reloading rules.").await,
             acks = d.emitter.delivered() => d.delivered(acks?),
+            fb = d.feedback.recv() => d.on_feedback(fb)?,
             msg = d.source.recv(), if !d.paused => d.on_message(msg).await?,
             _ = tick.tick() => d.on_tick().await?,
         }
@@ -59,6 +63,7 @@ pub async fn run_kafka(
 struct Driver {
     pipeline: Pipeline,
     source: KafkaSource,
+    feedback: FeedbackSource,
     tracker: Arc<Mutex<OffsetTracker>>,
     emitter: Emitter,
     dir: PathBuf,
@@ -77,10 +82,15 @@ impl Driver {
         let budget = WallClock {
             timeout: config.evaluation.timeout,
         };
-        let pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
+        let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
-        let emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
+        let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
+        let mut emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
+        for m in feedback.history().await? {
+            emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
+        }
+        info!(feedback = pipeline.stats().feedback, "Feedback replayed.");
         match source.check_topics(&config.kafka, Duration::from_secs(10)) {
             Ok(missing) if !missing.is_empty() => warn!(
                 ?missing,
@@ -94,6 +104,7 @@ impl Driver {
         Ok(Driver {
             pipeline,
             source,
+            feedback,
             tracker,
             emitter,
             rules_stamp: rules_stamp(&dir, &config.rules),
@@ -153,6 +164,20 @@ impl Driver {
         self.last_seen.insert(key.clone(), self.last_input);
         let em = self.pipeline.ingest(&msg, ack, &key).await;
         self.emit(em)
+    }
+
+    /// A feedback record: the knowledge base learns from it at once.
+    fn on_feedback(&mut self, msg: Result<FeedbackMessage>) -> Result<()> {
+        match msg {
+            Ok(m) => {
+                let em = self.pipeline.feedback(&m.payload, &m.source);
+                self.emit(em)
+            }
+            Err(error) => {
+                warn!(%error, "Feedback consumer error; retrying.");
+                Ok(())
+            }
+        }
     }
 
     /// Periodic work: rebalances, idle partitions, the wall-clock watermark, rule files,
@@ -287,12 +312,17 @@ impl Driver {
         if let Some(path) = template_state_path(&self.dir, &self.config) {
             save_state(&path, &self.pipeline.template_state())?;
         }
+        if let Some(path) = kb_state_path(&self.dir, &self.config) {
+            save_kb_state(&path, self.pipeline.kb_state())?;
+        }
         let stats = self.pipeline.stats();
         info!(
             messages = stats.messages,
             dead_letters = stats.dead_letters,
             late = stats.late,
             alerts = stats.alerts,
+            suggestions = stats.suggestions,
+            feedback = stats.feedback,
             rule_timeouts = stats.rule_timeouts,
             uncommitted,
             "Stopped."

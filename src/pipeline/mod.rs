@@ -137,12 +137,31 @@ impl Pipeline {
         })
     }
 
-    /// Applies one feedback record to the knowledge base; false for a duplicate or a record
-    /// about no known suggestion.
-    pub fn apply_feedback(&mut self, feedback: &Feedback) -> bool {
-        let applied = self.kb.apply_feedback(feedback);
-        self.stats.feedback += u64::from(applied);
-        applied
+    /// One feedback message (`{suggestion_id, alert_fingerprint, verdict, …}`) for the
+    /// knowledge base; one that is not a feedback record becomes a dead letter. Duplicates
+    /// and records about no known suggestion change nothing.
+    pub fn feedback(&mut self, payload: &[u8], source: &Location) -> Emission {
+        let mut em = Emission::default();
+        match serde_json::from_slice::<Feedback>(payload) {
+            Ok(f) => {
+                let applied = self.kb.apply_feedback(&f);
+                self.stats.feedback += u64::from(applied);
+            }
+            Err(e) => {
+                let error = DecodeError::new(
+                    DecodeErrorKind::InvalidRecord,
+                    format!("not a feedback record: {e}"),
+                );
+                let msg = InputMessage {
+                    payload: payload.to_vec(),
+                    size: payload.len(),
+                    source: source.clone(),
+                    context: Default::default(),
+                };
+                self.dead_letter(&msg, &error, &mut em);
+            }
+        }
+        em
     }
 
     /// What feedback taught the knowledge base, for `[kb] state`.
@@ -461,7 +480,9 @@ impl Pipeline {
             for s in &done.suggestions {
                 self.stats.suggestions += 1;
                 em.outputs.push(Output::suggestion(s));
-                if s.needs_review {
+                // A person reviews the alert's best suggestion when it needs it (and every
+                // "no known remediation"); alternatives stay on the suggestions output.
+                if s.needs_review && s.rank == 1 {
                     self.stats.review += 1;
                     em.outputs.push(Output::review(s));
                 }

@@ -3,10 +3,12 @@
 //!
 //! Sources only read and frame messages; decoding happens in `decode`.
 
+mod feedback;
 mod file;
 mod kafka;
 mod offsets;
 
+pub use feedback::{FeedbackMessage, FeedbackSource};
 pub use file::{expand_inputs, FileSource};
 pub use kafka::{KafkaSource, RebalanceContext};
 pub use offsets::OffsetTracker;

@@ -38,6 +38,8 @@ pub struct Topics {
     pub deadletter: String,
     pub late: String,
     pub suggestions: String,
+    pub review: String,
+    pub feedback: String,
 }
 
 impl Topics {
@@ -51,10 +53,12 @@ impl Topics {
             deadletter: format!("{p}.deadletter"),
             late: format!("{p}.late"),
             suggestions: format!("{p}.suggestions"),
+            review: format!("{p}.review"),
+            feedback: format!("{p}.feedback"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.logs,
             &self.metrics,
@@ -63,6 +67,8 @@ impl Topics {
             &self.deadletter,
             &self.late,
             &self.suggestions,
+            &self.review,
+            &self.feedback,
         ]
     }
 
@@ -89,6 +95,8 @@ alerts = "{}"
 suggestions = "{}"
 deadletter = "{}"
 late = "{}"
+review = "{}"
+feedback = "{}"
 "#,
             self.logs,
             self.metrics,
@@ -96,7 +104,9 @@ late = "{}"
             self.alerts,
             self.suggestions,
             self.deadletter,
-            self.late
+            self.late,
+            self.review,
+            self.feedback
         )
     }
 

@@ -105,6 +105,52 @@ fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
         &out.join("alerts.jsonl"),
         &repo().join("tests/golden/incident/alerts.jsonl"),
     );
+    // Every alert that fires gets suggestions (or an explicit "no known remediation"), each
+    // valid; the latency alert's best one is the forward pass, its bottleneck stage.
+    let suggestions = read_lines(&out.join("suggestions.jsonl"));
+    for s in &suggestions {
+        assert_valid("suggestion.json", s);
+    }
+    for a in alerts.iter().filter(|a| a["status"] == "firing") {
+        assert!(
+            suggestions
+                .iter()
+                .any(|s| s["alert_fingerprint"] == a["fingerprint"]),
+            "no suggestion for {}",
+            a["labels"]["alertname"]
+        );
+    }
+    let best_for = |name: &str| {
+        let fp = &alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .unwrap()["fingerprint"];
+        suggestions
+            .iter()
+            .find(|s| &s["alert_fingerprint"] == fp && s["rank"] == 1)
+            .unwrap()
+            .clone()
+    };
+    let latency = best_for("RequestLatencyP95High");
+    assert_eq!(latency["remediation_id"], "latency_forward", "{latency}");
+    assert_eq!(latency["alert_id"], firing["id"]);
+    // The alert forwarded to receivers carries its best suggestion.
+    assert_eq!(firing["annotations"]["suggestion"], latency["title"]);
+    assert_eq!(firing["annotations"]["runbook_url"], latency["runbook_url"]);
+    for s in read_lines(&out.join("review.jsonl")) {
+        assert_eq!(
+            s["needs_review"], true,
+            "only suggestions for a person go to review"
+        );
+    }
+    assert_golden(
+        &out.join("suggestions.jsonl"),
+        &repo().join("tests/golden/incident/suggestions.jsonl"),
+    );
+    assert_golden(
+        &out.join("review.jsonl"),
+        &repo().join("tests/golden/incident/review.jsonl"),
+    );
 }
 
 #[test]
@@ -125,15 +171,18 @@ fn replays_of_the_same_input_are_byte_identical() {
     assert_eq!(runs[0], runs[1]);
 }
 
-/// A copy of the default pipeline (same directory name, so the same rule groups) with
+/// A copy of the default pipeline, rules and knowledge base (same directory name, so the same
+/// rule groups) with
 /// `extra` appended to its `pipeline.toml`.
 fn inference_copy(dir: &Path, extra: &str) -> std::path::PathBuf {
     let from = repo().join("pipelines/inference");
     let to = dir.join("inference");
-    std::fs::create_dir_all(to.join("rules")).unwrap();
-    for e in std::fs::read_dir(from.join("rules")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join("rules").join(p.file_name().unwrap())).unwrap();
+    for sub in ["rules", "kb"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
     }
     let toml = std::fs::read_to_string(from.join("pipeline.toml")).unwrap();
     std::fs::write(to.join("pipeline.toml"), format!("{toml}\n{extra}")).unwrap();
@@ -190,12 +239,17 @@ fn without_output_alerts_go_to_stdout() {
             .current_dir(repo()),
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let alerts: Vec<serde_json::Value> = stdout
+    let (alerts, suggestions): (Vec<serde_json::Value>, Vec<serde_json::Value>) = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .partition(|v| v["rule_id"].is_string());
     let golden = read_lines(&repo().join("tests/golden/incident/alerts.jsonl"));
     assert_eq!(alerts, golden);
+    let golden = read_lines(&repo().join("tests/golden/incident/suggestions.jsonl"));
+    assert_eq!(
+        suggestions, golden,
+        "suggestions follow their alerts on stdout too"
+    );
 }
 
 /// Writes `lines` (raw bytes) as a JSON-lines file.

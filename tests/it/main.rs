@@ -11,6 +11,8 @@
 //!   line-by-line traceback from the broker folded into one `cuda_oom` alert.
 //! - `invalid`: invalid pipelines as data (`tests/invalid/*/expected.txt`): `check` and
 //!   `run` reject them with the same `file:line` errors.
+//! - `kb`: the knowledge base: its targets on the independent evaluation set, feedback
+//!   from a file and from the broker's feedback topic (ranking, restart, rebuild).
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
@@ -26,6 +28,7 @@ mod common;
 mod files;
 mod invalid;
 mod kafka;
+mod kb;
 mod rules;
 mod stream;
 mod templates;

@@ -226,6 +226,8 @@ async fn clean_run_ids(
         deadletter: clean.deadletter,
         late: clean.late,
         suggestions: clean.suggestions,
+        review: clean.review,
+        feedback: clean.feedback,
     };
     let pipeline = pipeline_dir(&dir.join("clean"), &reference.pipeline_toml(settings));
     let mut fl = Instance::start(&pipeline, &unique("clean"), dir.join("clean.log"));
