@@ -172,6 +172,18 @@ async fn feedback_on_the_broker_changes_the_ranking_survives_restarts_and_rebuil
     let after = first(6);
     assert!(fl.stop().success(), "{}", fl.log_text());
     assert_eq!(after[0].0, before[1].0, "{after:?}\n{}", fl.log_text());
+    // Its confidence is now below the review threshold of a critical alert: it is on the
+    // review topic too, as a question.
+    assert!(after[0].1 < 0.7, "{after:?}");
+    let review = read_topic(&topics.review, 1, Duration::from_secs(30));
+    assert!(
+        review.iter().any(|(_, r)| r["id"] == after[0].2.as_str()
+            && r["needs_review"] == true
+            && r["question"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("Could this be it"))),
+        "{review:?}"
+    );
     let kept = std::fs::read_to_string(p.join("kb-state.json")).unwrap();
 
     // Without the state file, replaying the feedback topic rebuilds the same statistics.
@@ -184,6 +196,31 @@ async fn feedback_on_the_broker_changes_the_ranking_survives_restarts_and_rebuil
         std::fs::read_to_string(p.join("kb-state.json")).unwrap(),
         kept
     );
+}
+
+/// With review thresholds above every confidence, each alert's best suggestion goes to the
+/// review output as well, worded as a question; the alternatives do not.
+#[test]
+fn below_the_review_threshold_suggestions_go_to_review() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pipeline_with_kb(
+        tmp.path(),
+        "[kb.review_below]\ncritical = 1.0\nwarning = 1.0\ninfo = 1.0\n",
+    );
+    let out = tmp.path().join("out");
+    let suggestions = run_example(&p, &out, None);
+    let review = read_lines(&out.join("review.jsonl"));
+    let best: Vec<&serde_json::Value> = suggestions.iter().filter(|s| s["rank"] == 1).collect();
+    assert!(!review.is_empty());
+    assert_eq!(review.len(), best.len());
+    for (r, b) in review.iter().zip(best) {
+        assert_eq!(r, b);
+        assert_eq!(r["needs_review"], true);
+        assert!(r["question"]
+            .as_str()
+            .unwrap()
+            .starts_with("Could this be it: "));
+    }
 }
 
 /// The README's suggestion is the example incident's, as the golden file has it.
