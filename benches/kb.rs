@@ -147,7 +147,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for a in &alerts {
-            std::hint::black_box(analyzer.terms(&alert_text(a)));
+            std::hint::black_box(analyzer.terms(&alert_text(a, &[])));
         }
     }
     let baseline = t.elapsed().as_secs_f64() / (rounds * alerts.len()) as f64;

@@ -117,7 +117,8 @@ pub async fn run(kb: &KnowledgeBase, cases: &[Case]) -> Vec<Outcome> {
     });
     let mut out = Vec::with_capacity(cases.len());
     for c in cases {
-        let judged = kb.judge(&c.alert, &window, &Unbounded).await;
+        let alert = super::context::enriched(&c.alert);
+        let judged = kb.judge(&alert, &window, &Unbounded).await;
         let best = judged.first();
         let abstains = best.is_none_or(|b| b.confidence < kb.config.abstain_below);
         let named: Vec<String> = judged

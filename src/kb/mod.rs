@@ -11,6 +11,7 @@
 //!
 //! Deterministic: no I/O, no clock; ties break by entry id.
 
+pub mod context;
 pub mod entry;
 pub mod eval;
 pub mod feedback;
@@ -169,8 +170,9 @@ pub struct KnowledgeBase {
 }
 
 /// The text of an alert that is matched: its name (split into words), annotations, label
-/// values and evidence (names and text values).
-pub fn alert_text(alert: &Alert) -> String {
+/// values and evidence (names and text values), and `extra` (the error templates of its
+/// window).
+pub fn alert_text(alert: &Alert, extra: &[String]) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(name) = alert.labels.get("alertname") {
         parts.push(name.clone());
@@ -189,6 +191,7 @@ pub fn alert_text(alert: &Alert) -> String {
             _ => parts.push(k.clone()),
         }
     }
+    parts.extend(extra.iter().cloned());
     parts.join("\n")
 }
 
@@ -252,7 +255,14 @@ impl KnowledgeBase {
     /// The `limit` entries an alert is most likely about, best first: similarity plus
     /// hints; entries whose label hints the alert contradicts are left out.
     pub fn rank(&self, alert: &Alert, limit: usize) -> Vec<Candidate> {
-        let query = self.index.vector(&self.analyzer.terms(&alert_text(alert)));
+        self.rank_with(&context::enriched(alert), &[], limit)
+    }
+
+    /// [`KnowledgeBase::rank`] of an enriched alert with extra text.
+    fn rank_with(&self, alert: &Alert, extra: &[String], limit: usize) -> Vec<Candidate> {
+        let query = self
+            .index
+            .vector(&self.analyzer.terms(&alert_text(alert, extra)));
         let sims = self.index.similarities(&query);
         let name = alert.labels.get("alertname").map(String::as_str);
         // Scores for all without allocating; hint names and terms for the leaders only.
@@ -297,21 +307,23 @@ impl KnowledgeBase {
         if alert.status != AlertStatus::Firing || self.entries.is_empty() {
             return Vec::new();
         }
-        let judged = self.judge(alert, batch, budget).await;
+        let alert = context::enriched(alert);
+        let judged = self.judge(&alert, batch, budget).await;
         let best = judged.first().map_or(0.0, |j| j.confidence);
         if best < self.config.abstain_below {
-            return vec![self.no_remediation(alert, &judged)];
+            return vec![self.no_remediation(&alert, &judged)];
         }
         judged
             .iter()
             .take(self.config.top_k)
             .enumerate()
-            .map(|(rank, j)| self.suggestion(alert, j, rank as u32 + 1))
+            .map(|(rank, j)| self.suggestion(&alert, j, rank as u32 + 1))
             .collect()
     }
 
     /// Runs the preconditions of the leading candidates, re-ranks, and computes each one's
-    /// confidence from its score and its margin to the next.
+    /// confidence from its score and its margin to the next. `alert` is enriched
+    /// ([`context::enriched`]); the window adds its error templates to the alert's text.
     async fn judge(
         &self,
         alert: &Alert,
@@ -319,7 +331,8 @@ impl KnowledgeBase {
         budget: &dyn EvalBudget,
     ) -> Vec<Judged> {
         let mut judged = Vec::new();
-        for c in self.rank(alert, self.config.top_k + 2) {
+        let templates = context::window_templates(batch, alert, 3);
+        for c in self.rank_with(alert, &templates, self.config.top_k + 2) {
             let checks = self
                 .preconditions
                 .check(c.entry, alert, batch, budget)

@@ -17,10 +17,10 @@ pub const PASSED_PRECONDITION: f64 = 0.05;
 
 /// Logistic calibration: confidence = σ(INTERCEPT + SCORE·score + MARGIN·margin +
 /// ALERT·[the alert's name is one the entry is written for]).
-pub const INTERCEPT: f64 = -1.272;
-pub const SCORE: f64 = 7.506;
-pub const MARGIN: f64 = 6.222;
-pub const ALERT: f64 = -2.874;
+pub const INTERCEPT: f64 = -1.296;
+pub const SCORE: f64 = 7.412;
+pub const MARGIN: f64 = 5.709;
+pub const ALERT: f64 = -2.568;
 
 /// Pseudo-verdicts of the calibrated confidence when blending in an entry's track record.
 pub const PRIOR_WEIGHT: f64 = 10.0;
