@@ -96,6 +96,7 @@ fn detectors() -> Vec<(&'static str, Factory)> {
                         interval_factor: 3.0,
                         min_samples: 3,
                         forget_after: Duration::from_secs(3600),
+                        peers_by: None,
                     },
                     100_000,
                 )) as Box<dyn Detector>

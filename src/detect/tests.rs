@@ -125,6 +125,7 @@ fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
             interval_factor: 3.0,
             min_samples: 3,
             forget_after: Duration::from_secs(120),
+            peers_by: None,
         },
         100,
     );
@@ -149,6 +150,78 @@ fn a_series_that_goes_quiet_is_reported_with_its_last_seen_time() {
     assert_eq!(got[5], vec![on("rank1", 0, 49.0)]);
 }
 
+/// Ranks of one job (`service`), judged against each other (or, `alone`, each on its own).
+fn ranks(alone: bool) -> Silence {
+    Silence::new(
+        SilenceParams {
+            timeout: Duration::from_secs(20),
+            interval_factor: 3.0,
+            min_samples: 2,
+            forget_after: Duration::from_secs(600),
+            peers_by: (!alone).then(|| vec!["service".into()]),
+        },
+        100,
+    )
+}
+
+/// Windows of 10 s; `ranks[w]` are the ranks of job `svc` that log twice in window `w`.
+fn job(d: &mut Silence, ranks: &[&[&str]]) -> Vec<Vec<String>> {
+    ranks
+        .iter()
+        .enumerate()
+        .map(|(w, rs)| {
+            let w = w as i64;
+            let samples: Vec<Sample> = rs
+                .iter()
+                .flat_map(|r| [w * 10 + 1, w * 10 + 6].map(|t| (r, t)))
+                .map(|(r, t)| Sample {
+                    key: BTreeMap::from([
+                        ("service".to_string(), "svc".to_string()),
+                        ("rank".to_string(), r.to_string()),
+                    ]),
+                    time: EventTime(t * S),
+                    value: 1.0,
+                    evidence: BTreeMap::new(),
+                })
+                .collect();
+            let window = Window {
+                start: EventTime(w * 10 * S),
+                end: EventTime((w + 1) * 10 * S),
+            };
+            d.observe(&samples, window)
+                .into_iter()
+                .map(|d| d.key["rank"].clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_rank_is_silent_only_while_its_peers_go_on() {
+    let all: &[&str] = &["0", "1", "2", "3"];
+    let without_2: &[&str] = &["0", "1", "3"];
+    let got = job(
+        &mut ranks(false),
+        &[all, all, without_2, without_2, without_2, without_2],
+    );
+    // Rank 2 last logged at 16 s; at 50 s it has been quiet 34 s while the others went on.
+    assert_eq!(got[3], Vec::<String>::new());
+    assert_eq!(got[4], vec!["2"]);
+    assert_eq!(got[5], vec!["2"]);
+}
+
+#[test]
+fn a_whole_job_stopping_together_is_an_end_not_a_fault() {
+    let all: &[&str] = &["0", "1", "2", "3"];
+    // Ranks 1 and 3 stop a few seconds before the others (within the limit): the job ended.
+    let stop: &[&[&str]] = &[all, all, all, &["0", "2"], &[], &[], &[], &[], &[]];
+    let got = job(&mut ranks(false), stop);
+    assert!(got.iter().all(Vec::is_empty), "{got:?}");
+    // Judged alone, every rank would have been reported.
+    let got = job(&mut ranks(true), stop);
+    assert_eq!(got[8].len(), 4, "{got:?}");
+}
+
 #[test]
 fn a_silent_series_is_forgotten_after_a_while() {
     let mut d = Silence::new(
@@ -157,6 +230,7 @@ fn a_silent_series_is_forgotten_after_a_while() {
             interval_factor: 3.0,
             min_samples: 2,
             forget_after: Duration::from_secs(20),
+            peers_by: None,
         },
         100,
     );

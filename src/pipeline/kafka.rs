@@ -200,8 +200,13 @@ impl Driver {
         Ok(())
     }
 
-    /// Partitions quiet for the idle timeout stop holding the watermark back.
+    /// Partitions quiet for the idle timeout stop holding the watermark back. Not while the
+    /// consumer is paused: their records are waiting in Kafka, and treating them as quiet
+    /// would close windows without them (and make their series look silent).
     async fn idle_partitions(&mut self) -> Result<()> {
+        if self.paused {
+            return Ok(());
+        }
         let idle = self.config.window.idle_timeout;
         let quiet: Vec<PartitionKey> = self
             .last_seen
@@ -220,7 +225,9 @@ impl Driver {
     /// When every input is quiet, event time catches up with the wall clock so open windows
     /// close (replays of old data close at once).
     async fn follow_wall_clock(&mut self) -> Result<()> {
-        if self.last_input.elapsed() < self.config.window.idle_timeout || !self.pipeline.all_idle()
+        if self.paused
+            || self.last_input.elapsed() < self.config.window.idle_timeout
+            || !self.pipeline.all_idle()
         {
             return Ok(());
         }
@@ -274,6 +281,12 @@ impl Driver {
         if want_pause != self.paused {
             self.source.set_paused(want_pause)?;
             self.paused = want_pause;
+            if !want_pause {
+                // A pause is not quiet: idleness counts from the resume.
+                let now = Instant::now();
+                self.last_input = now;
+                self.last_seen.values_mut().for_each(|t| *t = now);
+            }
             info!(
                 paused = want_pause,
                 in_flight_outputs = in_flight,
