@@ -172,7 +172,18 @@ pub fn parse_entry(path: &Path, text: &str) -> Result<Entry> {
     let mut labels = Vec::new();
     for (name, pattern) in &file.hints.labels {
         let re = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-            entry_error(path, line_of(text, "labels"), format!("label {name}: {e}"))
+            // regex errors draw a caret over several lines; their last line says why.
+            let why = e.to_string();
+            let why = why
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            entry_error(
+                path,
+                line_of(text, "labels"),
+                format!("label {name}: {pattern:?} is not a regular expression ({why})"),
+            )
         })?;
         labels.push((name.clone(), re));
     }
