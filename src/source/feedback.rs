@@ -74,11 +74,21 @@ impl FeedbackSource {
         })
     }
 
-    /// Every message that was in the topic at start, in partition order per partition.
+    /// Every message that was in the topic at start, in partition order per partition. Stops
+    /// early when nothing arrives for 10 s (offsets taken by transaction markers or
+    /// compaction never arrive as messages), so a start never hangs on it.
     pub async fn history(&mut self) -> Result<Vec<FeedbackMessage>> {
         let mut out = Vec::new();
         while !self.ends.is_empty() {
-            let m = self.recv().await?;
+            let Ok(m) = tokio::time::timeout(Duration::from_secs(10), self.recv()).await else {
+                tracing::warn!(
+                    topic = %self.topic,
+                    read = out.len(),
+                    "Feedback history ended early: nothing more arrived."
+                );
+                break;
+            };
+            let m = m?;
             let Location::Kafka {
                 partition, offset, ..
             } = m.source
