@@ -267,6 +267,24 @@ pub fn load_miner(path: Option<&Path>, config: MinerConfig) -> Result<TemplateMi
     Ok(miner)
 }
 
+/// Writes what a run learned and must keep across restarts: the template miner's state
+/// (`[logs] template_state`) and the knowledge base's feedback statistics (`[kb] state`),
+/// each only when configured.
+pub fn save_states(
+    dir: &Path,
+    config: &PipelineConfig,
+    miner: &MinerState,
+    kb: &KbState,
+) -> Result<()> {
+    if let Some(path) = template_state_path(dir, config) {
+        save_state(&path, miner)?;
+    }
+    if let Some(path) = kb_state_path(dir, config) {
+        save_kb_state(&path, kb)?;
+    }
+    Ok(())
+}
+
 /// Writes miner state atomically: a crash leaves the previous state, never half of one.
 pub fn save_state(path: &Path, state: &MinerState) -> Result<()> {
     let text = serde_json::to_string(state).expect("state serialises");

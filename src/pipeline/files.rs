@@ -10,7 +10,7 @@ use tracing::info;
 use super::emit::Emitter;
 use super::{Pipeline, Stats};
 use crate::error::Result;
-use crate::load::{kb_state_path, save_kb_state, save_state, template_state_path, Loaded};
+use crate::load::{save_states, Loaded};
 use crate::model::{AckId, EventTime, PartitionKey};
 use crate::rules::Unbounded;
 use crate::sink::{FileSink, Sink, StdoutSink};
@@ -38,8 +38,7 @@ pub async fn run_files(
     output: Option<&Path>,
     feedback: Option<&Path>,
 ) -> Result<Stats> {
-    let state_path = template_state_path(&loaded.dir, &loaded.config);
-    let kb_state = kb_state_path(&loaded.dir, &loaded.config);
+    let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
     let sink: Box<dyn Sink> = match output {
         Some(dir) => Box::new(FileSink::create(dir)?),
         None => Box::new(StdoutSink::new()),
@@ -81,12 +80,12 @@ pub async fn run_files(
     }
     emitter.emit(pipeline.finish().await)?;
     emitter.close().await?;
-    if let Some(path) = state_path {
-        save_state(&path, &pipeline.template_state())?;
-    }
-    if let Some(path) = kb_state {
-        save_kb_state(&path, pipeline.kb_state())?;
-    }
+    save_states(
+        &dir,
+        &config,
+        &pipeline.template_state(),
+        pipeline.kb_state(),
+    )?;
     let stats = pipeline.stats();
     info!(
         files = files.len(),

@@ -19,10 +19,7 @@ use super::emit::Emitter;
 use super::{Emission, Pipeline, Stats, WallClock};
 use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::load::{
-    kb_state_path, reload_rules, rules_stamp, save_kb_state, save_state, template_state_path,
-    Loaded, RulesStamp,
-};
+use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::sink::KafkaSink;
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
@@ -322,12 +319,12 @@ impl Driver {
         self.delivered(acks);
         self.commit(CommitMode::Sync)?;
         let uncommitted = self.tracker.lock().expect("tracker lock").in_flight();
-        if let Some(path) = template_state_path(&self.dir, &self.config) {
-            save_state(&path, &self.pipeline.template_state())?;
-        }
-        if let Some(path) = kb_state_path(&self.dir, &self.config) {
-            save_kb_state(&path, self.pipeline.kb_state())?;
-        }
+        save_states(
+            &self.dir,
+            &self.config,
+            &self.pipeline.template_state(),
+            self.pipeline.kb_state(),
+        )?;
         let stats = self.pipeline.stats();
         info!(
             messages = stats.messages,

@@ -135,3 +135,19 @@ pub fn assert_valid(schema: &str, value: &serde_json::Value) {
         "{value} does not match {schema}: {errors:#?}"
     );
 }
+
+/// A copy of the default pipeline in `dir/inference` (the same directory name, so the same
+/// rule groups): its rules and knowledge base, and `toml` as its `pipeline.toml`.
+pub fn inference_copy_with(dir: &Path, toml: &str) -> PathBuf {
+    let from = repo().join("pipelines/inference");
+    let to = dir.join("inference");
+    for sub in ["rules", "kb"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(to.join("pipeline.toml"), toml).unwrap();
+    to
+}

@@ -171,22 +171,10 @@ fn replays_of_the_same_input_are_byte_identical() {
     assert_eq!(runs[0], runs[1]);
 }
 
-/// A copy of the default pipeline, rules and knowledge base (same directory name, so the same
-/// rule groups) with
-/// `extra` appended to its `pipeline.toml`.
+/// A copy of the default pipeline with `extra` appended to its `pipeline.toml`.
 fn inference_copy(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let from = repo().join("pipelines/inference");
-    let to = dir.join("inference");
-    for sub in ["rules", "kb"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for e in std::fs::read_dir(from.join(sub)).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    let toml = std::fs::read_to_string(from.join("pipeline.toml")).unwrap();
-    std::fs::write(to.join("pipeline.toml"), format!("{toml}\n{extra}")).unwrap();
-    to
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
+    inference_copy_with(dir, &format!("{toml}\n{extra}"))
 }
 
 /// The file run's output does not depend on machine speed or load: with every core busy

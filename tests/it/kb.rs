@@ -248,24 +248,14 @@ async fn the_example_incident_on_kafka_gives_the_golden_alerts_and_suggestions()
     let topics = Topics::new();
     topics.create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let from = repo().join("pipelines/inference");
-    let to = tmp.path().join("inference");
-    for sub in ["rules", "kb"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for e in std::fs::read_dir(from.join(sub)).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
-    }
     // The shipped pipeline.toml with this test's topics instead of its [kafka] section.
-    let toml = std::fs::read_to_string(from.join("pipeline.toml")).unwrap();
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
     let (head, rest) = toml.split_once("[kafka]\n").unwrap();
     let tail = &rest[rest.find("\n[kb]").unwrap()..];
-    std::fs::write(
-        to.join("pipeline.toml"),
-        format!("{head}{}\n{tail}", topics.pipeline_toml("")),
-    )
-    .unwrap();
+    let to = inference_copy_with(
+        tmp.path(),
+        &format!("{head}{}\n{tail}", topics.pipeline_toml("")),
+    );
     let p = producer();
     let example = std::fs::read_to_string(repo().join("examples/incident.jsonl")).unwrap();
     for line in example.lines() {
