@@ -120,7 +120,7 @@ pub async fn run(kb: &KnowledgeBase, cases: &[Case]) -> Vec<Outcome> {
         let alert = super::context::enriched(&c.alert);
         let judged = kb.judge(&alert, &window, &Unbounded).await;
         let best = judged.first();
-        let abstains = best.is_none_or(|b| b.confidence < kb.config.abstain_below);
+        let abstains = kb.abstains(&judged);
         let named: Vec<String> = judged
             .iter()
             .take(kb.config.top_k)

@@ -71,8 +71,8 @@ pub struct KbState {
     pub stats: BTreeMap<String, EntryStats>,
     /// Keys of the records applied (duplicates are ignored).
     pub seen: BTreeSet<String>,
-    /// Sorted, so the state does not depend on the order feedback arrived in.
-    pub candidates: BTreeSet<(String, String, String)>,
+    /// Candidate entries, sorted (by time, suggestion, action) so the state does not depend
+    /// on the order feedback arrived in.
     #[serde(default)]
     pub candidate_details: Vec<CandidateEntry>,
 }
@@ -118,18 +118,18 @@ impl KbState {
             used = true;
         }
         if let (Verdict::Fixed, Some(action), false) = (f.verdict, &f.action, action_known) {
-            let id = (f.at.clone(), f.suggestion_id.clone(), action.clone());
-            if self.candidates.insert(id) {
-                self.candidate_details.push(CandidateEntry {
-                    action: action.clone(),
-                    suggestion_id: f.suggestion_id.clone(),
-                    alert_fingerprint: f.alert_fingerprint.clone(),
-                    by: f.by.clone(),
-                    at: f.at.clone(),
-                });
-                self.candidate_details.sort_by(|a, b| {
-                    (&a.at, &a.suggestion_id, &a.action).cmp(&(&b.at, &b.suggestion_id, &b.action))
-                });
+            let candidate = CandidateEntry {
+                action: action.clone(),
+                suggestion_id: f.suggestion_id.clone(),
+                alert_fingerprint: f.alert_fingerprint.clone(),
+                by: f.by.clone(),
+                at: f.at.clone(),
+            };
+            let order =
+                |c: &CandidateEntry| (c.at.clone(), c.suggestion_id.clone(), c.action.clone());
+            let key = order(&candidate);
+            if let Err(at) = self.candidate_details.binary_search_by_key(&key, order) {
+                self.candidate_details.insert(at, candidate);
             }
             used = true;
         }

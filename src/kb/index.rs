@@ -65,14 +65,6 @@ impl Index {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.docs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-    }
-
     /// The normalised query vector of `terms`.
     pub fn vector(&self, terms: &[String]) -> BTreeMap<String, f64> {
         let mut v: BTreeMap<String, f64> = counts(terms)

@@ -224,10 +224,6 @@ impl KnowledgeBase {
         &self.entries
     }
 
-    pub fn config(&self) -> &KbConfig {
-        &self.config
-    }
-
     /// What feedback taught so far.
     pub fn state(&self) -> &KbState {
         &self.state
@@ -309,8 +305,7 @@ impl KnowledgeBase {
         }
         let alert = context::enriched(alert);
         let judged = self.judge(&alert, batch, budget).await;
-        let best = judged.first().map_or(0.0, |j| j.confidence);
-        if best < self.config.abstain_below {
+        if self.abstains(&judged) {
             return vec![self.no_remediation(&alert, &judged)];
         }
         judged
@@ -319,6 +314,13 @@ impl KnowledgeBase {
             .enumerate()
             .map(|(rank, j)| self.suggestion(&alert, j, rank as u32 + 1))
             .collect()
+    }
+
+    /// True when no candidate is sure enough to be suggested.
+    fn abstains(&self, judged: &[Judged]) -> bool {
+        judged
+            .first()
+            .is_none_or(|b| b.confidence < self.config.abstain_below)
     }
 
     /// Runs the preconditions of the leading candidates, re-ranks, and computes each one's
@@ -332,11 +334,9 @@ impl KnowledgeBase {
     ) -> Vec<Judged> {
         let mut judged = Vec::new();
         let templates = context::window_templates(batch, alert, 3);
+        self.preconditions.set_alert(alert);
         for c in self.rank_with(alert, &templates, self.config.top_k + 2) {
-            let checks = self
-                .preconditions
-                .check(c.entry, alert, batch, budget)
-                .await;
+            let checks = self.preconditions.check(c.entry, batch, budget).await;
             let mut score = c.score;
             let mut removed = false;
             for (v, on_fail) in &checks {

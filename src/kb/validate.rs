@@ -87,12 +87,16 @@ impl Preconditions {
         Ok(Preconditions { engine, by_entry })
     }
 
-    /// Runs entry `entry`'s preconditions for `alert` in `batch`: each result with what a
-    /// failure does.
+    /// Makes `alert` the one row of the `alert` table for the next [`Preconditions::check`]s.
+    pub fn set_alert(&self, alert: &Alert) {
+        self.engine.set_extra("alert", alert_batch(alert));
+    }
+
+    /// Runs entry `entry`'s preconditions in `batch` against the alert last set with
+    /// [`Preconditions::set_alert`]: each result with what a failure does.
     pub async fn check(
         &self,
         entry: usize,
-        alert: &Alert,
         batch: &AlignedBatch,
         budget: &dyn EvalBudget,
     ) -> Vec<(Validation, OnFail)> {
@@ -100,7 +104,6 @@ impl Preconditions {
         if mine.is_empty() {
             return Vec::new();
         }
-        self.engine.set_extra("alert", alert_batch(alert));
         let which: Vec<usize> = mine.iter().map(|(i, _, _)| *i).collect();
         let results = self.engine.evaluate_some(&which, batch, budget).await;
         mine.iter()

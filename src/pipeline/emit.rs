@@ -63,10 +63,6 @@ impl Emitter {
         self.in_flight_outputs
     }
 
-    pub fn has_in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
-    }
-
     /// The released messages of the next fully delivered emission (pending forever when
     /// nothing is in flight).
     pub async fn delivered(&mut self) -> Result<Vec<AckId>> {

@@ -461,12 +461,10 @@ impl Pipeline {
                 history: self.history,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
             };
-            let config = &self.config;
-            let detectors = &self.detectors;
             let s = self
                 .shards
-                .entry(shard)
-                .or_insert_with(|| Shard::new(config, detectors));
+                .get_mut(&shard)
+                .expect("windows come from a shard's own aligner");
             let done = s.evaluate(batch, &stages).await;
             self.stats.rule_failures += done.failures.len() as u64;
             self.stats.rule_timeouts += done

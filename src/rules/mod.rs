@@ -159,10 +159,6 @@ impl RuleEngine {
         Ok(RuleEngine { rules, queries })
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
     pub fn len(&self) -> usize {
         self.rules.len()
     }
