@@ -30,6 +30,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod incident;
 pub mod kb;
 pub mod load;
 pub mod logparse;

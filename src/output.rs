@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::decode::{to_flat_json, DecodeError};
+use crate::incident::IncidentRecord;
 use crate::kb::suggestion::Suggestion;
 use crate::model::Late;
 use crate::model::{Location, Signal};
@@ -19,15 +20,18 @@ pub enum OutputKind {
     Late,
     /// Suggestions a person should confirm (also in `Suggestions`).
     Review,
+    /// Incidents: grouped alerts and their root-cause ranking.
+    Incidents,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 5] = [
+    pub const ALL: [OutputKind; 6] = [
         OutputKind::Alerts,
         OutputKind::Suggestions,
         OutputKind::DeadLetter,
         OutputKind::Late,
         OutputKind::Review,
+        OutputKind::Incidents,
     ];
 
     /// File name in `--output DIR`.
@@ -38,6 +42,7 @@ impl OutputKind {
             OutputKind::DeadLetter => "deadletter.jsonl",
             OutputKind::Late => "late.jsonl",
             OutputKind::Review => "review.jsonl",
+            OutputKind::Incidents => "incidents.jsonl",
         }
     }
 }
@@ -72,6 +77,11 @@ impl Output {
     /// A suggestion that needs a person, on the review output.
     pub fn review(s: &Suggestion) -> Self {
         Self::new(OutputKind::Review, s.alert_fingerprint.clone(), s)
+    }
+
+    /// An incident record, keyed by the incident's id (one partition per incident).
+    pub fn incident(i: &IncidentRecord) -> Self {
+        Self::new(OutputKind::Incidents, i.id.clone(), i)
     }
 
     pub fn dead_letter(d: &DeadLetter) -> Self {

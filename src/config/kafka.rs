@@ -109,6 +109,10 @@ pub struct KafkaOutputs {
     /// remediation). Default `faultline.review`.
     #[serde(default = "d_review")]
     pub review: String,
+    /// Incidents: alerts grouped with their root-cause ranking (`schemas/incident.json`).
+    /// Default `faultline.incidents`.
+    #[serde(default = "d_incidents")]
+    pub incidents: String,
     /// Feedback on suggestions, read from its start at every start (it rebuilds the
     /// knowledge base's statistics). Default `faultline.feedback`.
     #[serde(default = "d_feedback")]
@@ -130,6 +134,9 @@ fn d_late() -> String {
 fn d_review() -> String {
     "faultline.review".into()
 }
+fn d_incidents() -> String {
+    "faultline.incidents".into()
+}
 fn d_feedback() -> String {
     "faultline.feedback".into()
 }
@@ -142,6 +149,7 @@ impl Default for KafkaOutputs {
             deadletter: d_deadletter(),
             late: d_late(),
             review: d_review(),
+            incidents: d_incidents(),
             feedback: d_feedback(),
         }
     }

@@ -55,6 +55,10 @@ pub struct PipelineConfig {
     /// The knowledge base of remediations (`kb/*.toml`): matching, review, feedback.
     #[serde(default)]
     pub kb: crate::kb::KbConfig,
+    /// Incidents and root-cause ranking: which alert labels name entities, and the
+    /// indicators whose deviations rank suspects (see `incident::IncidentConfig`).
+    #[serde(default)]
+    pub incidents: crate::incident::IncidentConfig,
 }
 
 fn default_rules() -> Vec<PathBuf> {

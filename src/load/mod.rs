@@ -35,6 +35,8 @@ pub struct Loaded {
     pub rules: Vec<Rule>,
     /// The detectors' source queries, in `config.detectors` order.
     pub sources: Vec<Query>,
+    /// The incident indicators' queries, in `config.incidents.indicators` order.
+    pub indicators: Vec<Query>,
     /// The template miner, restored from `[logs] template_state` when that file exists.
     pub miner: TemplateMiner,
     /// The knowledge base's entries (`[kb] dir`), preconditions planned.
@@ -58,9 +60,15 @@ pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
     let config = PipelineConfig::parse(&text, &toml).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let sources = detector_sources(&config, &toml, &text, &mut errors);
+    let indicators = indicator_queries(&config, &toml, &text, &mut errors);
     let rules = validated_rules(dir, &config, &mut errors);
     let limits = config.evaluation.limits();
-    for query in rules.iter().map(|r| &r.query).chain(&sources) {
+    for query in rules
+        .iter()
+        .map(|r| &r.query)
+        .chain(&sources)
+        .chain(&indicators)
+    {
         if let Err(e) = plan_query(query, limits, &[]).await {
             errors.push(e);
         }
@@ -81,6 +89,7 @@ pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
             config,
             rules,
             sources,
+            indicators,
             miner,
             entries,
             kb_state,
@@ -213,6 +222,44 @@ fn detector_sources(
         sources.push(d.source(toml, line));
     }
     sources
+}
+
+/// Validates `[incidents]` and its indicators (unique ids, scales) and returns their
+/// queries, each located at the line of its `[[incidents.indicators]]` header.
+fn indicator_queries(
+    config: &PipelineConfig,
+    toml: &Path,
+    text: &str,
+    errors: &mut Vec<Error>,
+) -> Vec<Query> {
+    let lines = header_lines(text, "[[incidents.indicators]]");
+    let fail = |line: usize, message: String| Error::Config {
+        location: format!("{}:{line}", toml.display()),
+        message,
+    };
+    if let Err(m) = config.incidents.validate() {
+        let line = header_lines(text, "[incidents]")
+            .first()
+            .copied()
+            .unwrap_or(1);
+        errors.push(fail(line, m));
+    }
+    let mut ids = BTreeSet::new();
+    let mut queries = Vec::new();
+    for (i, ind) in config.incidents.indicators.iter().enumerate() {
+        let line = lines.get(i).copied().unwrap_or(1);
+        if let Err(m) = ind.validate() {
+            errors.push(fail(line, m));
+        }
+        if !ids.insert(&ind.id) {
+            errors.push(fail(
+                line,
+                format!("indicator id {:?} is used twice", ind.id),
+            ));
+        }
+        queries.push(ind.query(toml, line));
+    }
+    queries
 }
 
 /// 1-based lines where an array-of-tables header such as `[[detectors]]` starts.

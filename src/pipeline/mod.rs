@@ -58,6 +58,8 @@ pub struct Stats {
     /// Suggestions written (each also counted in `review` when it needs a person).
     pub suggestions: u64,
     pub review: u64,
+    /// Incident records written (opened, updated, resolved).
+    pub incidents: u64,
     /// Feedback records applied (duplicates and unknown suggestions are not).
     pub feedback: u64,
     /// Rule or detector-source evaluations that failed (errors, memory limit, budget).
@@ -81,6 +83,8 @@ pub struct Pipeline {
     retired: AlignStats,
     rules: RuleEngine,
     sources: QueryEngine,
+    /// The incident indicators' queries (`[[incidents.indicators]]`).
+    indicators: QueryEngine,
     budget: Box<dyn EvalBudget>,
     kb: KnowledgeBase,
     /// Batches each shard keeps for longer rule windows.
@@ -111,6 +115,7 @@ impl Pipeline {
             config,
             rules,
             sources,
+            indicators,
             miner,
             entries,
             kb_state,
@@ -127,6 +132,7 @@ impl Pipeline {
             history: history_len(&rules, &config),
             rules: RuleEngine::new(rules, limits).await?,
             sources: QueryEngine::new(sources, limits).await?,
+            indicators: QueryEngine::new(indicators, limits).await?,
             budget,
             kb,
             ledger: Ledger::default(),
@@ -456,6 +462,7 @@ impl Pipeline {
             let stages = Stages {
                 rules: &self.rules,
                 sources: &self.sources,
+                indicators: &self.indicators,
                 budget: self.budget.as_ref(),
                 kb: &self.kb,
                 history: self.history,
@@ -475,6 +482,9 @@ impl Pipeline {
             self.stats.alert_state_unreplayable += done.unreplayable;
             self.stats.alerts += done.alerts.len() as u64;
             em.outputs.extend(done.alerts.iter().map(Output::alert));
+            self.stats.incidents += done.incidents.len() as u64;
+            em.outputs
+                .extend(done.incidents.iter().map(Output::incident));
             for s in &done.suggestions {
                 self.stats.suggestions += 1;
                 em.outputs.push(Output::suggestion(s));

@@ -12,6 +12,7 @@ use crate::alert::{Alert, AlertStatus, Grouper, Lifecycle};
 use crate::align::{TraceAligner, WatermarkTracker};
 use crate::config::PipelineConfig;
 use crate::detect::{DetectorConfig, DetectorSet};
+use crate::incident::{IncidentRecord, IncidentTracker};
 use crate::kb::suggestion::Suggestion;
 use crate::kb::KnowledgeBase;
 use crate::model::{AckId, AlignedBatch};
@@ -22,6 +23,8 @@ pub struct Stages<'a> {
     pub rules: &'a RuleEngine,
     /// The detectors' source queries (their rows are samples, not findings).
     pub sources: &'a QueryEngine,
+    /// The incident indicators' queries.
+    pub indicators: &'a QueryEngine,
     pub budget: &'a dyn EvalBudget,
     pub kb: &'a KnowledgeBase,
     /// Earlier batches a shard keeps for rules whose `window` spans several windows.
@@ -37,6 +40,8 @@ pub struct Evaluated {
     /// The knowledge base's suggestions for alerts that started firing.
     pub suggestions: Vec<Suggestion>,
     pub failures: Vec<RuleFailure>,
+    /// Incident records (opened, updated, resolved).
+    pub incidents: Vec<IncidentRecord>,
     /// Input messages no alert state needs any more: release them.
     pub release: Vec<AckId>,
     /// Windows released from the alert-state hold by `limits.max_deferred_acks`.
@@ -58,6 +63,8 @@ pub struct Shard {
     /// Per firing alert (fingerprint): the annotations its best suggestion adds to every
     /// notification, so a receiver (Slack, e-mail through Alertmanager) shows it.
     pub suggested: BTreeMap<String, BTreeMap<String, String>>,
+    /// Incidents and the baselines of their root-cause ranking.
+    pub incidents: IncidentTracker,
 }
 
 impl Shard {
@@ -80,6 +87,7 @@ impl Shard {
             history: VecDeque::new(),
             alert_hold: AlertStateHold::default(),
             suggested: BTreeMap::new(),
+            incidents: IncidentTracker::new(&config.name, config.incidents.clone()),
         }
     }
 
@@ -112,9 +120,16 @@ impl Shard {
             }
         }
         let notifications = self.lifecycle.observe(batch.window, findings);
+        let incidents = self
+            .observe_incidents(&batch, &notifications, stages, &mut failures)
+            .await;
         let mut alerts = self
             .grouper
             .push(batch.window.start, batch.window.end, notifications);
+        for alert in &mut alerts {
+            let notes = self.incidents.annotations(&alert.fingerprint);
+            alert.annotations.extend(notes);
+        }
         let suggestions = self.suggest(&mut alerts, &batch, stages).await;
         self.alert_hold.defer(batch.window.start, batch.acks);
         let needed_from = match (
@@ -131,9 +146,28 @@ impl Shard {
             alerts,
             suggestions,
             failures,
+            incidents,
             release,
             unreplayable,
         }
+    }
+
+    /// The window's indicator rows and notifications through the incident tracker.
+    async fn observe_incidents(
+        &mut self,
+        batch: &AlignedBatch,
+        notifications: &[Alert],
+        stages: &Stages<'_>,
+        failures: &mut Vec<RuleFailure>,
+    ) -> Vec<IncidentRecord> {
+        let rows = if stages.indicators.is_empty() {
+            Vec::new()
+        } else {
+            let (rows, mut f) = stages.indicators.evaluate(batch, &[], stages.budget).await;
+            failures.append(&mut f);
+            rows
+        };
+        self.incidents.observe(batch.window, &rows, notifications)
     }
 
     /// Suggestions for the alerts that start firing (once per firing episode), checked

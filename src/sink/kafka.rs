@@ -15,7 +15,7 @@ use crate::output::{Output, OutputKind};
 
 pub struct KafkaSink {
     producer: FutureProducer,
-    topics: [String; 5],
+    topics: [String; 6],
 }
 
 fn index(kind: OutputKind) -> usize {
@@ -25,6 +25,7 @@ fn index(kind: OutputKind) -> usize {
         OutputKind::DeadLetter => 2,
         OutputKind::Late => 3,
         OutputKind::Review => 4,
+        OutputKind::Incidents => 5,
     }
 }
 
@@ -51,6 +52,7 @@ impl KafkaSink {
                 o.deadletter.clone(),
                 o.late.clone(),
                 o.review.clone(),
+                o.incidents.clone(),
             ],
         })
     }

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("detect", 4),
     ("alert", 5),
     ("kb", 6),
+    ("incident", 6),
     ("output", 7),
     ("config", 8),
     ("load", 9),
@@ -35,7 +36,8 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// Stages that must stay pure (deterministic replays): no I/O, no clock, no driver.
 const PURE: &[&str] = &[
-    "model", "decode", "align", "tables", "logparse", "rules", "detect", "alert", "kb", "output",
+    "model", "decode", "align", "tables", "logparse", "rules", "detect", "alert", "kb", "incident",
+    "output",
 ];
 
 /// What a pure stage must not use.

@@ -1,0 +1,210 @@
+//! Robust baselines per (indicator, entity, name, callee) series: the last `history`
+//! window values, a median and a MAD, and each new value's deviation in robust units.
+//! Bounded: at most `max_series` series, the least recently seen forgotten first.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::config::{Direction, IncidentConfig, IndicatorConfig};
+use crate::model::QueryRow;
+
+/// What a series is about. `callee` is set for an edge of the call graph.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    /// Index of the indicator in `[[incidents.indicators]]`.
+    pub indicator: usize,
+    pub entity: String,
+    /// The row's `indicator` column (e.g. a metric or template name).
+    pub name: String,
+    pub callee: Option<String>,
+    /// The row's `given` column: the series is a conditional one (e.g. "after X, Y"), only
+    /// observed in windows where some row of its indicator and entity has the same `given`.
+    pub given: Option<String>,
+}
+
+/// One series' value in one window, against its baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub key: SeriesKey,
+    pub value: f64,
+    pub baseline: f64,
+    /// In robust units, signed so that positive is the bad direction; 0 without a baseline.
+    pub deviation: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    values: VecDeque<f64>,
+    last_seen: u64,
+}
+
+/// Every series' recent history.
+#[derive(Debug, Clone, Default)]
+pub struct Baselines {
+    series: BTreeMap<SeriesKey, Series>,
+    /// Windows observed so far.
+    windows: u64,
+}
+
+/// Median of `v` (sorted in place); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The deviation of `value` from `history` (signed by `direction`) and the baseline median;
+/// `None` with fewer than `min` samples.
+pub fn deviation(
+    history: &[f64],
+    value: f64,
+    min: usize,
+    indicator: &IndicatorConfig,
+) -> Option<(f64, f64)> {
+    if history.len() < min {
+        return None;
+    }
+    let mut v = history.to_vec();
+    let med = median(&mut v);
+    let mut abs: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+    let mad = median(&mut abs);
+    let scale = (1.4826 * mad)
+        .max(indicator.relative_floor * med.abs())
+        .max(indicator.floor);
+    let d = (value - med) / scale;
+    let signed = match indicator.direction {
+        Direction::Up => d,
+        Direction::Down => -d,
+        Direction::Both => d.abs(),
+    };
+    Some((signed, med))
+}
+
+impl Baselines {
+    /// Scores this window's rows (one list per indicator) against the baselines, then adds
+    /// them to the history — except for series about a `frozen` entity (one an open
+    /// incident names), whose baseline must not learn the incident.
+    pub fn observe(
+        &mut self,
+        config: &IncidentConfig,
+        rows: &[Vec<QueryRow>],
+        frozen: &BTreeSet<String>,
+    ) -> Vec<Observation> {
+        self.windows += 1;
+        let now = self.windows;
+        let mut current: BTreeMap<SeriesKey, f64> = BTreeMap::new();
+        for (i, rows) in rows.iter().enumerate() {
+            for row in rows {
+                if !row.value.is_finite() {
+                    continue;
+                }
+                let label = |k: &str| row.labels.get(k).cloned();
+                let Some(entity) = label("entity").filter(|e| !e.is_empty()) else {
+                    continue;
+                };
+                let key = SeriesKey {
+                    indicator: i,
+                    entity,
+                    name: label("indicator").unwrap_or_default(),
+                    callee: label("callee").filter(|c| !c.is_empty()),
+                    given: label("given"),
+                };
+                current.insert(key, row.value);
+            }
+        }
+        // Counts: a known series missing from this window is a 0 there (a conditional one
+        // only where its condition was observed).
+        let givens: BTreeSet<(usize, &str, &str)> = current
+            .keys()
+            .filter_map(|k| Some((k.indicator, k.entity.as_str(), k.given.as_deref()?)))
+            .collect();
+        let mut zeros = Vec::new();
+        for key in self.series.keys() {
+            let observed = key
+                .given
+                .as_deref()
+                .is_none_or(|g| givens.contains(&(key.indicator, key.entity.as_str(), g)));
+            if config.indicators[key.indicator].zero_when_absent
+                && observed
+                && !current.contains_key(key)
+            {
+                zeros.push(key.clone());
+            }
+        }
+        current.extend(zeros.into_iter().map(|k| (k, 0.0)));
+        let prior = (self.windows - 1).min(config.history as u64) as usize;
+        let mut out = Vec::with_capacity(current.len());
+        for (key, value) in current {
+            let indicator = &config.indicators[key.indicator];
+            let history: Vec<f64> = match self.series.get(&key) {
+                Some(s) => s.values.iter().copied().collect(),
+                // A count never seen before was 0 in every earlier window.
+                None if indicator.zero_when_absent => vec![0.0; prior],
+                None => Vec::new(),
+            };
+            let (dev, base) =
+                deviation(&history, value, config.min_history, indicator).unwrap_or((0.0, value));
+            let is_frozen = frozen.contains(&key.entity)
+                || key.callee.as_ref().is_some_and(|c| frozen.contains(c));
+            if !is_frozen {
+                let s = self.series.entry(key.clone()).or_insert_with(|| Series {
+                    values: history.into(),
+                    last_seen: now,
+                });
+                s.values.push_back(value);
+                while s.values.len() > config.history {
+                    s.values.pop_front();
+                }
+                s.last_seen = now;
+            }
+            out.push(Observation {
+                key,
+                value,
+                baseline: base,
+                deviation: dev,
+            });
+        }
+        self.evict(config.max_series);
+        out
+    }
+
+    /// Forgets the least recently seen series beyond `max`.
+    fn evict(&mut self, max: usize) {
+        if self.series.len() <= max {
+            return;
+        }
+        let mut by_age: Vec<(u64, SeriesKey)> = self
+            .series
+            .iter()
+            .map(|(k, s)| (s.last_seen, k.clone()))
+            .collect();
+        by_age.sort();
+        let excess = self.series.len() - max;
+        for (_, key) in by_age.into_iter().take(excess) {
+            self.series.remove(&key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Approximate bytes held (keys and values), for the evaluation's state figure.
+    pub fn approx_bytes(&self) -> usize {
+        self.series
+            .iter()
+            .map(|(k, s)| {
+                64 + k.entity.len()
+                    + k.name.len()
+                    + k.callee.as_ref().map_or(0, String::len)
+                    + 8 * s.values.len()
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,251 @@
+//! Incidents and root causes: a pure stage after the alert lifecycle. Firing alerts that
+//! overlap in time and share an entity become one incident; while it is open, the
+//! indicators' robust deviations (baselines frozen) rank its suspects.
+//!
+//! - [`config`]: `[incidents]` and its indicators (SQL, read by `load`).
+//! - [`baseline`]: per-series history, median and MAD; deviations in robust units.
+//! - [`rank`]: window scores per entity, the incident's accumulated ranking, the call-graph
+//!   walk, the first anomalous point and the verdict (abstains when unsure).
+//! - [`group`]: incidents, their members, timeline and folding.
+//!
+//! Deterministic: event time only, ordered maps, ties broken by name.
+
+pub mod baseline;
+pub mod config;
+pub mod group;
+pub mod rank;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::Serialize;
+
+use crate::alert::{fnv_hex, Alert, AlertStatus};
+use crate::model::{EventTime, QueryRow, Window};
+use baseline::Baselines;
+pub use config::IncidentConfig;
+use group::{entities_of, Incident, Member, TimelineEntry};
+use rank::{FirstAnomaly, Ranking, Suspect, WindowScores};
+
+/// One incident record (`schemas/incident.json`): written when an incident opens, when its
+/// alerts or its ranking change, and when it resolves. The last record is the current view.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentRecord {
+    /// Stable: the pipeline, the first alert's fingerprint and the opening time.
+    pub id: String,
+    /// `opened`, `updated` or `resolved`.
+    pub status: &'static str,
+    pub pipeline: String,
+    /// End of the window whose evaluation opened it (event time, RFC 3339): when the
+    /// evidence was complete.
+    pub opened_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// Every entity (`label=value`) its alerts named.
+    pub entities: Vec<String>,
+    pub alerts: Vec<Member>,
+    pub timeline: Vec<TimelineEntry>,
+    /// `suspect`, `unknown` (abstained), `no_evidence`, or `no_indicators` (the pipeline
+    /// has no `[[incidents.indicators]]`).
+    pub verdict: &'static str,
+    pub suspects: Vec<Suspect>,
+    pub first_anomaly: Option<FirstAnomaly>,
+    pub propagation_path: Vec<String>,
+    /// Bytes of baseline state the ranking holds (all series of the shard).
+    pub state_bytes: usize,
+}
+
+/// One shard's incidents and baselines.
+pub struct IncidentTracker {
+    config: IncidentConfig,
+    pipeline: String,
+    baselines: Baselines,
+    /// The latest windows' scores, for an incident's look-back.
+    recent: VecDeque<WindowScores>,
+    open: Vec<Incident>,
+}
+
+impl IncidentTracker {
+    pub fn new(pipeline: &str, config: IncidentConfig) -> Self {
+        IncidentTracker {
+            config,
+            pipeline: pipeline.to_string(),
+            baselines: Baselines::default(),
+            recent: VecDeque::new(),
+            open: Vec::new(),
+        }
+    }
+
+    /// One evaluated window: its indicator rows (one list per indicator) and the lifecycle's
+    /// notifications. Returns the records of incidents that opened, changed or resolved.
+    pub fn observe(
+        &mut self,
+        window: Window,
+        rows: &[Vec<QueryRow>],
+        notifications: &[Alert],
+    ) -> Vec<IncidentRecord> {
+        // Entity names of open incidents (the values of their `label=value` entities).
+        let frozen: BTreeSet<String> = self
+            .open
+            .iter()
+            .flat_map(|inc| &inc.entities)
+            .filter_map(|e| e.split_once('=').map(|(_, v)| v.to_string()))
+            .collect();
+        let observations = self.baselines.observe(&self.config, rows, &frozen);
+        let scores = rank::score_window(&self.config, window, &observations);
+        self.recent.push_back(scores.clone());
+        while self.recent.len() > self.config.lookback + 1 {
+            self.recent.pop_front();
+        }
+        let mut changed: BTreeMap<String, &'static str> = BTreeMap::new();
+        for inc in &mut self.open {
+            inc.accumulator.add(&self.config, &scores);
+        }
+        for alert in notifications {
+            let entities = entities_of(alert, &self.config.entity_labels);
+            let Some((i, opened)) = self.incident_for(alert, &entities, window.end) else {
+                continue;
+            };
+            if self.open[i].record(alert, entities, window.end) {
+                let id = self.open[i].id.clone();
+                changed
+                    .entry(id)
+                    .or_insert(if opened { "opened" } else { "updated" });
+            }
+        }
+        let mut out = Vec::new();
+        let mut still_open = Vec::new();
+        for mut inc in std::mem::take(&mut self.open) {
+            if inc.fold(window.end) {
+                changed.entry(inc.id.clone()).or_insert("updated");
+            }
+            let ranking = inc.accumulator.rank(&self.config);
+            if top(&ranking) != top(&inc.ranking) && ranking.verdict != "no_evidence" {
+                let detail = match ranking.suspects.first() {
+                    Some(s) => format!("{} ({}, score {})", s.entity, ranking.verdict, s.score),
+                    None => ranking.verdict.to_string(),
+                };
+                inc.note(window.end, "suspect_changed", detail);
+                changed.entry(inc.id.clone()).or_insert("updated");
+            }
+            inc.ranking = ranking;
+            let resolved = inc.all_resolved();
+            if resolved {
+                changed.insert(inc.id.clone(), "resolved");
+            }
+            if let Some(status) = changed.get(&inc.id) {
+                out.push(self.record(&inc, status, window.end));
+            }
+            if !resolved {
+                still_open.push(inc);
+            }
+        }
+        self.open = still_open;
+        out
+    }
+
+    /// The open incident `alert` belongs to — the one that has it, else the oldest sharing
+    /// an entity (an alert without entities joins the newest) — or a new one. The index,
+    /// and whether it was opened now; `None` for the resolution of an alert no open
+    /// incident holds.
+    fn incident_for(
+        &mut self,
+        alert: &Alert,
+        entities: &BTreeSet<String>,
+        at: EventTime,
+    ) -> Option<(usize, bool)> {
+        if let Some(i) = self
+            .open
+            .iter()
+            .position(|inc| inc.alerts.contains_key(&alert.fingerprint))
+        {
+            return Some((i, false));
+        }
+        if alert.status == AlertStatus::Resolved {
+            return None;
+        }
+        let sharing = if entities.is_empty() {
+            self.open.len().checked_sub(1)
+        } else {
+            self.open
+                .iter()
+                .position(|inc| !inc.entities.is_disjoint(entities))
+        };
+        if let Some(i) = sharing {
+            return Some((i, false));
+        }
+        let mut accumulator = rank::Accumulator::default();
+        for w in &self.recent {
+            accumulator.add(&self.config, w);
+        }
+        let id = fnv_hex(&[&self.pipeline, &alert.fingerprint, &at.to_rfc3339()]);
+        self.open.push(Incident {
+            id,
+            opened_at: at,
+            entities: BTreeSet::new(),
+            alerts: BTreeMap::new(),
+            timeline: Vec::new(),
+            accumulator,
+            ranking: Ranking::default(),
+        });
+        Some((self.open.len() - 1, true))
+    }
+
+    fn record(&self, inc: &Incident, status: &'static str, at: EventTime) -> IncidentRecord {
+        let r = &inc.ranking;
+        let verdict = if self.config.indicators.is_empty() {
+            "no_indicators"
+        } else {
+            r.verdict
+        };
+        IncidentRecord {
+            id: inc.id.clone(),
+            status,
+            pipeline: self.pipeline.clone(),
+            opened_at: inc.opened_at.to_rfc3339(),
+            updated_at: at.to_rfc3339(),
+            resolved_at: (status == "resolved").then(|| at.to_rfc3339()),
+            entities: inc.entities.iter().cloned().collect(),
+            alerts: inc.alerts.values().cloned().collect(),
+            timeline: inc.timeline.clone(),
+            verdict,
+            suspects: r.suspects.clone(),
+            first_anomaly: r.first_anomaly.clone(),
+            propagation_path: r.propagation_path.clone(),
+            state_bytes: self.baselines.approx_bytes(),
+        }
+    }
+
+    /// Annotations for the alerts of open incidents: the incident's id and, when the
+    /// ranking names one, its top suspect.
+    pub fn annotations(&self, fingerprint: &str) -> BTreeMap<String, String> {
+        let mut notes = BTreeMap::new();
+        let Some(inc) = self
+            .open
+            .iter()
+            .find(|inc| inc.alerts.contains_key(fingerprint))
+        else {
+            return notes;
+        };
+        if self.config.indicators.is_empty() {
+            return notes;
+        }
+        notes.insert("incident_id".into(), inc.id.clone());
+        if let (Some(s), "suspect") = (inc.ranking.suspects.first(), inc.ranking.verdict) {
+            notes.insert("root_cause".into(), s.entity.clone());
+            notes.insert("root_cause_score".into(), format!("{:.2}", s.score));
+        }
+        notes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.baselines.len() == 0
+    }
+}
+
+fn top(r: &Ranking) -> Option<(&str, &str)> {
+    r.suspects.first().map(|s| (s.entity.as_str(), r.verdict))
+}
+
+#[cfg(test)]
+mod tests;

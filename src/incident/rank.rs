@@ -1,0 +1,341 @@
+//! Root-cause ranking: per window, each entity's score from its indicators' deviations;
+//! per incident, the best of its windows, a walk down the call graph to the anomalous node
+//! whose callees are healthy, the first anomalous point, and a verdict that abstains when
+//! the top suspect does not stand out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::baseline::Observation;
+use super::config::IncidentConfig;
+use crate::model::Window;
+
+/// Of the other methods' scores, how much adds to the best one's.
+const OTHER_METHODS: f64 = 0.25;
+/// How much being the trace-graph walk's candidate adds to a suspect's score (a share).
+const GRAPH_BONUS: f64 = 0.5;
+/// Evidence items kept per suspect.
+const EVIDENCE_ITEMS: usize = 3;
+
+/// One indicator reading that makes an entity suspect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The indicator's id in `[[incidents.indicators]]`.
+    pub method: String,
+    /// The row's `indicator` column.
+    pub indicator: String,
+    /// For an edge: the other end (`caller->callee` is `edge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    pub value: f64,
+    pub baseline: f64,
+    /// Robust units (positive: the bad direction).
+    pub deviation: f64,
+    pub window_start: String,
+}
+
+/// An entity's score in one window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityScore {
+    pub score: f64,
+    /// Per indicator id.
+    pub methods: BTreeMap<String, f64>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Every entity's score in one window, and the call edges seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowScores {
+    pub window: Window,
+    pub entities: BTreeMap<String, EntityScore>,
+    pub edges: BTreeSet<(String, String)>,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Scores one window's observations: a node indicator counts its worst series, an edge
+/// indicator the median over the entity's edges (a slow node slows all of its edges, a
+/// slow neighbour only one).
+pub fn score_window(
+    config: &IncidentConfig,
+    window: Window,
+    observations: &[Observation],
+) -> WindowScores {
+    let mut node: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    let mut edge: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    let mut evidence: BTreeMap<String, Vec<(f64, Evidence)>> = BTreeMap::new();
+    let mut edges = BTreeSet::new();
+    let start = window.start.to_rfc3339();
+    for o in observations {
+        let k = &o.key;
+        let weight = config.indicators[k.indicator].weight;
+        let d = o.deviation.max(0.0) * weight;
+        let ev = |other: Option<String>| Evidence {
+            method: config.indicators[k.indicator].id.clone(),
+            indicator: k.name.clone(),
+            edge: other,
+            value: round3(o.value),
+            baseline: round3(o.baseline),
+            deviation: round3(o.deviation),
+            window_start: start.clone(),
+        };
+        match &k.callee {
+            None => {
+                let e = node.entry((k.entity.clone(), k.indicator)).or_default();
+                *e = e.max(d);
+                if d > 0.0 {
+                    evidence
+                        .entry(k.entity.clone())
+                        .or_default()
+                        .push((d, ev(None)));
+                }
+            }
+            Some(callee) => {
+                edges.insert((k.entity.clone(), callee.clone()));
+                let name = format!("{}->{}", k.entity, callee);
+                for end in [&k.entity, callee] {
+                    edge.entry((end.clone(), k.indicator)).or_default().push(d);
+                    if d > 0.0 {
+                        evidence
+                            .entry(end.clone())
+                            .or_default()
+                            .push((d, ev(Some(name.clone()))));
+                    }
+                }
+            }
+        }
+    }
+    let mut methods: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for ((entity, i), d) in node {
+        methods
+            .entry(entity)
+            .or_default()
+            .insert(config.indicators[i].id.clone(), d);
+    }
+    for ((entity, i), mut ds) in edge {
+        ds.sort_by(f64::total_cmp);
+        let n = ds.len();
+        let med = if n % 2 == 1 {
+            ds[n / 2]
+        } else {
+            (ds[n / 2 - 1] + ds[n / 2]) / 2.0
+        };
+        let m = methods.entry(entity).or_default();
+        let e = m.entry(config.indicators[i].id.clone()).or_default();
+        *e = e.max(med);
+    }
+    let entities = methods
+        .into_iter()
+        .map(|(entity, methods)| {
+            let best = methods.values().copied().fold(0.0, f64::max);
+            let sum: f64 = methods.values().sum();
+            let mut ev = evidence.remove(&entity).unwrap_or_default();
+            ev.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let score = EntityScore {
+                score: best + OTHER_METHODS * (sum - best),
+                methods,
+                evidence: ev
+                    .into_iter()
+                    .take(EVIDENCE_ITEMS)
+                    .map(|(_, e)| e)
+                    .collect(),
+            };
+            (entity, score)
+        })
+        .collect();
+    WindowScores {
+        window,
+        entities,
+        edges,
+    }
+}
+
+/// One entity across an incident's windows: its best window, and when it first was
+/// anomalous.
+#[derive(Debug, Clone, Default)]
+struct Accumulated {
+    best: EntityScore,
+    methods: BTreeMap<String, f64>,
+    onset: Option<(crate::model::EventTime, String)>,
+}
+
+/// What an incident has seen so far, bounded by its entities and edges.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    entities: BTreeMap<String, Accumulated>,
+    edges: BTreeSet<(String, String)>,
+}
+
+/// A ranked suspect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suspect {
+    pub rank: usize,
+    /// The entity (for service indicators, the service name).
+    pub entity: String,
+    /// The same as `entity`: the field evaluations of service-level ranking read.
+    pub service: String,
+    pub score: f64,
+    /// Per method (indicator id, and `graph` for the trace-graph walk's candidate).
+    pub methods: BTreeMap<String, f64>,
+    pub evidence: Vec<Evidence>,
+    /// Start of the first window in which it was anomalous.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onset: Option<String>,
+}
+
+/// The first anomalous point of an incident.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FirstAnomaly {
+    pub entity: String,
+    pub indicator: String,
+    pub time: String,
+}
+
+/// An incident's ranking.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Ranking {
+    /// `suspect`: the top suspect stands out; `unknown`: it does not (abstained; the
+    /// ranking is still listed with its evidence); `no_evidence`: no indicator deviated.
+    pub verdict: &'static str,
+    pub suspects: Vec<Suspect>,
+    pub first_anomaly: Option<FirstAnomaly>,
+    /// `caller->callee` edges walked from the entry to the candidate.
+    pub propagation_path: Vec<String>,
+}
+
+impl Accumulator {
+    pub fn add(&mut self, config: &IncidentConfig, w: &WindowScores) {
+        self.edges.extend(w.edges.iter().cloned());
+        for (entity, s) in &w.entities {
+            let a = self.entities.entry(entity.clone()).or_default();
+            if s.score > a.best.score {
+                a.best = s.clone();
+            }
+            for (m, v) in &s.methods {
+                let e = a.methods.entry(m.clone()).or_default();
+                *e = e.max(*v);
+            }
+            if a.onset.is_none() && s.score >= config.threshold {
+                let what = s
+                    .evidence
+                    .first()
+                    .map(|e| e.indicator.clone())
+                    .unwrap_or_default();
+                a.onset = Some((w.window.start, what));
+            }
+        }
+    }
+
+    fn score(&self, entity: &str) -> f64 {
+        self.entities.get(entity).map_or(0.0, |a| a.best.score)
+    }
+
+    /// From each entry (a caller no one calls), step to the most anomalous anomalous callee
+    /// until none is; the end with the highest score is the candidate.
+    fn walk(&self, threshold: f64) -> Option<(String, Vec<String>)> {
+        let mut callees: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let called: BTreeSet<&str> = self.edges.iter().map(|(_, b)| b.as_str()).collect();
+        for (a, b) in &self.edges {
+            callees.entry(a.as_str()).or_default().push(b.as_str());
+        }
+        let mut best: Option<(f64, String, Vec<String>)> = None;
+        for entry in callees.keys().filter(|e| !called.contains(*e)) {
+            let (mut cur, mut path, mut seen) = (*entry, Vec::new(), BTreeSet::from([*entry]));
+            loop {
+                let next = callees
+                    .get(cur)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| !seen.contains(*c) && self.score(c) >= threshold)
+                    .max_by(|a, b| self.score(a).total_cmp(&self.score(b)).then(b.cmp(a)));
+                let Some(next) = next else { break };
+                path.push(format!("{cur}->{next}"));
+                seen.insert(next);
+                cur = next;
+            }
+            let s = self.score(cur);
+            if s >= threshold && best.as_ref().is_none_or(|b| s > b.0) {
+                best = Some((s, cur.to_string(), path));
+            }
+        }
+        best.map(|(_, c, p)| (c, p))
+    }
+
+    pub fn rank(&self, config: &IncidentConfig) -> Ranking {
+        let walk = self.walk(config.threshold);
+        let mut suspects: Vec<Suspect> = self
+            .entities
+            .iter()
+            .filter(|(_, a)| a.best.score > 0.0)
+            .map(|(entity, a)| {
+                let mut methods: BTreeMap<String, f64> = a
+                    .methods
+                    .iter()
+                    .map(|(k, v)| (k.clone(), round3(*v)))
+                    .collect();
+                let mut score = a.best.score;
+                if walk.as_ref().is_some_and(|(c, _)| c == entity) {
+                    methods.insert("graph".into(), round3(score));
+                    score *= 1.0 + GRAPH_BONUS;
+                }
+                Suspect {
+                    rank: 0,
+                    entity: entity.clone(),
+                    service: entity.clone(),
+                    score: round3(score),
+                    methods,
+                    evidence: a.best.evidence.clone(),
+                    onset: a.onset.as_ref().map(|(t, _)| t.to_rfc3339()),
+                }
+            })
+            .collect();
+        // Ties go to the earlier onset: the first anomalous point.
+        suspects.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.onset.is_none().cmp(&b.onset.is_none()))
+                .then_with(|| a.onset.cmp(&b.onset))
+                .then_with(|| a.entity.cmp(&b.entity))
+        });
+        suspects.truncate(config.top_k);
+        for (i, s) in suspects.iter_mut().enumerate() {
+            s.rank = i + 1;
+        }
+        let verdict = match suspects.as_slice() {
+            [] => "no_evidence",
+            [top, rest @ ..] => {
+                let second = rest.first().map_or(0.0, |s| s.score);
+                if top.score < config.threshold
+                    || (top.score - second) < config.abstain_margin * top.score
+                {
+                    "unknown"
+                } else {
+                    "suspect"
+                }
+            }
+        };
+        let first_anomaly = self
+            .entities
+            .iter()
+            .filter_map(|(e, a)| {
+                a.onset
+                    .as_ref()
+                    .map(|(t, what)| (t, -a.best.score, e, what))
+            })
+            .min_by(|a, b| a.0.cmp(b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)))
+            .map(|(t, _, e, what)| FirstAnomaly {
+                entity: e.clone(),
+                indicator: what.clone(),
+                time: t.to_rfc3339(),
+            });
+        Ranking {
+            verdict,
+            suspects,
+            first_anomaly,
+            propagation_path: walk.map(|(_, p)| p).unwrap_or_default(),
+        }
+    }
+}
