@@ -43,7 +43,13 @@ pub struct Baselines {
     series: BTreeMap<SeriesKey, Series>,
     /// Windows observed so far.
     windows: u64,
+    /// Recent values of all series of one (indicator, name), e.g. every call edge's network
+    /// time: the peers' baseline a series without enough history of its own is judged by.
+    pools: BTreeMap<(usize, String), Series>,
 }
+
+/// Values a peer pool keeps, in multiples of `history`.
+const POOL_FACTOR: usize = 8;
 
 /// Median of `v` (sorted in place); 0 when empty.
 fn median(v: &mut [f64]) -> f64 {
@@ -148,10 +154,30 @@ impl Baselines {
                 None if indicator.zero_when_absent => vec![0.0; prior],
                 None => Vec::new(),
             };
-            let (dev, base) =
-                deviation(&history, value, config.min_history, indicator).unwrap_or((0.0, value));
+            let pooled = !indicator.zero_when_absent && key.given.is_none();
+            let pool_key = (key.indicator, key.name.clone());
+            let reference = match self.pools.get(&pool_key) {
+                // Too little history of its own (a rarely used call edge): its peers'.
+                Some(pool) if pooled && history.len() < config.min_history => {
+                    pool.values.iter().copied().collect()
+                }
+                _ => history.clone(),
+            };
+            let (dev, base) = deviation(&reference, value, config.min_history, indicator)
+                .unwrap_or((0.0, value));
             let is_frozen = frozen.contains(&key.entity)
                 || key.callee.as_ref().is_some_and(|c| frozen.contains(c));
+            if pooled && !is_frozen {
+                let pool = self.pools.entry(pool_key).or_insert_with(|| Series {
+                    values: VecDeque::new(),
+                    last_seen: now,
+                });
+                pool.values.push_back(value);
+                while pool.values.len() > config.history * POOL_FACTOR {
+                    pool.values.pop_front();
+                }
+                pool.last_seen = now;
+            }
             if !is_frozen {
                 let s = self.series.entry(key.clone()).or_insert_with(|| Series {
                     values: history.into(),
@@ -174,8 +200,17 @@ impl Baselines {
         out
     }
 
-    /// Forgets the least recently seen series beyond `max`.
+    /// Forgets the least recently seen series (and peer pools) beyond `max`.
     fn evict(&mut self, max: usize) {
+        if self.pools.len() > max {
+            let mut by_age: Vec<(u64, (usize, String))> =
+                self.pools.iter().map(|(k, s)| (s.last_seen, k.clone())).collect();
+            by_age.sort();
+            let excess = self.pools.len() - max;
+            for (_, key) in by_age.into_iter().take(excess) {
+                self.pools.remove(&key);
+            }
+        }
         if self.series.len() <= max {
             return;
         }
@@ -205,6 +240,11 @@ impl Baselines {
                     + k.callee.as_ref().map_or(0, String::len)
                     + 8 * s.values.len()
             })
-            .sum()
+            .sum::<usize>()
+            + self
+                .pools
+                .iter()
+                .map(|(k, s)| 64 + k.1.len() + 8 * s.values.len())
+                .sum::<usize>()
     }
 }

@@ -93,6 +93,19 @@ impl IncidentTracker {
             .collect();
         let observations = self.baselines.observe(&self.config, rows, &frozen);
         let scores = rank::score_window(&self.config, window, &observations);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let mut top: Vec<(&String, f64)> =
+                scores.entities.iter().map(|(e, s)| (e, s.score)).collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            top.truncate(5);
+            tracing::debug!(window_start = %window.start, ?top, observations = observations.len(),
+                "Entity scores of the window.");
+            for o in observations.iter().filter(|o| o.deviation >= self.config.threshold) {
+                tracing::trace!(window_start = %window.start, entity = %o.key.entity,
+                    callee = ?o.key.callee, indicator = %o.key.name, value = o.value,
+                    baseline = o.baseline, deviation = o.deviation, "Anomalous observation.");
+            }
+        }
         self.recent.push_back(scores.clone());
         while self.recent.len() > self.config.lookback + 1 {
             self.recent.pop_front();

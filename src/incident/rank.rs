@@ -56,55 +56,73 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Scores one window's observations: a node indicator counts its worst series, an edge
-/// indicator the median over the entity's edges (a slow node slows all of its edges, a
-/// slow neighbour only one).
+/// Scores one window's observations. A node indicator counts its worst series. An edge's
+/// deviation is shared between its ends by how many of each end's edges are anomalous
+/// (bad² / all: the blocking node is the one common to the slow edges — a slow node slows
+/// its edges, a neighbour sees one slow edge among healthy ones), and an edge indicator
+/// counts the entity's largest share.
 pub fn score_window(
     config: &IncidentConfig,
     window: Window,
     observations: &[Observation],
 ) -> WindowScores {
     let mut node: BTreeMap<(String, usize), f64> = BTreeMap::new();
-    let mut edge: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     let mut evidence: BTreeMap<String, Vec<(f64, Evidence)>> = BTreeMap::new();
+    let mut edge_obs = Vec::new();
+    // Per (entity, indicator): anomalous edges, all edges.
+    let mut anomalous: BTreeMap<(&str, usize), (f64, f64)> = BTreeMap::new();
     let mut edges = BTreeSet::new();
     let start = window.start.to_rfc3339();
+    let evidence_of = |o: &Observation, edge: Option<String>| Evidence {
+        method: config.indicators[o.key.indicator].id.clone(),
+        indicator: o.key.name.clone(),
+        edge,
+        value: round3(o.value),
+        baseline: round3(o.baseline),
+        deviation: round3(o.deviation),
+        window_start: start.clone(),
+    };
     for o in observations {
         let k = &o.key;
-        let weight = config.indicators[k.indicator].weight;
-        let d = o.deviation.max(0.0) * weight;
-        let ev = |other: Option<String>| Evidence {
-            method: config.indicators[k.indicator].id.clone(),
-            indicator: k.name.clone(),
-            edge: other,
-            value: round3(o.value),
-            baseline: round3(o.baseline),
-            deviation: round3(o.deviation),
-            window_start: start.clone(),
-        };
+        let d = o.deviation.max(0.0) * config.indicators[k.indicator].weight;
         match &k.callee {
             None => {
                 let e = node.entry((k.entity.clone(), k.indicator)).or_default();
                 *e = e.max(d);
                 if d > 0.0 {
-                    evidence
-                        .entry(k.entity.clone())
-                        .or_default()
-                        .push((d, ev(None)));
+                    let ev = evidence_of(o, None);
+                    evidence.entry(k.entity.clone()).or_default().push((d, ev));
                 }
             }
             Some(callee) => {
                 edges.insert((k.entity.clone(), callee.clone()));
-                let name = format!("{}->{}", k.entity, callee);
-                for end in [&k.entity, callee] {
-                    edge.entry((end.clone(), k.indicator)).or_default().push(d);
-                    if d > 0.0 {
-                        evidence
-                            .entry(end.clone())
-                            .or_default()
-                            .push((d, ev(Some(name.clone()))));
+                for end in [k.entity.as_str(), callee.as_str()] {
+                    let (bad, all) = anomalous.entry((end, k.indicator)).or_default();
+                    *all += 1.0;
+                    if d >= config.threshold {
+                        *bad += 1.0;
                     }
                 }
+                edge_obs.push((o, callee, d));
+            }
+        }
+    }
+    let mut edge: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    for (o, callee, d) in edge_obs {
+        let (a, i) = (o.key.entity.as_str(), o.key.indicator);
+        // Many slow edges, and few healthy ones: bad² / all.
+        let weight = |x: &str| {
+            let (bad, all) = anomalous.get(&(x, i)).copied().unwrap_or((0.0, 1.0));
+            bad * bad / all
+        };
+        let (na, nb) = (weight(a), weight(callee));
+        let name = format!("{a}->{callee}");
+        for (end, mine) in [(a, na), (callee.as_str(), nb)] {
+            let share = if na + nb > 0.0 { mine / (na + nb) } else { 0.5 };
+            edge.entry((end.to_string(), i)).or_default().push(d * share);
+            if d * share > 0.0 {
+                let ev = evidence_of(o, Some(name.clone()));
+                evidence.entry(end.to_string()).or_default().push((d * share, ev));
             }
         }
     }
@@ -115,17 +133,11 @@ pub fn score_window(
             .or_default()
             .insert(config.indicators[i].id.clone(), d);
     }
-    for ((entity, i), mut ds) in edge {
-        ds.sort_by(f64::total_cmp);
-        let n = ds.len();
-        let med = if n % 2 == 1 {
-            ds[n / 2]
-        } else {
-            (ds[n / 2 - 1] + ds[n / 2]) / 2.0
-        };
+    for ((entity, i), ds) in edge {
+        let worst = ds.into_iter().fold(0.0, f64::max);
         let m = methods.entry(entity).or_default();
         let e = m.entry(config.indicators[i].id.clone()).or_default();
-        *e = e.max(med);
+        *e = e.max(worst);
     }
     let entities = methods
         .into_iter()
@@ -158,6 +170,8 @@ pub fn score_window(
 #[derive(Debug, Clone, Default)]
 struct Accumulated {
     best: EntityScore,
+    /// Sum of its window scores: a cause persists, noise comes and goes.
+    total: f64,
     methods: BTreeMap<String, f64>,
     onset: Option<(crate::model::EventTime, String)>,
 }
@@ -214,6 +228,7 @@ impl Accumulator {
             if s.score > a.best.score {
                 a.best = s.clone();
             }
+            a.total += s.score;
             for (m, v) in &s.methods {
                 let e = a.methods.entry(m.clone()).or_default();
                 *e = e.max(*v);
@@ -230,7 +245,7 @@ impl Accumulator {
     }
 
     fn score(&self, entity: &str) -> f64 {
-        self.entities.get(entity).map_or(0.0, |a| a.best.score)
+        self.entities.get(entity).map_or(0.0, |a| a.total)
     }
 
     /// From each entry (a caller no one calls), step to the most anomalous anomalous callee
@@ -269,14 +284,14 @@ impl Accumulator {
         let mut suspects: Vec<Suspect> = self
             .entities
             .iter()
-            .filter(|(_, a)| a.best.score > 0.0)
+            .filter(|(_, a)| a.total > 0.0)
             .map(|(entity, a)| {
                 let mut methods: BTreeMap<String, f64> = a
                     .methods
                     .iter()
                     .map(|(k, v)| (k.clone(), round3(*v)))
                     .collect();
-                let mut score = a.best.score;
+                let mut score = a.total;
                 if walk.as_ref().is_some_and(|(c, _)| c == entity) {
                     methods.insert("graph".into(), round3(score));
                     score *= 1.0 + GRAPH_BONUS;
@@ -317,16 +332,25 @@ impl Accumulator {
                 }
             }
         };
+        // The first anomalous point: the earliest onset on the way to the top suspect (the
+        // walked path and the suspect itself); unrelated noise elsewhere does not count.
+        let mut on_path: BTreeSet<&str> = suspects
+            .first()
+            .map(|s| s.entity.as_str())
+            .into_iter()
+            .collect();
+        if let Some((_, path)) = &walk {
+            for edge in path {
+                on_path.extend(edge.split("->"));
+            }
+        }
         let first_anomaly = self
             .entities
             .iter()
-            .filter_map(|(e, a)| {
-                a.onset
-                    .as_ref()
-                    .map(|(t, what)| (t, -a.best.score, e, what))
-            })
-            .min_by(|a, b| a.0.cmp(b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)))
-            .map(|(t, _, e, what)| FirstAnomaly {
+            .filter(|(e, _)| on_path.contains(e.as_str()))
+            .filter_map(|(e, a)| a.onset.as_ref().map(|(t, what)| (t, e, what)))
+            .min_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)))
+            .map(|(t, e, what)| FirstAnomaly {
                 entity: e.clone(),
                 indicator: what.clone(),
                 time: t.to_rfc3339(),

@@ -1,1 +1,229 @@
+use std::collections::BTreeMap;
 
+use super::config::{Direction, IndicatorConfig};
+use super::*;
+use crate::alert::Alert;
+use crate::model::{EventTime, QueryRow, Window};
+
+const MIN: i64 = 60_000_000_000;
+
+fn window(i: i64) -> Window {
+    Window {
+        start: EventTime(i * MIN),
+        end: EventTime((i + 1) * MIN),
+    }
+}
+
+fn indicator(id: &str, direction: Direction, zero: bool) -> IndicatorConfig {
+    IndicatorConfig {
+        id: id.into(),
+        source: "SELECT 1 AS value".into(),
+        direction,
+        weight: 1.0,
+        floor: 1.0,
+        relative_floor: 0.1,
+        zero_when_absent: zero,
+    }
+}
+
+fn config() -> IncidentConfig {
+    IncidentConfig {
+        min_history: 2,
+        lookback: 0,
+        indicators: vec![
+            indicator("errors", Direction::Up, true),
+            indicator("edge", Direction::Up, false),
+        ],
+        ..IncidentConfig::default()
+    }
+}
+
+fn row(entity: &str, value: f64, callee: Option<&str>) -> QueryRow {
+    let mut labels = BTreeMap::from([
+        ("entity".to_string(), entity.to_string()),
+        ("indicator".to_string(), "x".to_string()),
+    ]);
+    if let Some(c) = callee {
+        labels.insert("callee".into(), c.into());
+    }
+    QueryRow {
+        labels,
+        value,
+        ..QueryRow::default()
+    }
+}
+
+fn alert(name: &str, fp: &str, labels: &[(&str, &str)], firing: bool) -> Alert {
+    let mut l: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    l.insert("alertname".into(), name.into());
+    Alert {
+        rule_id: name.to_lowercase(),
+        fingerprint: fp.into(),
+        status: if firing {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        },
+        labels: l,
+        ..Alert::default()
+    }
+}
+
+/// A healthy call graph gateway → a → b with steady errors and edge times.
+fn healthy(b_edge: f64, b_errors: f64) -> Vec<Vec<QueryRow>> {
+    vec![
+        vec![row("a", 1.0, None), row("b", b_errors, None)],
+        vec![row("gateway", 5.0, Some("a")), row("a", b_edge, Some("b"))],
+    ]
+}
+
+#[test]
+fn deviation_is_in_robust_units_with_floors() {
+    let ind = indicator("x", Direction::Up, false);
+    // Median 10, MAD 1 → scale 1.4826; floor 1 and 10 % of the median (1) are smaller.
+    let (d, base) = baseline::deviation(&[9.0, 10.0, 11.0], 13.0, 3, &ind).unwrap();
+    assert_eq!(base, 10.0);
+    assert!((d - 3.0 / 1.4826).abs() < 1e-9, "{d}");
+    // A flat baseline uses the floor, not a zero MAD.
+    let (d, _) = baseline::deviation(&[0.0, 0.0, 0.0], 5.0, 3, &ind).unwrap();
+    assert_eq!(d, 5.0);
+    let down = indicator("x", Direction::Down, false);
+    let (d, _) = baseline::deviation(&[1.0, 1.0], 0.0, 2, &down).unwrap();
+    assert!(d > 0.0, "a drop is bad for a `down` indicator");
+    assert!(baseline::deviation(&[1.0], 0.0, 2, &down).is_none());
+}
+
+#[test]
+fn the_slow_node_not_its_caller_is_the_suspect_and_the_path_leads_to_it() {
+    let mut t = IncidentTracker::new("p", config());
+    for i in 0..5 {
+        assert!(t.observe(window(i), &healthy(3.0, 0.0), &[]).is_empty());
+    }
+    // b's incoming edge slows by 500 ms and b logs errors; its caller a alerts.
+    let page = alert("SlowCalls", "f1", &[("service", "a")], true);
+    let out = t.observe(window(5), &healthy(500.0, 12.0), &[page]);
+    assert_eq!(out.len(), 1);
+    let r = &out[0];
+    assert_eq!(r.status, "opened");
+    assert_eq!(r.opened_at, window(5).end.to_rfc3339());
+    assert_eq!(r.verdict, "suspect");
+    assert_eq!(r.suspects[0].service, "b", "{:?}", r.suspects);
+    assert!(r.suspects[0].methods.contains_key("graph"));
+    assert_eq!(r.propagation_path, vec!["gateway->a", "a->b"]);
+    let first = r.first_anomaly.as_ref().unwrap();
+    assert_eq!(first.time, window(5).start.to_rfc3339());
+    let ev = &r.suspects[0].evidence[0];
+    assert!(ev.deviation >= 3.0 && ev.value > ev.baseline, "{ev:?}");
+    // The top suspect annotates the incident's alerts.
+    let notes = t.annotations("f1");
+    assert_eq!(notes.get("root_cause").map(String::as_str), Some("b"));
+    assert_eq!(notes.get("incident_id"), Some(&r.id));
+}
+
+#[test]
+fn alerts_sharing_an_entity_join_one_incident_others_open_their_own() {
+    let mut t = IncidentTracker::new("p", config());
+    let a1 = alert("Errors", "f1", &[("service", "a")], true);
+    let out = t.observe(window(0), &[], &[a1]);
+    let id = out[0].id.clone();
+    let a2 = alert("Slow", "f2", &[("service", "a"), ("host", "h1")], true);
+    let c = alert("Errors", "f3", &[("service", "c")], true);
+    let out = t.observe(window(1), &[], &[a2, c]);
+    assert_eq!(out.len(), 2);
+    let joined = out.iter().find(|r| r.id == id).expect("same incident");
+    assert_eq!(joined.status, "updated");
+    assert_eq!(joined.alerts.len(), 2);
+    assert_eq!(joined.entities, vec!["host=h1", "service=a"]);
+    let other = out.iter().find(|r| r.id != id).unwrap();
+    assert_eq!(other.status, "opened");
+    // Stable ids: the same input gives the same incidents.
+    let mut again = IncidentTracker::new("p", config());
+    let a1 = alert("Errors", "f1", &[("service", "a")], true);
+    assert_eq!(again.observe(window(0), &[], &[a1])[0].id, id);
+}
+
+#[test]
+fn an_incident_resolves_when_all_its_alerts_do_and_nothing_reopens_it() {
+    let mut t = IncidentTracker::new("p", config());
+    let a = alert("Errors", "f1", &[("service", "a")], true);
+    t.observe(window(0), &[], &[a]);
+    let b = alert("Errors", "f1", &[("service", "a")], false);
+    let out = t.observe(window(1), &[], &[b.clone()]);
+    assert_eq!(out[0].status, "resolved");
+    assert!(out[0].resolved_at.is_some());
+    let events: Vec<&str> = out[0].timeline.iter().map(|e| e.event).collect();
+    assert_eq!(events, vec!["alert_firing", "alert_resolved"]);
+    // A late resolution of an alert no incident holds opens nothing.
+    assert!(t.observe(window(2), &[], &[b]).is_empty());
+}
+
+#[test]
+fn a_generic_alert_is_folded_into_the_more_specific_one() {
+    let mut t = IncidentTracker::new("p", config());
+    let generic = alert("ErrorBurst", "g", &[("service", "web")], true);
+    let specific = alert(
+        "ErrorTemplateBurst",
+        "s",
+        &[("service", "web"), ("template_id", "t1")],
+        true,
+    );
+    let out = t.observe(window(0), &[], &[generic, specific]);
+    assert_eq!(out.len(), 1, "one incident");
+    let g = out[0].alerts.iter().find(|m| m.fingerprint == "g").unwrap();
+    let s = out[0].alerts.iter().find(|m| m.fingerprint == "s").unwrap();
+    assert_eq!(g.folded_into.as_deref(), Some("s"));
+    assert_eq!(s.folded_into, None);
+}
+
+#[test]
+fn without_a_clear_leader_the_ranking_abstains() {
+    let mut t = IncidentTracker::new("p", config());
+    for i in 0..4 {
+        t.observe(
+            window(i),
+            &[vec![row("a", 0.0, None), row("b", 0.0, None)]],
+            &[],
+        );
+    }
+    let page = alert("Errors", "f", &[("service", "a")], true);
+    let both = [vec![row("a", 10.0, None), row("b", 10.0, None)]];
+    let r = &t.observe(window(4), &both, &[page])[0];
+    assert_eq!(r.verdict, "unknown");
+    assert_eq!(r.suspects.len(), 2, "the evidence is still listed");
+}
+
+#[test]
+fn baselines_of_an_open_incidents_entities_stay_frozen() {
+    let mut t = IncidentTracker::new("p", config());
+    for i in 0..4 {
+        t.observe(window(i), &[vec![row("a", 0.0, None)]], &[]);
+    }
+    let page = alert("Errors", "f", &[("service", "a")], true);
+    t.observe(window(4), &[vec![row("a", 20.0, None)]], &[page]);
+    // Ten more windows of the fault: still 20 robust units, the baseline did not learn it.
+    for i in 5..15 {
+        t.observe(window(i), &[vec![row("a", 20.0, None)]], &[]);
+    }
+    let rows = [vec![row("a", 20.0, None)]];
+    let obs = t
+        .baselines
+        .observe(&t.config, &rows, &["a".to_string()].into());
+    assert_eq!(obs[0].deviation, 20.0);
+}
+
+#[test]
+fn state_is_bounded_by_max_series() {
+    let mut cfg = config();
+    cfg.max_series = 10;
+    let mut t = IncidentTracker::new("p", cfg);
+    for i in 0..20 {
+        let rows = [(0..5)
+            .map(|j| row(&format!("s{i}-{j}"), 1.0, None))
+            .collect()];
+        t.observe(window(i), &rows, &[]);
+        assert!(t.baselines.len() <= 10);
+    }
+}

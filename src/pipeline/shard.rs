@@ -163,8 +163,12 @@ impl Shard {
         let rows = if stages.indicators.is_empty() {
             Vec::new()
         } else {
-            let (rows, mut f) = stages.indicators.evaluate(batch, &[], stages.budget).await;
-            failures.append(&mut f);
+            let (rows, f) = stages.indicators.evaluate(batch, &[], stages.budget).await;
+            for f in f {
+                warn!(indicator = %f.rule_id, window_start = %batch.window.start, error = %f.message,
+                    "Incident indicator failed on a window; the others still ran.");
+                failures.push(f);
+            }
             rows
         };
         self.incidents.observe(batch.window, &rows, notifications)
