@@ -150,8 +150,9 @@ impl Baselines {
             let indicator = &config.indicators[key.indicator];
             let history: Vec<f64> = match self.series.get(&key) {
                 Some(s) => s.values.iter().copied().collect(),
-                // A count never seen before was 0 in every earlier window.
-                None if indicator.zero_when_absent => vec![0.0; prior],
+                // A count never seen before was 0 in every earlier window (a conditional
+                // series was not observed where its condition was not).
+                None if indicator.zero_when_absent && key.given.is_none() => vec![0.0; prior],
                 None => Vec::new(),
             };
             let pooled = !indicator.zero_when_absent && key.given.is_none();
