@@ -66,12 +66,15 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// The deviation of `value` from `history` (signed by `direction`) and the baseline median;
-/// `None` with fewer than `min` samples.
+/// `None` with fewer than `min` samples. With `samples` (the row's `samples` column: `value`
+/// is a proportion of that many trials) the scale is at least the binomial standard error
+/// at the baseline proportion: a ratio of 3 trials moves by chance, one of 300 does not.
 pub fn deviation(
     history: &[f64],
     value: f64,
     min: usize,
     indicator: &IndicatorConfig,
+    samples: Option<f64>,
 ) -> Option<(f64, f64)> {
     if history.len() < min {
         return None;
@@ -80,9 +83,14 @@ pub fn deviation(
     let med = median(&mut v);
     let mut abs: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
     let mad = median(&mut abs);
+    let binomial = samples.filter(|n| *n >= 1.0).map_or(0.0, |n| {
+        let p = med.clamp(0.0, 1.0);
+        ((p * (1.0 - p)).max(1.0 / n) / n).sqrt()
+    });
     let scale = (1.4826 * mad)
         .max(indicator.relative_floor * med.abs())
-        .max(indicator.floor);
+        .max(indicator.floor)
+        .max(binomial);
     let d = (value - med) / scale;
     let signed = match indicator.direction {
         Direction::Up => d,
@@ -105,6 +113,8 @@ impl Baselines {
         self.windows += 1;
         let now = self.windows;
         let mut current: BTreeMap<SeriesKey, f64> = BTreeMap::new();
+        // Trials behind a proportion, per series and per (indicator, entity, given).
+        let mut trials: BTreeMap<(usize, String, Option<String>), f64> = BTreeMap::new();
         for (i, rows) in rows.iter().enumerate() {
             for row in rows {
                 if !row.value.is_finite() {
@@ -121,6 +131,9 @@ impl Baselines {
                     callee: label("callee").filter(|c| !c.is_empty()),
                     given: label("given"),
                 };
+                if let Some(n) = label("samples").and_then(|n| n.parse::<f64>().ok()) {
+                    trials.insert((i, key.entity.clone(), key.given.clone()), n);
+                }
                 current.insert(key, row.value);
             }
         }
@@ -164,7 +177,10 @@ impl Baselines {
                 }
                 _ => history.clone(),
             };
-            let (dev, base) = deviation(&reference, value, config.min_history, indicator)
+            let n = trials
+                .get(&(key.indicator, key.entity.clone(), key.given.clone()))
+                .copied();
+            let (dev, base) = deviation(&reference, value, config.min_history, indicator, n)
                 .unwrap_or((0.0, value));
             let is_frozen = frozen.contains(&key.entity)
                 || key.callee.as_ref().is_some_and(|c| frozen.contains(c));

@@ -99,6 +99,11 @@ pub struct IndicatorConfig {
     /// See `floor`. Default 0.1.
     #[serde(default = "default_relative_floor")]
     pub relative_floor: f64,
+    /// An entity's score on this indicator: the mean of its `top` largest series
+    /// deviations (fewer series count as 0). 1 (default): its worst series. More: one
+    /// deviating series among many is chance, a broken code path moves several.
+    #[serde(default = "one_usize")]
+    pub top: usize,
     /// A series missing from a window counts as 0 there (counts), instead of unobserved
     /// (latencies). Default false.
     #[serde(default)]
@@ -124,6 +129,9 @@ impl IndicatorConfig {
         }
         if !(self.floor.is_finite() && self.floor > 0.0) {
             return Err(format!("indicator {:?}: floor must be > 0", self.id));
+        }
+        if self.top == 0 {
+            return Err(format!("indicator {:?}: top must be at least 1", self.id));
         }
         if !(self.relative_floor.is_finite() && self.relative_floor >= 0.0) {
             return Err(format!(
@@ -189,6 +197,9 @@ fn default_lookback() -> usize {
 }
 fn one() -> f64 {
     1.0
+}
+fn one_usize() -> usize {
+    1
 }
 fn default_relative_floor() -> f64 {
     0.1

@@ -66,7 +66,7 @@ pub fn score_window(
     window: Window,
     observations: &[Observation],
 ) -> WindowScores {
-    let mut node: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    let mut node: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     let mut evidence: BTreeMap<String, Vec<(f64, Evidence)>> = BTreeMap::new();
     let mut edge_obs = Vec::new();
     // Per (entity, indicator): anomalous edges, all edges.
@@ -87,8 +87,9 @@ pub fn score_window(
         let d = o.deviation.max(0.0) * config.indicators[k.indicator].weight;
         match &k.callee {
             None => {
-                let e = node.entry((k.entity.clone(), k.indicator)).or_default();
-                *e = e.max(d);
+                node.entry((k.entity.clone(), k.indicator))
+                    .or_default()
+                    .push(d);
                 if d > 0.0 {
                     let ev = evidence_of(o, None);
                     evidence.entry(k.entity.clone()).or_default().push((d, ev));
@@ -127,11 +128,14 @@ pub fn score_window(
         }
     }
     let mut methods: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for ((entity, i), d) in node {
+    for ((entity, i), mut ds) in node {
+        let top = config.indicators[i].top;
+        ds.sort_by(|a, b| b.total_cmp(a));
+        let mean = ds.iter().take(top).sum::<f64>() / top as f64;
         methods
             .entry(entity)
             .or_default()
-            .insert(config.indicators[i].id.clone(), d);
+            .insert(config.indicators[i].id.clone(), mean);
     }
     for ((entity, i), ds) in edge {
         let worst = ds.into_iter().fold(0.0, f64::max);

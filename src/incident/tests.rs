@@ -23,6 +23,7 @@ fn indicator(id: &str, direction: Direction, zero: bool) -> IndicatorConfig {
         floor: 1.0,
         relative_floor: 0.1,
         zero_when_absent: zero,
+        top: 1,
     }
 }
 
@@ -84,16 +85,23 @@ fn healthy(b_edge: f64, b_errors: f64) -> Vec<Vec<QueryRow>> {
 fn deviation_is_in_robust_units_with_floors() {
     let ind = indicator("x", Direction::Up, false);
     // Median 10, MAD 1 → scale 1.4826; floor 1 and 10 % of the median (1) are smaller.
-    let (d, base) = baseline::deviation(&[9.0, 10.0, 11.0], 13.0, 3, &ind).unwrap();
+    let (d, base) = baseline::deviation(&[9.0, 10.0, 11.0], 13.0, 3, &ind, None).unwrap();
     assert_eq!(base, 10.0);
     assert!((d - 3.0 / 1.4826).abs() < 1e-9, "{d}");
     // A flat baseline uses the floor, not a zero MAD.
-    let (d, _) = baseline::deviation(&[0.0, 0.0, 0.0], 5.0, 3, &ind).unwrap();
+    let (d, _) = baseline::deviation(&[0.0, 0.0, 0.0], 5.0, 3, &ind, None).unwrap();
     assert_eq!(d, 5.0);
     let down = indicator("x", Direction::Down, false);
-    let (d, _) = baseline::deviation(&[1.0, 1.0], 0.0, 2, &down).unwrap();
+    let (d, _) = baseline::deviation(&[1.0, 1.0], 0.0, 2, &down, None).unwrap();
     assert!(d > 0.0, "a drop is bad for a `down` indicator");
-    assert!(baseline::deviation(&[1.0], 0.0, 2, &down).is_none());
+    assert!(baseline::deviation(&[1.0], 0.0, 2, &down, None).is_none());
+    // A proportion of few trials moves by chance: its scale is at least the binomial one.
+    let mut ratio = indicator("x", Direction::Down, false);
+    ratio.floor = 0.01;
+    let hist = [0.5, 0.5, 0.5];
+    let few = baseline::deviation(&hist, 0.0, 3, &ratio, Some(4.0)).unwrap().0;
+    let many = baseline::deviation(&hist, 0.0, 3, &ratio, Some(400.0)).unwrap().0;
+    assert!((few - 2.0).abs() < 1e-9 && (many - 20.0).abs() < 1e-9, "{few} {many}");
 }
 
 #[test]
