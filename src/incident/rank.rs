@@ -15,6 +15,9 @@ use crate::model::Window;
 const OTHER_METHODS: f64 = 0.25;
 /// How much being the trace-graph walk's candidate adds to a suspect's score (a share).
 const GRAPH_BONUS: f64 = 0.5;
+/// The two sides of a node's call edges.
+const OUT: bool = false;
+const IN: bool = true;
 /// Evidence items kept per suspect.
 const EVIDENCE_ITEMS: usize = 3;
 
@@ -56,11 +59,12 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Scores one window's observations. A node indicator counts its worst series. An edge's
-/// deviation is shared between its ends by how many of each end's edges are anomalous
-/// (bad² / all: the blocking node is the one common to the slow edges — a slow node slows
-/// its edges, a neighbour sees one slow edge among healthy ones), and an edge indicator
-/// counts the entity's largest share.
+/// Scores one window's observations. A node indicator counts the mean of its `top` worst
+/// series. An edge's deviation is shared between its ends by how many of the caller's
+/// outgoing and the callee's incoming edges are anomalous (bad² / all: the blocking node is
+/// the one common to the slow edges — a slow node slows its calls or its answers, a
+/// neighbour sees one slow edge among healthy ones), and an edge indicator counts the
+/// entity's largest share.
 pub fn score_window(
     config: &IncidentConfig,
     window: Window,
@@ -69,8 +73,8 @@ pub fn score_window(
     let mut node: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     let mut evidence: BTreeMap<String, Vec<(f64, Evidence)>> = BTreeMap::new();
     let mut edge_obs = Vec::new();
-    // Per (entity, indicator): anomalous edges, all edges.
-    let mut anomalous: BTreeMap<(&str, usize), (f64, f64)> = BTreeMap::new();
+    // Per (entity, indicator, direction): anomalous edges, all edges.
+    let mut anomalous: BTreeMap<(&str, usize, bool), (f64, f64)> = BTreeMap::new();
     let mut edges = BTreeSet::new();
     let start = window.start.to_rfc3339();
     let evidence_of = |o: &Observation, edge: Option<String>| Evidence {
@@ -97,8 +101,8 @@ pub fn score_window(
             }
             Some(callee) => {
                 edges.insert((k.entity.clone(), callee.clone()));
-                for end in [k.entity.as_str(), callee.as_str()] {
-                    let (bad, all) = anomalous.entry((end, k.indicator)).or_default();
+                for end in [(k.entity.as_str(), OUT), (callee.as_str(), IN)] {
+                    let (bad, all) = anomalous.entry((end.0, k.indicator, end.1)).or_default();
                     *all += 1.0;
                     if d >= config.threshold {
                         *bad += 1.0;
@@ -111,12 +115,13 @@ pub fn score_window(
     let mut edge: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     for (o, callee, d) in edge_obs {
         let (a, i) = (o.key.entity.as_str(), o.key.indicator);
-        // Many slow edges, and few healthy ones: bad² / all.
-        let weight = |x: &str| {
-            let (bad, all) = anomalous.get(&(x, i)).copied().unwrap_or((0.0, 1.0));
+        // Many slow edges, and few healthy ones, on the same side: bad² / all — the caller's
+        // outgoing calls, the callee's incoming ones.
+        let weight = |x: &str, side: bool| {
+            let (bad, all) = anomalous.get(&(x, i, side)).copied().unwrap_or((0.0, 1.0));
             bad * bad / all
         };
-        let (na, nb) = (weight(a), weight(callee));
+        let (na, nb) = (weight(a, OUT), weight(callee, IN));
         let name = format!("{a}->{callee}");
         for (end, mine) in [(a, na), (callee.as_str(), nb)] {
             let share = if na + nb > 0.0 { mine / (na + nb) } else { 0.5 };

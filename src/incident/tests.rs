@@ -98,6 +98,7 @@ fn deviation_is_in_robust_units_with_floors() {
     // A proportion of few trials moves by chance: its scale is at least the binomial one.
     let mut ratio = indicator("x", Direction::Down, false);
     ratio.floor = 0.01;
+    ratio.relative_floor = 0.0;
     let hist = [0.5, 0.5, 0.5];
     let few = baseline::deviation(&hist, 0.0, 3, &ratio, Some(4.0)).unwrap().0;
     let many = baseline::deviation(&hist, 0.0, 3, &ratio, Some(400.0)).unwrap().0;
