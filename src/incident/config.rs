@@ -104,8 +104,8 @@ pub struct IndicatorConfig {
     /// deviating series among many is chance, a broken code path moves several.
     #[serde(default = "one_usize")]
     pub top: usize,
-    /// A series missing from a window counts as 0 there (counts), instead of unobserved
-    /// (latencies). Default false.
+    /// The indicator is a count: a series missing from a window counts as 0 there, instead
+    /// of unobserved (as latencies are). Default false.
     #[serde(default)]
     pub zero_when_absent: bool,
 }
