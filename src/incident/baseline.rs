@@ -100,6 +100,47 @@ pub fn deviation(
     Some((signed, med))
 }
 
+/// Trials behind a proportion, per (indicator, entity, given).
+type Trials = BTreeMap<(usize, String, Option<String>), f64>;
+
+/// This window's value per series, and the trials of proportions.
+fn current_values(rows: &[Vec<QueryRow>]) -> (BTreeMap<SeriesKey, f64>, Trials) {
+    let mut current = BTreeMap::new();
+    let mut trials = Trials::new();
+    for (i, rows) in rows.iter().enumerate() {
+        for row in rows {
+            if !row.value.is_finite() {
+                continue;
+            }
+            let label = |k: &str| row.labels.get(k).cloned();
+            let Some(entity) = label("entity").filter(|e| !e.is_empty()) else {
+                continue;
+            };
+            let key = SeriesKey {
+                indicator: i,
+                entity,
+                name: label("indicator").unwrap_or_default(),
+                callee: label("callee").filter(|c| !c.is_empty()),
+                given: label("given"),
+            };
+            if let Some(n) = label("samples").and_then(|n| n.parse::<f64>().ok()) {
+                trials.insert((i, key.entity.clone(), key.given.clone()), n);
+            }
+            current.insert(key, row.value);
+        }
+    }
+    (current, trials)
+}
+
+/// Appends `value` to a bounded history.
+fn push_bounded(series: &mut Series, value: f64, max: usize, now: u64) {
+    series.values.push_back(value);
+    while series.values.len() > max {
+        series.values.pop_front();
+    }
+    series.last_seen = now;
+}
+
 impl Baselines {
     /// Scores this window's rows (one list per indicator) against the baselines, then adds
     /// them to the history — except for series about a `frozen` entity (one an open
@@ -111,34 +152,24 @@ impl Baselines {
         frozen: &BTreeSet<String>,
     ) -> Vec<Observation> {
         self.windows += 1;
-        let now = self.windows;
-        let mut current: BTreeMap<SeriesKey, f64> = BTreeMap::new();
-        // Trials behind a proportion, per series and per (indicator, entity, given).
-        let mut trials: BTreeMap<(usize, String, Option<String>), f64> = BTreeMap::new();
-        for (i, rows) in rows.iter().enumerate() {
-            for row in rows {
-                if !row.value.is_finite() {
-                    continue;
-                }
-                let label = |k: &str| row.labels.get(k).cloned();
-                let Some(entity) = label("entity").filter(|e| !e.is_empty()) else {
-                    continue;
-                };
-                let key = SeriesKey {
-                    indicator: i,
-                    entity,
-                    name: label("indicator").unwrap_or_default(),
-                    callee: label("callee").filter(|c| !c.is_empty()),
-                    given: label("given"),
-                };
-                if let Some(n) = label("samples").and_then(|n| n.parse::<f64>().ok()) {
-                    trials.insert((i, key.entity.clone(), key.given.clone()), n);
-                }
-                current.insert(key, row.value);
-            }
+        let (mut current, trials) = current_values(rows);
+        self.zero_fill(config, &mut current);
+        let mut out = Vec::with_capacity(current.len());
+        for (key, value) in current {
+            let n = trials
+                .get(&(key.indicator, key.entity.clone(), key.given.clone()))
+                .copied();
+            let is_frozen = frozen.contains(&key.entity)
+                || key.callee.as_ref().is_some_and(|c| frozen.contains(c));
+            out.push(self.score_and_learn(config, key, value, n, is_frozen));
         }
-        // Counts: a known series missing from this window is a 0 there (a conditional one
-        // only where its condition was observed).
+        self.evict(config.max_series);
+        out
+    }
+
+    /// Counts: a known series missing from this window is a 0 there (a conditional one only
+    /// where its condition was observed).
+    fn zero_fill(&self, config: &IncidentConfig, current: &mut BTreeMap<SeriesKey, f64>) {
         let givens: BTreeSet<(usize, &str, &str)> = current
             .keys()
             .filter_map(|k| Some((k.indicator, k.entity.as_str(), k.given.as_deref()?)))
@@ -157,71 +188,70 @@ impl Baselines {
             }
         }
         current.extend(zeros.into_iter().map(|k| (k, 0.0)));
+    }
+
+    /// One series' deviation against its history (or its peers' when it has too little);
+    /// then, unless frozen, the value joins both.
+    fn score_and_learn(
+        &mut self,
+        config: &IncidentConfig,
+        key: SeriesKey,
+        value: f64,
+        trials: Option<f64>,
+        frozen: bool,
+    ) -> Observation {
+        let now = self.windows;
+        let indicator = &config.indicators[key.indicator];
         let prior = (self.windows - 1).min(config.history as u64) as usize;
-        let mut out = Vec::with_capacity(current.len());
-        for (key, value) in current {
-            let indicator = &config.indicators[key.indicator];
-            let history: Vec<f64> = match self.series.get(&key) {
-                Some(s) => s.values.iter().copied().collect(),
-                // A count never seen before was 0 in every earlier window (a conditional
-                // series was not observed where its condition was not).
-                None if indicator.zero_when_absent && key.given.is_none() => vec![0.0; prior],
-                None => Vec::new(),
-            };
-            let pooled = !indicator.zero_when_absent && key.given.is_none();
-            let pool_key = (key.indicator, key.name.clone());
-            let reference = match self.pools.get(&pool_key) {
-                // Too little history of its own (a rarely used call edge): its peers'.
-                Some(pool) if pooled && history.len() < config.min_history => {
-                    pool.values.iter().copied().collect()
-                }
-                _ => history.clone(),
-            };
-            let n = trials
-                .get(&(key.indicator, key.entity.clone(), key.given.clone()))
-                .copied();
-            let (dev, base) = deviation(&reference, value, config.min_history, indicator, n)
+        let history: Vec<f64> = match self.series.get(&key) {
+            Some(s) => s.values.iter().copied().collect(),
+            // A count never seen before was 0 in every earlier window (a conditional
+            // series was not observed where its condition was not).
+            None if indicator.zero_when_absent && key.given.is_none() => vec![0.0; prior],
+            None => Vec::new(),
+        };
+        let pooled = !indicator.zero_when_absent && key.given.is_none();
+        let pool_key = (key.indicator, key.name.clone());
+        let reference = match self.pools.get(&pool_key) {
+            // Too little history of its own (a rarely used call edge): its peers'.
+            Some(pool) if pooled && history.len() < config.min_history => {
+                pool.values.iter().copied().collect()
+            }
+            _ => history.clone(),
+        };
+        let (deviation, baseline) =
+            deviation(&reference, value, config.min_history, indicator, trials)
                 .unwrap_or((0.0, value));
-            let is_frozen = frozen.contains(&key.entity)
-                || key.callee.as_ref().is_some_and(|c| frozen.contains(c));
-            if pooled && !is_frozen {
+        if !frozen {
+            if pooled {
                 let pool = self.pools.entry(pool_key).or_insert_with(|| Series {
                     values: VecDeque::new(),
                     last_seen: now,
                 });
-                pool.values.push_back(value);
-                while pool.values.len() > config.history * POOL_FACTOR {
-                    pool.values.pop_front();
-                }
-                pool.last_seen = now;
+                push_bounded(pool, value, config.history * POOL_FACTOR, now);
             }
-            if !is_frozen {
-                let s = self.series.entry(key.clone()).or_insert_with(|| Series {
-                    values: history.into(),
-                    last_seen: now,
-                });
-                s.values.push_back(value);
-                while s.values.len() > config.history {
-                    s.values.pop_front();
-                }
-                s.last_seen = now;
-            }
-            out.push(Observation {
-                key,
-                value,
-                baseline: base,
-                deviation: dev,
+            let s = self.series.entry(key.clone()).or_insert_with(|| Series {
+                values: history.into(),
+                last_seen: now,
             });
+            push_bounded(s, value, config.history, now);
         }
-        self.evict(config.max_series);
-        out
+        Observation {
+            key,
+            value,
+            baseline,
+            deviation,
+        }
     }
 
     /// Forgets the least recently seen series (and peer pools) beyond `max`.
     fn evict(&mut self, max: usize) {
         if self.pools.len() > max {
-            let mut by_age: Vec<(u64, (usize, String))> =
-                self.pools.iter().map(|(k, s)| (s.last_seen, k.clone())).collect();
+            let mut by_age: Vec<(u64, (usize, String))> = self
+                .pools
+                .iter()
+                .map(|(k, s)| (s.last_seen, k.clone()))
+                .collect();
             by_age.sort();
             let excess = self.pools.len() - max;
             for (_, key) in by_age.into_iter().take(excess) {
@@ -243,7 +273,8 @@ impl Baselines {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// Series kept.
+    pub fn series_count(&self) -> usize {
         self.series.len()
     }
 

@@ -31,6 +31,9 @@ pub struct Member {
     pub folded_into: Option<String>,
     #[serde(skip)]
     pub labels: BTreeMap<String, String>,
+    /// Its evidence's sample traces: the records it was raised on.
+    #[serde(skip)]
+    pub trace_ids: BTreeSet<String>,
 }
 
 /// One thing that happened to an incident.
@@ -104,6 +107,7 @@ impl Incident {
                         entities: entities.iter().cloned().collect(),
                         folded_into: None,
                         labels: alert.labels.clone(),
+                        trace_ids: alert.evidence.trace_ids.iter().cloned().collect(),
                     },
                 );
                 true
@@ -120,9 +124,9 @@ impl Incident {
         changed
     }
 
-    /// Folds each firing alert into a firing alert of another rule whose labels strictly
-    /// contain its own entity labels and more: the specific alert carries the same
-    /// evidence. True when a fold changed.
+    /// Folds each firing alert into a firing alert of another rule that says the same about
+    /// the same records more specifically: its labels strictly contain the alert's, and
+    /// their sample traces overlap (or neither has any). True when a fold changed.
     pub fn fold(&mut self, at: EventTime) -> bool {
         let firing: Vec<&Member> = self
             .alerts
@@ -160,9 +164,16 @@ impl Incident {
     }
 }
 
-/// `b` names every entity `a` names, and more of the alert's labels besides.
+/// `b` names every entity `a` names and more of the alert's labels besides, from the same
+/// records.
 fn more_specific(b: &Member, a: &Member) -> bool {
-    !a.entities.is_empty()
+    let same_records = if a.trace_ids.is_empty() && b.trace_ids.is_empty() {
+        true
+    } else {
+        !a.trace_ids.is_disjoint(&b.trace_ids)
+    };
+    same_records
+        && !a.entities.is_empty()
         && a.entities.iter().all(|e| b.entities.contains(e))
         && b.labels.len() > a.labels.len()
         && a.labels

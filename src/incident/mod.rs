@@ -12,6 +12,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod graph;
 pub mod group;
 pub mod rank;
 
@@ -21,7 +22,7 @@ use serde::Serialize;
 
 use crate::alert::{fnv_hex, Alert, AlertStatus};
 use crate::model::{EventTime, QueryRow, Window};
-use baseline::Baselines;
+use baseline::{Baselines, Observation};
 pub use config::IncidentConfig;
 use group::{entities_of, Incident, Member, TimelineEntry};
 use rank::{FirstAnomaly, Ranking, Suspect, WindowScores};
@@ -60,6 +61,8 @@ pub struct IncidentTracker {
     config: IncidentConfig,
     pipeline: String,
     baselines: Baselines,
+    /// Recent service call edges: alerts on neighbours join one incident.
+    graph: graph::CallGraph,
     /// The latest windows' scores, for an incident's look-back.
     recent: VecDeque<WindowScores>,
     open: Vec<Incident>,
@@ -71,41 +74,33 @@ impl IncidentTracker {
             config,
             pipeline: pipeline.to_string(),
             baselines: Baselines::default(),
+            graph: graph::CallGraph::default(),
             recent: VecDeque::new(),
             open: Vec::new(),
         }
     }
 
-    /// One evaluated window: its indicator rows (one list per indicator) and the lifecycle's
-    /// notifications. Returns the records of incidents that opened, changed or resolved.
+    /// One evaluated window: its call edges (`graph::edges_of` its spans), its indicator
+    /// rows (one list per indicator) and the lifecycle's notifications. Returns the records
+    /// of incidents that opened, changed or resolved.
     pub fn observe(
         &mut self,
         window: Window,
+        edges: std::collections::BTreeSet<(String, String)>,
         rows: &[Vec<QueryRow>],
         notifications: &[Alert],
     ) -> Vec<IncidentRecord> {
+        self.graph.push(edges);
         // Entity names of open incidents (the values of their `label=value` entities).
         let frozen: BTreeSet<String> = self
             .open
             .iter()
             .flat_map(|inc| &inc.entities)
-            .filter_map(|e| e.split_once('=').map(|(_, v)| v.to_string()))
+            .map(|e| entity_name(e).to_string())
             .collect();
         let observations = self.baselines.observe(&self.config, rows, &frozen);
         let scores = rank::score_window(&self.config, window, &observations);
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let mut top: Vec<(&String, f64)> =
-                scores.entities.iter().map(|(e, s)| (e, s.score)).collect();
-            top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            top.truncate(5);
-            tracing::debug!(window_start = %window.start, ?top, observations = observations.len(),
-                "Entity scores of the window.");
-            for o in observations.iter().filter(|o| o.deviation >= self.config.threshold) {
-                tracing::trace!(window_start = %window.start, entity = %o.key.entity,
-                    callee = ?o.key.callee, indicator = %o.key.name, value = o.value,
-                    baseline = o.baseline, deviation = o.deviation, "Anomalous observation.");
-            }
-        }
+        log_scores(&self.config, &scores, &observations);
         self.recent.push_back(scores.clone());
         while self.recent.len() > self.config.lookback + 1 {
             self.recent.pop_front();
@@ -126,6 +121,7 @@ impl IncidentTracker {
                     .or_insert(if opened { "opened" } else { "updated" });
             }
         }
+        self.merge_new(window.end, &mut changed);
         let mut out = Vec::new();
         let mut still_open = Vec::new();
         for mut inc in std::mem::take(&mut self.open) {
@@ -157,6 +153,38 @@ impl IncidentTracker {
         out
     }
 
+    /// An incident opened in this window that its later alerts tied to an older one (they
+    /// arrived before the alert that names the shared entity) joins it.
+    fn merge_new(&mut self, at: EventTime, changed: &mut BTreeMap<String, &'static str>) {
+        let mut i = self.open.len();
+        while i > 1 {
+            i -= 1;
+            if self.open[i].opened_at != at {
+                continue;
+            }
+            let target = (0..i).find(|&j| self.related(&self.open[j], &self.open[i].entities));
+            if let Some(j) = target {
+                let merged = self.open.remove(i);
+                changed.remove(&merged.id);
+                let into = &mut self.open[j];
+                into.entities.extend(merged.entities);
+                into.alerts.extend(merged.alerts);
+                into.timeline.extend(merged.timeline);
+                changed.entry(into.id.clone()).or_insert("updated");
+            }
+        }
+    }
+
+    /// `inc` shares an entity with `entities`, or a call edge joins them.
+    fn related(&self, inc: &Incident, entities: &BTreeSet<String>) -> bool {
+        !inc.entities.is_disjoint(entities)
+            || entities.iter().any(|e| {
+                inc.entities
+                    .iter()
+                    .any(|f| self.graph.adjacent(entity_name(e), entity_name(f)))
+            })
+    }
+
     /// The open incident `alert` belongs to — the one that has it, else the oldest sharing
     /// an entity (an alert without entities joins the newest) — or a new one. The index,
     /// and whether it was opened now; `None` for the resolution of an alert no open
@@ -180,9 +208,7 @@ impl IncidentTracker {
         let sharing = if entities.is_empty() {
             self.open.len().checked_sub(1)
         } else {
-            self.open
-                .iter()
-                .position(|inc| !inc.entities.is_disjoint(entities))
+            self.open.iter().position(|inc| self.related(inc, entities))
         };
         if let Some(i) = sharing {
             return Some((i, false));
@@ -250,10 +276,31 @@ impl IncidentTracker {
         }
         notes
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.baselines.len() == 0
+/// At debug level the window's top entities; at trace level every anomalous observation.
+fn log_scores(config: &IncidentConfig, scores: &WindowScores, observations: &[Observation]) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
     }
+    let mut top: Vec<(&String, f64)> = scores.entities.iter().map(|(e, s)| (e, s.score)).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top.truncate(5);
+    tracing::debug!(window_start = %scores.window.start, ?top,
+        observations = observations.len(), "Entity scores of the window.");
+    for o in observations
+        .iter()
+        .filter(|o| o.deviation >= config.threshold)
+    {
+        tracing::trace!(window_start = %scores.window.start, entity = %o.key.entity,
+            callee = ?o.key.callee, indicator = %o.key.name, value = o.value,
+            baseline = o.baseline, deviation = o.deviation, "Anomalous observation.");
+    }
+}
+
+/// The value of a `label=value` entity.
+fn entity_name(entity: &str) -> &str {
+    entity.split_once('=').map_or(entity, |(_, v)| v)
 }
 
 fn top(r: &Ranking) -> Option<(&str, &str)> {

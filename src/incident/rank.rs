@@ -59,101 +59,146 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Per-entity deviations of one window, on their way to scores.
+struct Tally<'a> {
+    config: &'a IncidentConfig,
+    start: String,
+    /// Per (entity, indicator): its series' weighted deviations (nodes) or edge shares.
+    node: BTreeMap<(String, usize), Vec<f64>>,
+    edge: BTreeMap<(String, usize), Vec<f64>>,
+    evidence: BTreeMap<String, Vec<(f64, Evidence)>>,
+}
+
+impl Tally<'_> {
+    fn evidence_of(&self, o: &Observation, edge: Option<String>) -> Evidence {
+        Evidence {
+            method: self.config.indicators[o.key.indicator].id.clone(),
+            indicator: o.key.name.clone(),
+            edge,
+            value: round3(o.value),
+            baseline: round3(o.baseline),
+            deviation: round3(o.deviation),
+            window_start: self.start.clone(),
+        }
+    }
+
+    fn add_node(&mut self, o: &Observation, d: f64) {
+        let k = &o.key;
+        self.node
+            .entry((k.entity.clone(), k.indicator))
+            .or_default()
+            .push(d);
+        if d > 0.0 {
+            let ev = self.evidence_of(o, None);
+            self.evidence
+                .entry(k.entity.clone())
+                .or_default()
+                .push((d, ev));
+        }
+    }
+
+    /// Shares each edge's deviation between its ends: many slow edges and few healthy ones
+    /// on the same side (the caller's outgoing calls, the callee's incoming ones) weigh
+    /// bad² / all.
+    fn add_edges(&mut self, edges: &[(&Observation, f64)]) {
+        // Per (entity, indicator, side): anomalous edges, all edges.
+        let mut counts: BTreeMap<(&str, usize, bool), (f64, f64)> = BTreeMap::new();
+        for (o, d) in edges {
+            let callee = o.key.callee.as_deref().unwrap_or_default();
+            for end in [(o.key.entity.as_str(), OUT), (callee, IN)] {
+                let (bad, all) = counts.entry((end.0, o.key.indicator, end.1)).or_default();
+                *all += 1.0;
+                if *d >= self.config.threshold {
+                    *bad += 1.0;
+                }
+            }
+        }
+        for (o, d) in edges {
+            let (a, i) = (o.key.entity.as_str(), o.key.indicator);
+            let callee = o.key.callee.as_deref().unwrap_or_default();
+            let weight = |x: &str, side: bool| {
+                let (bad, all) = counts.get(&(x, i, side)).copied().unwrap_or((0.0, 1.0));
+                bad * bad / all
+            };
+            let (na, nb) = (weight(a, OUT), weight(callee, IN));
+            for (end, mine) in [(a, na), (callee, nb)] {
+                let share = if na + nb > 0.0 { mine / (na + nb) } else { 0.5 };
+                let part = d * share;
+                self.edge
+                    .entry((end.to_string(), i))
+                    .or_default()
+                    .push(part);
+                if part > 0.0 {
+                    let ev = self.evidence_of(o, Some(format!("{a}->{callee}")));
+                    self.evidence
+                        .entry(end.to_string())
+                        .or_default()
+                        .push((part, ev));
+                }
+            }
+        }
+    }
+
+    /// Per entity and indicator id: the mean of the `top` worst series (nodes), the largest
+    /// share (edges).
+    fn methods(&mut self) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let mut methods: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for ((entity, i), ds) in std::mem::take(&mut self.node) {
+            let top = self.config.indicators[i].top;
+            let mut ds = ds;
+            ds.sort_by(|a, b| b.total_cmp(a));
+            let mean = ds.iter().take(top).sum::<f64>() / top as f64;
+            let id = self.config.indicators[i].id.clone();
+            methods.entry(entity).or_default().insert(id, mean);
+        }
+        for ((entity, i), ds) in std::mem::take(&mut self.edge) {
+            let worst = ds.into_iter().fold(0.0, f64::max);
+            let m = methods.entry(entity).or_default();
+            let e = m.entry(self.config.indicators[i].id.clone()).or_default();
+            *e = e.max(worst);
+        }
+        methods
+    }
+}
+
 /// Scores one window's observations. A node indicator counts the mean of its `top` worst
 /// series. An edge's deviation is shared between its ends by how many of the caller's
-/// outgoing and the callee's incoming edges are anomalous (bad² / all: the blocking node is
-/// the one common to the slow edges — a slow node slows its calls or its answers, a
-/// neighbour sees one slow edge among healthy ones), and an edge indicator counts the
-/// entity's largest share.
+/// outgoing and the callee's incoming edges are anomalous (the blocking node is the one
+/// common to the slow edges — a slow node slows its calls or its answers, a neighbour sees
+/// one slow edge among healthy ones), and an edge indicator counts the entity's largest
+/// share. An entity's score is its best method plus a quarter of the others.
 pub fn score_window(
     config: &IncidentConfig,
     window: Window,
     observations: &[Observation],
 ) -> WindowScores {
-    let mut node: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
-    let mut evidence: BTreeMap<String, Vec<(f64, Evidence)>> = BTreeMap::new();
-    let mut edge_obs = Vec::new();
-    // Per (entity, indicator, direction): anomalous edges, all edges.
-    let mut anomalous: BTreeMap<(&str, usize, bool), (f64, f64)> = BTreeMap::new();
-    let mut edges = BTreeSet::new();
-    let start = window.start.to_rfc3339();
-    let evidence_of = |o: &Observation, edge: Option<String>| Evidence {
-        method: config.indicators[o.key.indicator].id.clone(),
-        indicator: o.key.name.clone(),
-        edge,
-        value: round3(o.value),
-        baseline: round3(o.baseline),
-        deviation: round3(o.deviation),
-        window_start: start.clone(),
+    let mut tally = Tally {
+        config,
+        start: window.start.to_rfc3339(),
+        node: BTreeMap::new(),
+        edge: BTreeMap::new(),
+        evidence: BTreeMap::new(),
     };
+    let mut edge_obs = Vec::new();
+    let mut edges = BTreeSet::new();
     for o in observations {
-        let k = &o.key;
-        let d = o.deviation.max(0.0) * config.indicators[k.indicator].weight;
-        match &k.callee {
-            None => {
-                node.entry((k.entity.clone(), k.indicator))
-                    .or_default()
-                    .push(d);
-                if d > 0.0 {
-                    let ev = evidence_of(o, None);
-                    evidence.entry(k.entity.clone()).or_default().push((d, ev));
-                }
-            }
+        let d = o.deviation.max(0.0) * config.indicators[o.key.indicator].weight;
+        match &o.key.callee {
+            None => tally.add_node(o, d),
             Some(callee) => {
-                edges.insert((k.entity.clone(), callee.clone()));
-                for end in [(k.entity.as_str(), OUT), (callee.as_str(), IN)] {
-                    let (bad, all) = anomalous.entry((end.0, k.indicator, end.1)).or_default();
-                    *all += 1.0;
-                    if d >= config.threshold {
-                        *bad += 1.0;
-                    }
-                }
-                edge_obs.push((o, callee, d));
+                edges.insert((o.key.entity.clone(), callee.clone()));
+                edge_obs.push((o, d));
             }
         }
     }
-    let mut edge: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
-    for (o, callee, d) in edge_obs {
-        let (a, i) = (o.key.entity.as_str(), o.key.indicator);
-        // Many slow edges, and few healthy ones, on the same side: bad² / all — the caller's
-        // outgoing calls, the callee's incoming ones.
-        let weight = |x: &str, side: bool| {
-            let (bad, all) = anomalous.get(&(x, i, side)).copied().unwrap_or((0.0, 1.0));
-            bad * bad / all
-        };
-        let (na, nb) = (weight(a, OUT), weight(callee, IN));
-        let name = format!("{a}->{callee}");
-        for (end, mine) in [(a, na), (callee.as_str(), nb)] {
-            let share = if na + nb > 0.0 { mine / (na + nb) } else { 0.5 };
-            edge.entry((end.to_string(), i)).or_default().push(d * share);
-            if d * share > 0.0 {
-                let ev = evidence_of(o, Some(name.clone()));
-                evidence.entry(end.to_string()).or_default().push((d * share, ev));
-            }
-        }
-    }
-    let mut methods: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for ((entity, i), mut ds) in node {
-        let top = config.indicators[i].top;
-        ds.sort_by(|a, b| b.total_cmp(a));
-        let mean = ds.iter().take(top).sum::<f64>() / top as f64;
-        methods
-            .entry(entity)
-            .or_default()
-            .insert(config.indicators[i].id.clone(), mean);
-    }
-    for ((entity, i), ds) in edge {
-        let worst = ds.into_iter().fold(0.0, f64::max);
-        let m = methods.entry(entity).or_default();
-        let e = m.entry(config.indicators[i].id.clone()).or_default();
-        *e = e.max(worst);
-    }
-    let entities = methods
+    tally.add_edges(&edge_obs);
+    let entities = tally
+        .methods()
         .into_iter()
         .map(|(entity, methods)| {
             let best = methods.values().copied().fold(0.0, f64::max);
             let sum: f64 = methods.values().sum();
-            let mut ev = evidence.remove(&entity).unwrap_or_default();
+            let mut ev = tally.evidence.remove(&entity).unwrap_or_default();
             ev.sort_by(|a, b| b.0.total_cmp(&a.0));
             let score = EntityScore {
                 score: best + OTHER_METHODS * (sum - best),
@@ -341,20 +386,30 @@ impl Accumulator {
                 }
             }
         };
-        // The first anomalous point: the earliest onset on the way to the top suspect (the
-        // walked path and the suspect itself); unrelated noise elsewhere does not count.
-        let mut on_path: BTreeSet<&str> = suspects
-            .first()
-            .map(|s| s.entity.as_str())
-            .into_iter()
-            .collect();
-        if let Some((_, path)) = &walk {
+        let first_anomaly =
+            self.first_anomaly(suspects.first().map(|s| s.entity.as_str()), walk.as_ref());
+        Ranking {
+            verdict,
+            suspects,
+            first_anomaly,
+            propagation_path: walk.map(|(_, p)| p).unwrap_or_default(),
+        }
+    }
+
+    /// The first anomalous point: the earliest onset on the way to the top suspect (the
+    /// walked path and the suspect itself); unrelated noise elsewhere does not count.
+    fn first_anomaly(
+        &self,
+        top: Option<&str>,
+        walk: Option<&(String, Vec<String>)>,
+    ) -> Option<FirstAnomaly> {
+        let mut on_path: BTreeSet<&str> = top.into_iter().collect();
+        if let Some((_, path)) = walk {
             for edge in path {
                 on_path.extend(edge.split("->"));
             }
         }
-        let first_anomaly = self
-            .entities
+        self.entities
             .iter()
             .filter(|(e, _)| on_path.contains(e.as_str()))
             .filter_map(|(e, a)| a.onset.as_ref().map(|(t, what)| (t, e, what)))
@@ -363,12 +418,6 @@ impl Accumulator {
                 entity: e.clone(),
                 indicator: what.clone(),
                 time: t.to_rfc3339(),
-            });
-        Ranking {
-            verdict,
-            suspects,
-            first_anomaly,
-            propagation_path: walk.map(|(_, p)| p).unwrap_or_default(),
-        }
+            })
     }
 }

@@ -54,6 +54,18 @@ fn row(entity: &str, value: f64, callee: Option<&str>) -> QueryRow {
     }
 }
 
+impl IncidentTracker {
+    /// `observe` without call edges.
+    fn observe_rows(
+        &mut self,
+        w: Window,
+        rows: &[Vec<QueryRow>],
+        notifications: &[Alert],
+    ) -> Vec<IncidentRecord> {
+        self.observe(w, Default::default(), rows, notifications)
+    }
+}
+
 fn alert(name: &str, fp: &str, labels: &[(&str, &str)], firing: bool) -> Alert {
     let mut l: BTreeMap<String, String> = labels
         .iter()
@@ -100,20 +112,29 @@ fn deviation_is_in_robust_units_with_floors() {
     ratio.floor = 0.01;
     ratio.relative_floor = 0.0;
     let hist = [0.5, 0.5, 0.5];
-    let few = baseline::deviation(&hist, 0.0, 3, &ratio, Some(4.0)).unwrap().0;
-    let many = baseline::deviation(&hist, 0.0, 3, &ratio, Some(400.0)).unwrap().0;
-    assert!((few - 2.0).abs() < 1e-9 && (many - 20.0).abs() < 1e-9, "{few} {many}");
+    let few = baseline::deviation(&hist, 0.0, 3, &ratio, Some(4.0))
+        .unwrap()
+        .0;
+    let many = baseline::deviation(&hist, 0.0, 3, &ratio, Some(400.0))
+        .unwrap()
+        .0;
+    assert!(
+        (few - 2.0).abs() < 1e-9 && (many - 20.0).abs() < 1e-9,
+        "{few} {many}"
+    );
 }
 
 #[test]
 fn the_slow_node_not_its_caller_is_the_suspect_and_the_path_leads_to_it() {
     let mut t = IncidentTracker::new("p", config());
     for i in 0..5 {
-        assert!(t.observe(window(i), &healthy(3.0, 0.0), &[]).is_empty());
+        assert!(t
+            .observe_rows(window(i), &healthy(3.0, 0.0), &[])
+            .is_empty());
     }
     // b's incoming edge slows by 500 ms and b logs errors; its caller a alerts.
     let page = alert("SlowCalls", "f1", &[("service", "a")], true);
-    let out = t.observe(window(5), &healthy(500.0, 12.0), &[page]);
+    let out = t.observe_rows(window(5), &healthy(500.0, 12.0), &[page]);
     assert_eq!(out.len(), 1);
     let r = &out[0];
     assert_eq!(r.status, "opened");
@@ -136,11 +157,11 @@ fn the_slow_node_not_its_caller_is_the_suspect_and_the_path_leads_to_it() {
 fn alerts_sharing_an_entity_join_one_incident_others_open_their_own() {
     let mut t = IncidentTracker::new("p", config());
     let a1 = alert("Errors", "f1", &[("service", "a")], true);
-    let out = t.observe(window(0), &[], &[a1]);
+    let out = t.observe_rows(window(0), &[], &[a1]);
     let id = out[0].id.clone();
     let a2 = alert("Slow", "f2", &[("service", "a"), ("host", "h1")], true);
     let c = alert("Errors", "f3", &[("service", "c")], true);
-    let out = t.observe(window(1), &[], &[a2, c]);
+    let out = t.observe_rows(window(1), &[], &[a2, c]);
     assert_eq!(out.len(), 2);
     let joined = out.iter().find(|r| r.id == id).expect("same incident");
     assert_eq!(joined.status, "updated");
@@ -151,22 +172,22 @@ fn alerts_sharing_an_entity_join_one_incident_others_open_their_own() {
     // Stable ids: the same input gives the same incidents.
     let mut again = IncidentTracker::new("p", config());
     let a1 = alert("Errors", "f1", &[("service", "a")], true);
-    assert_eq!(again.observe(window(0), &[], &[a1])[0].id, id);
+    assert_eq!(again.observe_rows(window(0), &[], &[a1])[0].id, id);
 }
 
 #[test]
 fn an_incident_resolves_when_all_its_alerts_do_and_nothing_reopens_it() {
     let mut t = IncidentTracker::new("p", config());
     let a = alert("Errors", "f1", &[("service", "a")], true);
-    t.observe(window(0), &[], &[a]);
+    t.observe_rows(window(0), &[], &[a]);
     let b = alert("Errors", "f1", &[("service", "a")], false);
-    let out = t.observe(window(1), &[], &[b.clone()]);
+    let out = t.observe_rows(window(1), &[], std::slice::from_ref(&b));
     assert_eq!(out[0].status, "resolved");
     assert!(out[0].resolved_at.is_some());
     let events: Vec<&str> = out[0].timeline.iter().map(|e| e.event).collect();
     assert_eq!(events, vec!["alert_firing", "alert_resolved"]);
     // A late resolution of an alert no incident holds opens nothing.
-    assert!(t.observe(window(2), &[], &[b]).is_empty());
+    assert!(t.observe_rows(window(2), &[], &[b]).is_empty());
 }
 
 #[test]
@@ -179,7 +200,7 @@ fn a_generic_alert_is_folded_into_the_more_specific_one() {
         &[("service", "web"), ("template_id", "t1")],
         true,
     );
-    let out = t.observe(window(0), &[], &[generic, specific]);
+    let out = t.observe_rows(window(0), &[], &[generic, specific]);
     assert_eq!(out.len(), 1, "one incident");
     let g = out[0].alerts.iter().find(|m| m.fingerprint == "g").unwrap();
     let s = out[0].alerts.iter().find(|m| m.fingerprint == "s").unwrap();
@@ -191,7 +212,7 @@ fn a_generic_alert_is_folded_into_the_more_specific_one() {
 fn without_a_clear_leader_the_ranking_abstains() {
     let mut t = IncidentTracker::new("p", config());
     for i in 0..4 {
-        t.observe(
+        t.observe_rows(
             window(i),
             &[vec![row("a", 0.0, None), row("b", 0.0, None)]],
             &[],
@@ -199,7 +220,7 @@ fn without_a_clear_leader_the_ranking_abstains() {
     }
     let page = alert("Errors", "f", &[("service", "a")], true);
     let both = [vec![row("a", 10.0, None), row("b", 10.0, None)]];
-    let r = &t.observe(window(4), &both, &[page])[0];
+    let r = &t.observe_rows(window(4), &both, &[page])[0];
     assert_eq!(r.verdict, "unknown");
     assert_eq!(r.suspects.len(), 2, "the evidence is still listed");
 }
@@ -208,13 +229,13 @@ fn without_a_clear_leader_the_ranking_abstains() {
 fn baselines_of_an_open_incidents_entities_stay_frozen() {
     let mut t = IncidentTracker::new("p", config());
     for i in 0..4 {
-        t.observe(window(i), &[vec![row("a", 0.0, None)]], &[]);
+        t.observe_rows(window(i), &[vec![row("a", 0.0, None)]], &[]);
     }
     let page = alert("Errors", "f", &[("service", "a")], true);
-    t.observe(window(4), &[vec![row("a", 20.0, None)]], &[page]);
+    t.observe_rows(window(4), &[vec![row("a", 20.0, None)]], &[page]);
     // Ten more windows of the fault: still 20 robust units, the baseline did not learn it.
     for i in 5..15 {
-        t.observe(window(i), &[vec![row("a", 20.0, None)]], &[]);
+        t.observe_rows(window(i), &[vec![row("a", 20.0, None)]], &[]);
     }
     let rows = [vec![row("a", 20.0, None)]];
     let obs = t
@@ -232,7 +253,62 @@ fn state_is_bounded_by_max_series() {
         let rows = [(0..5)
             .map(|j| row(&format!("s{i}-{j}"), 1.0, None))
             .collect()];
-        t.observe(window(i), &rows, &[]);
-        assert!(t.baselines.len() <= 10);
+        t.observe_rows(window(i), &rows, &[]);
+        assert!(t.baselines.series_count() <= 10);
     }
+}
+
+#[test]
+fn alerts_on_services_a_call_edge_joins_are_one_incident_whatever_their_order() {
+    let mut t = IncidentTracker::new("p", config());
+    let edges: std::collections::BTreeSet<(String, String)> =
+        [("gateway".to_string(), "model".to_string())].into();
+    // The gateway's alert arrives before the one naming the model's host and service.
+    let gpu = alert("GpuMemory", "g", &[("host", "node-7")], true);
+    let gateway = alert("Errors", "e", &[("service", "gateway")], true);
+    let oom = alert(
+        "Oom",
+        "o",
+        &[("service", "model"), ("host", "node-7")],
+        true,
+    );
+    let out = t.observe(window(0), edges.clone(), &[], &[gpu, gateway, oom]);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].alerts.len(), 3);
+    // Without the edge they stay apart.
+    let mut t = IncidentTracker::new("p", config());
+    let gateway = alert("Errors", "e", &[("service", "gateway")], true);
+    let oom = alert("Oom", "o", &[("service", "model")], true);
+    assert_eq!(t.observe_rows(window(0), &[], &[gateway, oom]).len(), 2);
+}
+
+#[test]
+fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
+    use crate::model::{Attributes, Resource, SpanRecord, StatusCode};
+    let span = |id: &str, parent: Option<&str>, service: &str| SpanRecord {
+        start_time: EventTime(0),
+        end_time: EventTime(1_000_000),
+        trace_id: "t1".into(),
+        span_id: id.into(),
+        parent_span_id: parent.map(String::from),
+        name: "op".into(),
+        kind: "server",
+        status: StatusCode::Unset,
+        status_message: None,
+        resource: std::sync::Arc::new(Resource::from_attributes(Attributes::from([(
+            "service.name".to_string(),
+            service.to_string(),
+        )]))),
+        scope: None,
+        attributes: Attributes::new(),
+        event_count: 0,
+    };
+    let spans = [
+        span("a", None, "gateway"),
+        span("b", Some("a"), "gateway"),
+        span("c", Some("b"), "model"),
+    ];
+    let batch = crate::tables::spans_batch(spans.iter());
+    let edges = graph::edges_of(&batch);
+    assert_eq!(edges, [("gateway".to_string(), "model".to_string())].into());
 }

@@ -126,11 +126,12 @@ impl Shard {
         let mut alerts = self
             .grouper
             .push(batch.window.start, batch.window.end, notifications);
+        let suggestions = self.suggest(&mut alerts, &batch, stages).await;
+        // After matching: the knowledge base reads the alert as its rule wrote it.
         for alert in &mut alerts {
             let notes = self.incidents.annotations(&alert.fingerprint);
             alert.annotations.extend(notes);
         }
-        let suggestions = self.suggest(&mut alerts, &batch, stages).await;
         self.alert_hold.defer(batch.window.start, batch.acks);
         let needed_from = match (
             self.lifecycle.earliest_since(),
@@ -171,7 +172,9 @@ impl Shard {
             }
             rows
         };
-        self.incidents.observe(batch.window, &rows, notifications)
+        let edges = crate::incident::graph::edges_of(&batch.spans);
+        self.incidents
+            .observe(batch.window, edges, &rows, notifications)
     }
 
     /// Suggestions for the alerts that start firing (once per firing episode), checked

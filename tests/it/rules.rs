@@ -1,6 +1,6 @@
 //! Rule tests as data files: every case under `pipelines/*/tests/` runs through the whole
-//! pipeline, and its notifications must equal `expected.jsonl` (`FAULTLINE_BLESS=1` rewrites
-//! them).
+//! pipeline; its notifications must equal `expected.jsonl` and its incidents (the last record
+//! of each) `expected_incidents.jsonl` (`FAULTLINE_BLESS=1` rewrites both).
 
 use std::path::Path;
 
@@ -17,6 +17,65 @@ fn projection(alert: &serde_json::Value) -> serde_json::Value {
         "endsAt": alert["endsAt"],
         "value": (value * 1000.0).round() / 1000.0,
     })
+}
+
+/// The parts of an incident a data test pins down: its last record's grouping and ranking.
+fn incident_projection(record: &serde_json::Value) -> serde_json::Value {
+    let names: std::collections::BTreeMap<&str, &str> = record["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap(),
+                a["alertname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let alerts: Vec<serde_json::Value> = record["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "alertname": a["alertname"],
+                "entities": a["entities"],
+                "status": a["status"],
+                "folded_into": a["folded_into"].as_str().map(|fp| names[fp]),
+            })
+        })
+        .collect();
+    let suspects: Vec<&serde_json::Value> = record["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|s| &s["service"])
+        .collect();
+    serde_json::json!({
+        "status": record["status"],
+        "opened_at": record["opened_at"],
+        "alerts": alerts,
+        "verdict": record["verdict"],
+        "suspects": suspects,
+        "propagation_path": record["propagation_path"],
+    })
+}
+
+/// `actual` against the expected file, or rewrites it under `FAULTLINE_BLESS`.
+fn compare(expected_path: &Path, actual: &str) -> Result<(), String> {
+    if std::env::var_os("FAULTLINE_BLESS").is_some() {
+        std::fs::write(expected_path, actual).unwrap();
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(expected_path).unwrap_or_default();
+    if actual != expected {
+        return Err(format!(
+            "{} differs (FAULTLINE_BLESS=1 rewrites it)\n--- expected\n{expected}--- actual\n{actual}",
+            expected_path.display()
+        ));
+    }
+    Ok(())
 }
 
 fn run_case(pipeline: &Path, case: &Path) -> Result<(), String> {
@@ -44,19 +103,22 @@ fn run_case(pipeline: &Path, case: &Path) -> Result<(), String> {
         .iter()
         .map(|a| format!("{}\n", projection(a)))
         .collect();
-    let expected_path = case.join("expected.jsonl");
-    if std::env::var_os("FAULTLINE_BLESS").is_some() {
-        std::fs::write(&expected_path, &actual).unwrap();
-        return Ok(());
+    compare(&case.join("expected.jsonl"), &actual)?;
+    // The last record of each incident, in the order incidents opened; every record valid.
+    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
+    for record in read_lines(&out.join("incidents.jsonl")) {
+        assert_valid("incident.json", &record);
+        let id = record["id"].as_str().unwrap().to_string();
+        match last.iter_mut().find(|(i, _)| *i == id) {
+            Some(slot) => slot.1 = record,
+            None => last.push((id, record)),
+        }
     }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    if actual != expected {
-        return Err(format!(
-            "{} differs (FAULTLINE_BLESS=1 rewrites it)\n--- expected\n{expected}--- actual\n{actual}",
-            expected_path.display()
-        ));
-    }
-    Ok(())
+    let incidents: String = last
+        .iter()
+        .map(|(_, r)| format!("{}\n", incident_projection(r)))
+        .collect();
+    compare(&case.join("expected_incidents.jsonl"), &incidents)
 }
 
 #[test]

@@ -1,0 +1,73 @@
+//! The service call graph seen in recent windows: which service called which (a span whose
+//! parent span belongs to another service). Alerts on neighbouring services belong to the
+//! same incident, as a trace edge ties them together.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// Windows of edges kept.
+const WINDOWS: usize = 5;
+/// Edges kept per window at most (a bound on pathological inputs).
+const MAX_EDGES: usize = 10_000;
+
+/// `caller -> callee` service pairs of one window's spans.
+pub fn edges_of(spans: &RecordBatch) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let (Some(trace), Some(span), Some(parent), Some(service)) = (
+        spans.column_by_name("trace_id"),
+        spans.column_by_name("span_id"),
+        spans.column_by_name("parent_span_id"),
+        spans.column_by_name("service"),
+    ) else {
+        return out;
+    };
+    let (trace, span, parent, service) = (
+        trace.as_string::<i32>(),
+        span.as_string::<i32>(),
+        parent.as_string::<i32>(),
+        service.as_string::<i32>(),
+    );
+    let mut owner: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for row in 0..spans.num_rows() {
+        if !service.is_null(row) {
+            owner.insert((trace.value(row), span.value(row)), service.value(row));
+        }
+    }
+    for row in 0..spans.num_rows() {
+        if parent.is_null(row) || service.is_null(row) {
+            continue;
+        }
+        let callee = service.value(row);
+        if let Some(caller) = owner.get(&(trace.value(row), parent.value(row))) {
+            if *caller != callee && out.len() < MAX_EDGES {
+                out.insert((caller.to_string(), callee.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The call edges of the last few windows.
+#[derive(Debug, Clone, Default)]
+pub struct CallGraph {
+    windows: VecDeque<BTreeSet<(String, String)>>,
+}
+
+impl CallGraph {
+    pub fn push(&mut self, edges: BTreeSet<(String, String)>) {
+        self.windows.push_back(edges);
+        while self.windows.len() > WINDOWS {
+            self.windows.pop_front();
+        }
+    }
+
+    /// Whether `a` called `b` or `b` called `a` recently.
+    pub fn adjacent(&self, a: &str, b: &str) -> bool {
+        self.windows.iter().any(|w| {
+            w.contains(&(a.to_string(), b.to_string()))
+                || w.contains(&(b.to_string(), a.to_string()))
+        })
+    }
+}
