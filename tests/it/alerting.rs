@@ -252,6 +252,42 @@ async fn an_incident_fires_then_resolves_grouped_and_inhibited() {
         fl.log_text()
     );
     assert!(read_topic(&topics.alerts, 5, Duration::from_secs(2)).len() == 4);
+    // Two incidents (the hosts share nothing), each opened and resolved, keyed by its id.
+    let incidents = read_topic(&topics.incidents, 5, Duration::from_secs(5));
+    let mut seen: Vec<(String, String, Vec<String>)> = incidents
+        .iter()
+        .map(|(_, r)| {
+            assert_valid("incident.json", r);
+            let names = r["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["alertname"].as_str().unwrap().to_string())
+                .collect();
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["opened_at"].to_string(),
+                names,
+            )
+        })
+        .collect();
+    seen.sort();
+    let opened = format!(
+        "\"{}\"",
+        chrono::DateTime::from_timestamp_nanos(f + m)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+    let want =
+        |status: &str, name: &str| (status.to_string(), opened.clone(), vec![name.to_string()]);
+    assert_eq!(
+        seen,
+        vec![
+            want("opened", "GpuOutOfMemory"),
+            want("opened", "LatencyHigh"),
+            want("resolved", "GpuOutOfMemory"),
+            want("resolved", "LatencyHigh"),
+        ]
+    );
 }
 
 /// The shipped detectors' `[[detectors]]` tables, for a test pipeline of its own topics.

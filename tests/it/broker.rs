@@ -39,6 +39,7 @@ pub struct Topics {
     pub late: String,
     pub suggestions: String,
     pub review: String,
+    pub incidents: String,
     pub feedback: String,
 }
 
@@ -54,11 +55,12 @@ impl Topics {
             late: format!("{p}.late"),
             suggestions: format!("{p}.suggestions"),
             review: format!("{p}.review"),
+            incidents: format!("{p}.incidents"),
             feedback: format!("{p}.feedback"),
         }
     }
 
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.logs,
             &self.metrics,
@@ -68,6 +70,7 @@ impl Topics {
             &self.late,
             &self.suggestions,
             &self.review,
+            &self.incidents,
             &self.feedback,
         ]
     }
@@ -96,6 +99,7 @@ suggestions = "{}"
 deadletter = "{}"
 late = "{}"
 review = "{}"
+incidents = "{}"
 feedback = "{}"
 "#,
             self.logs,
@@ -106,6 +110,7 @@ feedback = "{}"
             self.deadletter,
             self.late,
             self.review,
+            self.incidents,
             self.feedback
         )
     }

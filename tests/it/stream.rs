@@ -227,6 +227,7 @@ async fn clean_run_ids(
         late: clean.late,
         suggestions: clean.suggestions,
         review: clean.review,
+        incidents: clean.incidents,
         feedback: clean.feedback,
     };
     let pipeline = pipeline_dir(&dir.join("clean"), &reference.pipeline_toml(settings));
