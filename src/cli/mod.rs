@@ -119,8 +119,8 @@ pub struct RunArgs {
     #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
     pub input: Vec<PathBuf>,
 
-    /// With `--input`: write alerts.jsonl, suggestions.jsonl, review.jsonl, deadletter.jsonl
-    /// and late.jsonl here. Without it, alerts and suggestions go to stdout.
+    /// With `--input`: write alerts.jsonl, incidents.jsonl, suggestions.jsonl, review.jsonl,
+    /// deadletter.jsonl and late.jsonl here. Without it, alerts and suggestions go to stdout.
     #[arg(long, requires = "input")]
     pub output: Option<PathBuf>,
 

@@ -24,9 +24,9 @@ struct OpenFile {
     newest: EventTime,
 }
 
-/// Runs the pipeline over JSON-lines files. Writes `alerts.jsonl`, `suggestions.jsonl`,
-/// `deadletter.jsonl` and `late.jsonl` into `output`, or alerts and suggestions to stdout
-/// when `output` is `None`.
+/// Runs the pipeline over JSON-lines files. Writes one file per output kind
+/// (`OutputKind::file_name`: alerts, incidents, suggestions, review, dead letters, late
+/// records) into `output`, or alerts and suggestions to stdout when `output` is `None`.
 ///
 /// Each file is a partition with its own watermark. Files are read interleaved, always the
 /// line of the file that is furthest behind in event time, so a log file and a trace file of
