@@ -86,6 +86,11 @@ pub struct IndicatorConfig {
     pub id: String,
     /// The query over the window's tables (`logs`, `metrics`, `spans`, `traces`).
     pub source: String,
+    /// Event time the query sees, ending with the evaluated window (e.g. `"5m"`: who took
+    /// part lately, so one that went silent is still known); a whole multiple of the
+    /// window. Default: the window.
+    #[serde(with = "humantime_serde::option", default)]
+    pub window: Option<std::time::Duration>,
     /// Which way of a deviation is bad. Default `up`.
     #[serde(default)]
     pub direction: Direction,
@@ -117,7 +122,7 @@ impl IndicatorConfig {
             id: format!("incidents.{}", self.id),
             sql: self.source.clone(),
             params: Default::default(),
-            window: None,
+            window: self.window,
             path: pipeline_toml.to_path_buf(),
             line,
         }

@@ -24,6 +24,7 @@ fn indicator(id: &str, direction: Direction, zero: bool) -> IndicatorConfig {
         relative_floor: 0.1,
         zero_when_absent: zero,
         top: 1,
+        window: None,
     }
 }
 

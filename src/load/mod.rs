@@ -257,6 +257,19 @@ fn indicator_queries(
                 format!("indicator id {:?} is used twice", ind.id),
             ));
         }
+        let size = config.window.size;
+        if let Some(w) = ind.window {
+            if config.window.slide() != size || w.as_nanos() % size.as_nanos() != 0 {
+                let message = format!(
+                    "indicator {:?}: window {} must be a whole multiple of the pipeline's \
+                     tumbling window.size ({})",
+                    ind.id,
+                    humantime::format_duration(w),
+                    humantime::format_duration(size)
+                );
+                errors.push(fail(line, message));
+            }
+        }
         queries.push(ind.query(toml, line));
     }
     queries

@@ -96,12 +96,14 @@ pub struct Pipeline {
     carry: Emission,
 }
 
-/// How many earlier batches a shard keeps: enough for the longest rule window.
+/// How many earlier batches a shard keeps: enough for the longest rule or indicator window.
 fn history_len(rules: &[Rule], config: &PipelineConfig) -> usize {
     let size = config.window.size.as_nanos().max(1);
+    let indicators = config.incidents.indicators.iter().filter_map(|i| i.window);
     rules
         .iter()
         .filter_map(|r| r.query.window)
+        .chain(indicators)
         .map(|w| (w.as_nanos() / size) as usize)
         .max()
         .map_or(0, |k| k.saturating_sub(1))

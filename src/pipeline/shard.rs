@@ -121,7 +121,7 @@ impl Shard {
         }
         let notifications = self.lifecycle.observe(batch.window, findings);
         let incidents = self
-            .observe_incidents(&batch, &notifications, stages, &mut failures)
+            .observe_incidents(&batch, &history, &notifications, stages, &mut failures)
             .await;
         let mut alerts = self
             .grouper
@@ -157,6 +157,7 @@ impl Shard {
     async fn observe_incidents(
         &mut self,
         batch: &AlignedBatch,
+        history: &[AlignedBatch],
         notifications: &[Alert],
         stages: &Stages<'_>,
         failures: &mut Vec<RuleFailure>,
@@ -164,7 +165,10 @@ impl Shard {
         let rows = if stages.indicators.is_empty() {
             Vec::new()
         } else {
-            let (rows, f) = stages.indicators.evaluate(batch, &[], stages.budget).await;
+            let (rows, f) = stages
+                .indicators
+                .evaluate(batch, history, stages.budget)
+                .await;
             for f in f {
                 warn!(indicator = %f.rule_id, window_start = %batch.window.start, error = %f.message,
                     "Incident indicator failed on a window; the others still ran.");
