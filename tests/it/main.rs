@@ -13,6 +13,8 @@
 //!   `run` reject them with the same `file:line` errors.
 //! - `kb`: the knowledge base: its targets on the independent evaluation set, feedback
 //!   from a file and from the broker's feedback topic (ranking, restart, rebuild).
+//! - `training`: the training fault-injection suite (`tests/training/`): the culprit rank is
+//!   the top suspect of the incident a fault opens; healthy and finished jobs open none.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
@@ -32,3 +34,4 @@ mod kb;
 mod rules;
 mod stream;
 mod templates;
+mod training;

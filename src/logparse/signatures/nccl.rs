@@ -1,7 +1,8 @@
 //! `nccl`: collective-communication failures from PyTorch's `ProcessGroupNCCL` and NCCL itself.
 //!
 //! `error` is always present: a token for PyTorch watchdog events (`watchdog_timeout`,
-//! `watchdog_stuck`, `watchdog_exception`, `communicator_aborted`, `operations_failed`),
+//! `watchdog_timeout_work`, `watchdog_stuck`, `watchdog_exception`, `communicator_aborted`,
+//! `operations_failed`),
 //! `nccl_warn` for NCCL's own `NCCL WARN` lines, otherwise NCCL's error string as printed by
 //! `ncclGetErrorString` (`unhandled system error`, `remote process exited or there was a
 //! network error`, ...), so the same NCCL failure reads the same whichever layer reported it.
@@ -44,6 +45,10 @@ pub(super) const PATTERNS: &[Pattern] = &[
     Pattern {
         needle: "detected by watchdog at work",
         parse: watchdog_exception,
+    },
+    Pattern {
+        needle: "Timeout at NCCL work",
+        parse: timeout_at_work,
     },
     Pattern {
         needle: "NCCL error",
@@ -126,6 +131,20 @@ fn watchdog_exception(text: &str) -> Option<Signature> {
     )
     .captures(text)?;
     let b = rank_and_pg(text, base().set("error", "watchdog_exception"))
+        .set("seq", &c[1])
+        .set("last_enqueued", &c[2])
+        .set("last_completed", &c[3]);
+    Some(b.build())
+}
+
+/// PyTorch 2.x's follow-up to a watchdog timeout: `[Rank 1] Timeout at NCCL work: 111, last
+/// enqueued NCCL work: 111, last completed NCCL work: 110.`
+fn timeout_at_work(text: &str) -> Option<Signature> {
+    let c = regex!(
+        r"Timeout at NCCL work: (\d+), last enqueued NCCL work: (-?\d+), last completed NCCL work: (-?\d+)"
+    )
+    .captures(text)?;
+    let b = rank_and_pg(text, base().set("error", "watchdog_timeout_work"))
         .set("seq", &c[1])
         .set("last_enqueued", &c[2])
         .set("last_completed", &c[3]);
