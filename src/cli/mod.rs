@@ -190,10 +190,11 @@ async fn check(dir: &std::path::Path) -> std::process::ExitCode {
     match crate::load::check(dir).await {
         Ok(loaded) => {
             println!(
-                "{}: ok ({} rules, {} detectors, {} remediations)",
+                "{}: ok ({} rules, {} detectors, {} incident indicators, {} remediations)",
                 loaded.pipeline_toml().display(),
                 loaded.rules.len(),
                 loaded.sources.len(),
+                loaded.indicators.len(),
                 loaded.entries.len()
             );
             std::process::ExitCode::SUCCESS
