@@ -55,7 +55,7 @@ def main():
             onset = ts(inc["first_anomaly"]["time"]) - c["inject_unix_s"]
         to_rank = ts(inc["opened_at"]) - c["inject_unix_s"] if inc else None
         rows.append((c["case"], c["fault_type"], truth, rank, inc and inc["verdict"],
-                     ranked[:3], onset, to_rank, inc and inc["state_bytes"]))
+                     ranked[:3], onset, to_rank, inc and inc["state_bytes"], c["inject_unix_s"]))
         for key in ("all", c["fault_type"]):
             h = hits[key]
             h[0] += 1
@@ -78,6 +78,12 @@ def main():
     onsets = sorted(abs(r[6]) for r in rows if r[6] is not None)
     if onsets:
         print(f"onset error |first_anomaly - inject| median {onsets[len(onsets)//2]:.0f} s")
+        # first_anomaly is a window start (one-minute windows): compare windows.
+        by_window = [int((r[9] + r[6]) // 60 - r[9] // 60) for r in rows if r[6] is not None]
+        same = sum(d == 0 for d in by_window)
+        early = sum(d < 0 for d in by_window)
+        late = sum(d > 0 for d in by_window)
+        print(f"onset window vs injection window: same {same}, earlier {early}, later {late}")
     opened = sorted(r[7] for r in rows if r[7] is not None)
     if opened:
         print(f"ranking available (incident opened) after injection: median {opened[len(opened)//2]:.0f} s")

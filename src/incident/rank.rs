@@ -228,6 +228,8 @@ struct Accumulated {
     total: f64,
     methods: BTreeMap<String, f64>,
     onset: Option<(crate::model::EventTime, String)>,
+    /// Anomalous in the last window it was scored in.
+    in_run: bool,
 }
 
 /// What an incident has seen so far, bounded by its entities and edges.
@@ -287,7 +289,10 @@ impl Accumulator {
                 let e = a.methods.entry(m.clone()).or_default();
                 *e = e.max(*v);
             }
-            if a.onset.is_none() && s.score >= config.threshold {
+            // The onset is the start of the latest unbroken anomalous run: a blip before
+            // it is noise, not the first anomalous point.
+            let anomalous = s.score >= config.threshold;
+            if anomalous && !a.in_run {
                 let what = s
                     .evidence
                     .first()
@@ -295,6 +300,7 @@ impl Accumulator {
                     .unwrap_or_default();
                 a.onset = Some((w.window.start, what));
             }
+            a.in_run = anomalous;
         }
     }
 

@@ -313,3 +313,21 @@ fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
     let edges = graph::edges_of(&batch);
     assert_eq!(edges, [("gateway".to_string(), "model".to_string())].into());
 }
+
+#[test]
+fn the_onset_is_the_start_of_the_latest_anomalous_run_not_an_earlier_blip() {
+    let mut cfg = config();
+    cfg.lookback = 6;
+    let mut t = IncidentTracker::new("p", cfg);
+    let errors = |n: f64| [vec![row("a", n, None)]];
+    // A baseline of zeros, a one-window blip, quiet again, then the fault from window 6.
+    for (i, n) in [0.0, 0.0, 0.0, 9.0, 0.0, 0.0].into_iter().enumerate() {
+        t.observe_rows(window(i as i64), &errors(n), &[]);
+    }
+    t.observe_rows(window(6), &errors(12.0), &[]);
+    let page = alert("Errors", "f", &[("service", "a")], true);
+    let r = &t.observe_rows(window(7), &errors(12.0), &[page])[0];
+    let first = r.first_anomaly.as_ref().expect("an onset");
+    assert_eq!(first.time, window(6).start.to_rfc3339());
+    assert_eq!(r.suspects[0].onset.as_deref(), Some(first.time.as_str()));
+}
