@@ -132,6 +132,19 @@ fn current_values(rows: &[Vec<QueryRow>]) -> (BTreeMap<SeriesKey, f64>, Trials) 
     (current, trials)
 }
 
+/// Removes the least recently seen entries of `map` beyond `max`.
+fn forget_oldest<K: Ord + Clone>(map: &mut BTreeMap<K, Series>, max: usize) {
+    if map.len() <= max {
+        return;
+    }
+    let mut by_age: Vec<(u64, K)> = map.iter().map(|(k, s)| (s.last_seen, k.clone())).collect();
+    by_age.sort();
+    let excess = map.len() - max;
+    for (_, key) in by_age.into_iter().take(excess) {
+        map.remove(&key);
+    }
+}
+
 /// Appends `value` to a bounded history.
 fn push_bounded(series: &mut Series, value: f64, max: usize, now: u64) {
     series.values.push_back(value);
@@ -246,31 +259,8 @@ impl Baselines {
 
     /// Forgets the least recently seen series (and peer pools) beyond `max`.
     fn evict(&mut self, max: usize) {
-        if self.pools.len() > max {
-            let mut by_age: Vec<(u64, (usize, String))> = self
-                .pools
-                .iter()
-                .map(|(k, s)| (s.last_seen, k.clone()))
-                .collect();
-            by_age.sort();
-            let excess = self.pools.len() - max;
-            for (_, key) in by_age.into_iter().take(excess) {
-                self.pools.remove(&key);
-            }
-        }
-        if self.series.len() <= max {
-            return;
-        }
-        let mut by_age: Vec<(u64, SeriesKey)> = self
-            .series
-            .iter()
-            .map(|(k, s)| (s.last_seen, k.clone()))
-            .collect();
-        by_age.sort();
-        let excess = self.series.len() - max;
-        for (_, key) in by_age.into_iter().take(excess) {
-            self.series.remove(&key);
-        }
+        forget_oldest(&mut self.pools, max);
+        forget_oldest(&mut self.series, max);
     }
 
     /// Series kept.

@@ -331,3 +331,21 @@ fn the_onset_is_the_start_of_the_latest_anomalous_run_not_an_earlier_blip() {
     assert_eq!(first.time, window(6).start.to_rfc3339());
     assert_eq!(r.suspects[0].onset.as_deref(), Some(first.time.as_str()));
 }
+
+#[test]
+fn an_incidents_timeline_keeps_its_latest_entries_only() {
+    let mut t = IncidentTracker::new("p", config());
+    let mut last = Vec::new();
+    for i in 0..(group::MAX_TIMELINE as i64 + 20) {
+        // One alert flapping: firing, resolved by another firing alert keeping it open.
+        let keep = alert("Keep", "k", &[("service", "a")], true);
+        let flap = alert("Flap", "f", &[("service", "a")], i % 2 == 0);
+        last = t.observe_rows(window(i), &[], &[keep, flap]);
+    }
+    let r = last.last().expect("the incident changed");
+    assert_eq!(r.timeline.len(), group::MAX_TIMELINE);
+    assert_eq!(
+        r.timeline.last().unwrap().time,
+        window(group::MAX_TIMELINE as i64 + 19).end.to_rfc3339()
+    );
+}

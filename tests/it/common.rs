@@ -119,6 +119,21 @@ pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The last record of each incident in `incidents.jsonl` (its current view), in the order
+/// the incidents opened; every record is checked against `schemas/incident.json`.
+pub fn last_incident_records(path: &Path) -> Vec<serde_json::Value> {
+    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
+    for record in read_lines(path) {
+        assert_valid("incident.json", &record);
+        let id = record["id"].as_str().unwrap().to_string();
+        match last.iter_mut().find(|(i, _)| *i == id) {
+            Some(slot) => slot.1 = record,
+            None => last.push((id, record)),
+        }
+    }
+    last.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Asserts that `value` satisfies `schemas/NAME`.
 pub fn assert_valid(schema: &str, value: &serde_json::Value) {
     let path = repo().join("schemas").join(schema);

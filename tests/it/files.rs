@@ -32,6 +32,49 @@ fn assert_golden(actual: &Path, golden: &Path) {
     }
 }
 
+/// The example is one incident — GPU memory pressure on the model server, its OOMs, and the
+/// gateway's errors and latency (a trace edge joins them) — whose top suspect is the model
+/// server, named on the alerts too.
+fn assert_the_example_is_one_incident_whose_top_suspect_is_the_model_server(out: &Path) {
+    let records = read_lines(&out.join("incidents.jsonl"));
+    for r in &records {
+        assert_valid("incident.json", r);
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "one incident");
+    let (first, last) = (&records[0], records.last().unwrap());
+    assert_eq!(first["status"], "opened");
+    assert_eq!(last["status"], "resolved");
+    assert_eq!(last["verdict"], "suspect");
+    assert_eq!(last["suspects"][0]["service"], "inference-server");
+    assert_eq!(
+        last["propagation_path"],
+        serde_json::json!(["llm-gateway->inference-server"])
+    );
+    let names: std::collections::BTreeSet<&str> = last["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alertname"].as_str().unwrap())
+        .collect();
+    for n in [
+        "GpuMemoryPressure",
+        "CudaOutOfMemory",
+        "RequestLatencyP95High",
+    ] {
+        assert!(names.contains(n), "{n} in {names:?}");
+    }
+    // The incident opened when the evidence of the first faulty window was complete.
+    assert_eq!(first["opened_at"], "2026-11-01T12:09:00Z");
+    let alerts = read_lines(&out.join("alerts.jsonl"));
+    let named = alerts
+        .iter()
+        .filter(|a| a["annotations"]["root_cause"] == "inference-server")
+        .count();
+    assert!(named > 0, "the top suspect annotates the incident's alerts");
+}
+
 #[test]
 fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -41,6 +84,7 @@ fn example_incident_alerts_match_golden_and_healthy_windows_fire_nothing() {
         &[&repo().join("examples/incident.jsonl")],
         &out,
     );
+    assert_the_example_is_one_incident_whose_top_suspect_is_the_model_server(&out);
     for f in [
         "alerts.jsonl",
         "suggestions.jsonl",
@@ -170,57 +214,6 @@ fn replays_of_the_same_input_are_byte_identical() {
         .collect();
     assert!(runs[0].contains("\"suspects\""));
     assert_eq!(runs[0], runs[1]);
-}
-
-/// The example is one incident — GPU memory pressure on the model server, its OOMs, and the
-/// gateway's errors and latency (a trace edge joins them) — whose top suspect is the model
-/// server, named on the alerts too.
-#[test]
-fn the_example_is_one_incident_whose_top_suspect_is_the_model_server() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    run_files(
-        &repo().join("pipelines/inference"),
-        &[&repo().join("examples/incident.jsonl")],
-        &out,
-    );
-    let records = read_lines(&out.join("incidents.jsonl"));
-    for r in &records {
-        assert_valid("incident.json", r);
-    }
-    let ids: std::collections::BTreeSet<&str> =
-        records.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 1, "one incident");
-    let (first, last) = (&records[0], records.last().unwrap());
-    assert_eq!(first["status"], "opened");
-    assert_eq!(last["status"], "resolved");
-    assert_eq!(last["verdict"], "suspect");
-    assert_eq!(last["suspects"][0]["service"], "inference-server");
-    assert_eq!(
-        last["propagation_path"],
-        serde_json::json!(["llm-gateway->inference-server"])
-    );
-    let names: std::collections::BTreeSet<&str> = last["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["alertname"].as_str().unwrap())
-        .collect();
-    for n in [
-        "GpuMemoryPressure",
-        "CudaOutOfMemory",
-        "RequestLatencyP95High",
-    ] {
-        assert!(names.contains(n), "{n} in {names:?}");
-    }
-    // The incident opened when the evidence of the first faulty window was complete.
-    assert_eq!(first["opened_at"], "2026-11-01T12:09:00Z");
-    let alerts = read_lines(&out.join("alerts.jsonl"));
-    let named = alerts
-        .iter()
-        .filter(|a| a["annotations"]["root_cause"] == "inference-server")
-        .count();
-    assert!(named > 0, "the top suspect annotates the incident's alerts");
 }
 
 /// A copy of the default pipeline with `extra` appended to its `pipeline.toml`.

@@ -3,8 +3,6 @@
 //! a faulty job must open one incident whose top suspect is the culprit rank, a healthy or
 //! finished job none.
 
-use std::path::Path;
-
 use crate::common::*;
 
 /// The culprit accuracy the suite keeps (11 of 12 today; the target is 0.95, see
@@ -14,19 +12,6 @@ const MIN_ACCURACY: f64 = 0.9;
 fn seconds(rfc3339: &str) -> f64 {
     let t: chrono::DateTime<chrono::Utc> = rfc3339.parse().unwrap();
     t.timestamp_nanos_opt().unwrap() as f64 / 1e9
-}
-
-/// The last record of each incident, in the order they opened.
-fn incidents(out: &Path) -> Vec<serde_json::Value> {
-    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
-    for r in read_lines(&out.join("incidents.jsonl")) {
-        let id = r["id"].as_str().unwrap().to_string();
-        match last.iter_mut().find(|(i, _)| *i == id) {
-            Some(slot) => slot.1 = r,
-            None => last.push((id, r)),
-        }
-    }
-    last.into_iter().map(|(_, r)| r).collect()
 }
 
 #[test]
@@ -54,7 +39,7 @@ fn the_training_suite_names_the_culprit_rank() {
             "{name}: {}",
             String::from_utf8_lossy(&result.stderr)
         );
-        let found = incidents(&out);
+        let found = last_incident_records(&out.join("incidents.jsonl"));
         let Some(culprit) = case["culprit"].as_str() else {
             assert!(found.is_empty(), "{name}: a healthy job opened {found:#?}");
             continue;

@@ -130,11 +130,7 @@ fn watchdog_exception(text: &str) -> Option<Signature> {
         r"Exception \(either an error or timeout\) detected by watchdog at work: (\d+), last enqueued NCCL work: (-?\d+), last completed NCCL work: (-?\d+)"
     )
     .captures(text)?;
-    let b = rank_and_pg(text, base().set("error", "watchdog_exception"))
-        .set("seq", &c[1])
-        .set("last_enqueued", &c[2])
-        .set("last_completed", &c[3]);
-    Some(b.build())
+    Some(work_progress(text, "watchdog_exception", &c))
 }
 
 /// PyTorch 2.x's follow-up to a watchdog timeout: `[Rank 1] Timeout at NCCL work: 111, last
@@ -144,11 +140,16 @@ fn timeout_at_work(text: &str) -> Option<Signature> {
         r"Timeout at NCCL work: (\d+), last enqueued NCCL work: (-?\d+), last completed NCCL work: (-?\d+)"
     )
     .captures(text)?;
-    let b = rank_and_pg(text, base().set("error", "watchdog_timeout_work"))
+    Some(work_progress(text, "watchdog_timeout_work", &c))
+}
+
+/// A watchdog line naming the failed work and the last enqueued and completed ones.
+fn work_progress(text: &str, error: &str, c: &regex::Captures<'_>) -> Signature {
+    rank_and_pg(text, base().set("error", error))
         .set("seq", &c[1])
         .set("last_enqueued", &c[2])
-        .set("last_completed", &c[3]);
-    Some(b.build())
+        .set("last_completed", &c[3])
+        .build()
 }
 
 /// `NCCL error in: <file>:<line>, <error string>[ (run with NCCL_DEBUG=INFO for details)],
