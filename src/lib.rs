@@ -17,8 +17,9 @@
 //! - [`alert`]: findings into alerts.
 //! - [`kb`]: the knowledge base: alerts into suggested remediations with a confidence.
 //! - [`output`], [`sink`]: output records, files and Kafka out.
-//! - [`pipeline`]: the hub, the at-least-once ledger, the shard chain, and the file and Kafka
-//!   drivers.
+//! - [`pipeline`]: the hub, the at-least-once ledger, the shard chain, and the file, Kafka
+//!   and replay drivers.
+//! - [`ruletest`]: `faultline test`, unit tests of rules over the real pipeline.
 //! - [`agent`]: collectors that produce telemetry (the NVML GPU agent).
 //! - [`config`], [`error`], [`cli`].
 
@@ -38,6 +39,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod rules;
+pub mod ruletest;
 pub mod sink;
 pub mod source;
 pub mod tables;

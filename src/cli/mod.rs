@@ -1,5 +1,6 @@
 //! The command line. Doc comments here are the `--help` text.
 
+mod replay;
 mod templates;
 
 use std::path::PathBuf;
@@ -32,6 +33,17 @@ pub enum Command {
     /// against the table schemas, sandbox policy). Prints `file:line: message` per problem
     /// and exits 1 if there is any: usable as a pre-commit hook or CI gate.
     Check(CheckArgs),
+    /// Replay a range of the input topics (`--from`, `--to`) or recording files (`--input`)
+    /// through a pipeline at full speed in event time, sandboxed: its own consumer, no group
+    /// commits, outputs to files or to prefixed topics, never the live ones. Prints a
+    /// summary; with `--rules DIR --diff`, what a rule change would have changed. See README
+    /// "Replay and rule tests".
+    Replay(replay::ReplayArgs),
+    /// Unit-test rules, in the spirit of `promtool test rules` and in its notation where it
+    /// applies: YAML files with input series, logs and spans, and the alerts, alert counts
+    /// and suggestions expected. Prints each failure as expected/got; exits 1 if any test
+    /// fails. See README "Replay and rule tests".
+    Test(TestArgs),
     /// Collect telemetry beside a workload and produce it for a pipeline.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -100,6 +112,20 @@ pub struct GpuAgentArgs {
     pub count: Option<u64>,
 }
 
+/// `faultline test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files (YAML).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Only tests whose name matches this regular expression.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Also write a JUnit XML report here (Apache Ant's schema, read by CI systems).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
 /// `faultline check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -146,6 +172,26 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => Ok(check(&args.pipeline).await),
+        Command::Replay(args) => replay::run(args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Test(args) => {
+            let filter = args
+                .run
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .map_err(|e| crate::Error::Config {
+                    location: "--run".into(),
+                    message: e.to_string(),
+                })?;
+            let ok =
+                crate::ruletest::run(&args.files, filter.as_ref(), args.junit.as_deref()).await?;
+            Ok(match ok {
+                true => std::process::ExitCode::SUCCESS,
+                false => std::process::ExitCode::FAILURE,
+            })
+        }
         Command::Templates(args) => templates::run(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Agent(AgentCommand::Env(args)) => {
             let mut dest = destination(&args.output, &args.brokers, &args.topic)?;

@@ -55,9 +55,34 @@ impl Loaded {
 /// Reads and validates the pipeline in `dir`, stopping at nothing: every error is returned,
 /// each naming its `file:line`. `Ok` only when the pipeline would run.
 pub async fn check(dir: &Path) -> std::result::Result<Loaded, Vec<Error>> {
+    check_with(dir, &Overrides::default()).await
+}
+
+/// What a replay or a rule test changes in a pipeline directory.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Rule files or directories instead of `pipeline.toml`'s `rules` (relative paths are
+    /// relative to the pipeline directory).
+    pub rules: Option<Vec<PathBuf>>,
+    /// Run without a `pipeline.toml`: every setting at its default (rule tests that name
+    /// only rule files).
+    pub default_config: bool,
+}
+
+/// [`check`] with `overrides` applied.
+pub async fn check_with(
+    dir: &Path,
+    overrides: &Overrides,
+) -> std::result::Result<Loaded, Vec<Error>> {
     let toml = dir.join("pipeline.toml");
-    let text = read_text(&toml).map_err(|e| vec![e])?;
-    let config = PipelineConfig::parse(&text, &toml).map_err(|e| vec![e])?;
+    let text = match overrides.default_config {
+        true => String::new(),
+        false => read_text(&toml).map_err(|e| vec![e])?,
+    };
+    let mut config = PipelineConfig::parse(&text, &toml).map_err(|e| vec![e])?;
+    if let Some(rules) = &overrides.rules {
+        config.rules = rules.clone();
+    }
     let mut errors = Vec::new();
     let sources = detector_sources(&config, &toml, &text, &mut errors);
     let indicators = indicator_queries(&config, &toml, &text, &mut errors);
@@ -126,7 +151,12 @@ fn in_file_order(errors: Vec<Error>) -> Vec<Error> {
 
 /// [`check`], returning its first error.
 pub async fn load(dir: &Path) -> Result<Loaded> {
-    check(dir)
+    load_with(dir, &Overrides::default()).await
+}
+
+/// [`check_with`], returning its first error.
+pub async fn load_with(dir: &Path, overrides: &Overrides) -> Result<Loaded> {
+    check_with(dir, overrides)
         .await
         .map_err(|errors| errors.into_iter().next().expect("an error"))
 }

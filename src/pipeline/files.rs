@@ -8,21 +8,13 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 use super::emit::Emitter;
+use super::recording::{drive, Lane, Recording};
 use super::{Pipeline, Stats};
 use crate::error::Result;
 use crate::load::{save_states, Loaded};
-use crate::model::{AckId, EventTime, PartitionKey};
 use crate::rules::Unbounded;
 use crate::sink::{FileSink, Sink, StdoutSink};
 use crate::source::{expand_inputs, FileSource};
-
-/// One input file being read.
-struct OpenFile {
-    source: FileSource,
-    key: PartitionKey,
-    /// Newest event time read from it so far.
-    newest: EventTime,
-}
 
 /// Runs the pipeline over JSON-lines files. Writes one file per output kind
 /// (`OutputKind::file_name`: alerts, incidents, suggestions, review, dead letters, late
@@ -54,32 +46,14 @@ pub async fn run_files(
         emitter.ready()?;
     }
     let files = expand_inputs(inputs)?;
-    let mut open = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        // All files are one shard (0), each its own partition within it.
-        let key = PartitionKey::new(format!("{}#{i}", path.display()), 0);
-        pipeline.register(&key);
-        open.push(OpenFile {
-            source: FileSource::open(path, max_line)?,
-            key,
-            newest: EventTime::MIN,
-        });
-    }
-    let mut ack: AckId = 0;
-    while let Some(i) = (0..open.len()).min_by_key(|&i| (open[i].newest, i)) {
-        let Some(msg) = open[i].source.next_message()? else {
-            let done = open.remove(i);
-            emitter.emit(pipeline.set_idle(&done.key).await)?;
-            emitter.ready()?;
-            continue;
-        };
-        ack += 1;
-        emitter.emit(pipeline.ingest(&msg, ack, &open[i].key).await)?;
-        emitter.ready()?;
-        open[i].newest = open[i].newest.max(pipeline.newest(&open[i].key));
-    }
-    emitter.emit(pipeline.finish().await)?;
-    emitter.close().await?;
+    let mut recording = Recording::files(&files, max_line)?;
+    let mut lanes = [Lane {
+        pipeline,
+        emitter,
+        max_in_flight: usize::MAX,
+    }];
+    drive(&mut recording, &mut lanes, |_, _, _, _| {}).await?;
+    let [Lane { pipeline, .. }] = lanes;
     save_states(
         &dir,
         &config,

@@ -18,6 +18,8 @@ pub mod files;
 pub mod kafka;
 mod ledger;
 mod logclean;
+mod recording;
+pub mod replay;
 mod shard;
 
 pub use budget::WallClock;
@@ -246,6 +248,11 @@ impl Pipeline {
         self.shards
             .get(&partition.shard())
             .is_some_and(|s| s.watermarks.is_idle(partition))
+    }
+
+    /// Records decoded so far.
+    pub fn records(&self) -> u64 {
+        self.stats.records
     }
 
     /// Newest event time seen on a partition.

@@ -59,6 +59,8 @@ pub struct FileSource {
     reader: BufReader<File>,
     line: u64,
     max_bytes: usize,
+    /// Bytes consumed so far (progress of a replay).
+    consumed: u64,
 }
 
 impl FileSource {
@@ -73,7 +75,13 @@ impl FileSource {
             reader: BufReader::with_capacity(256 * 1024, file),
             line: 0,
             max_bytes: max_message_bytes,
+            consumed: 0,
         })
+    }
+
+    /// Bytes read so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// The next non-blank line, or `None` at end of file.
@@ -125,6 +133,7 @@ impl FileSource {
             size += chunk.len();
             let found_newline = done > chunk.len();
             self.reader.consume(done);
+            self.consumed += done as u64;
             if found_newline {
                 if kept.last() == Some(&b'\r') {
                     kept.pop();

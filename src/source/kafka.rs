@@ -75,6 +75,32 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
+/// A consumed message as the pipeline's input, decoded as its topic's `[[kafka.inputs]]` says.
+pub(super) fn input_message(
+    m: &impl Message,
+    inputs: &HashMap<String, KafkaInput>,
+) -> InputMessage {
+    let payload = m.payload().unwrap_or_default().to_vec();
+    let input = inputs.get(m.topic());
+    InputMessage {
+        size: payload.len(),
+        payload,
+        source: Location::Kafka {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+        context: MessageContext {
+            signal: input.and_then(|i| i.signal),
+            encoding: input.map(|i| i.encoding).unwrap_or_default(),
+            fallback_time: m
+                .timestamp()
+                .to_millis()
+                .map(|ms| EventTime(ms.saturating_mul(1_000_000))),
+        },
+    }
+}
+
 fn partition_names(tpl: &TopicPartitionList) -> Vec<String> {
     tpl.elements()
         .iter()
@@ -146,25 +172,7 @@ impl KafkaSource {
             .recv()
             .await
             .map_err(|e| Error::kafka("receiving", e))?;
-        let payload = m.payload().unwrap_or_default().to_vec();
-        let input = self.inputs.get(m.topic());
-        Ok(InputMessage {
-            size: payload.len(),
-            payload,
-            source: Location::Kafka {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: m.offset(),
-            },
-            context: MessageContext {
-                signal: input.and_then(|i| i.signal),
-                encoding: input.map(|i| i.encoding).unwrap_or_default(),
-                fallback_time: m
-                    .timestamp()
-                    .to_millis()
-                    .map(|ms| EventTime(ms.saturating_mul(1_000_000))),
-            },
-        })
+        Ok(input_message(&m, &self.inputs))
     }
 
     /// Partitions assigned since the last call.

@@ -7,11 +7,13 @@ mod feedback;
 mod file;
 mod kafka;
 mod offsets;
+mod range;
 
 pub use feedback::{FeedbackMessage, FeedbackSource};
 pub use file::{expand_inputs, FileSource};
 pub use kafka::{KafkaSource, RebalanceContext};
 pub use offsets::OffsetTracker;
+pub use range::{KafkaRange, RangeEnd, RangeStart};
 
 use crate::decode::MessageContext;
 use crate::model::Location;

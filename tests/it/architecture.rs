@@ -29,9 +29,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("sink", 9),
     ("agent", 10),
     ("pipeline", 11),
-    ("cli", 12),
-    ("lib", 13),
-    ("main", 13),
+    ("ruletest", 12),
+    ("cli", 13),
+    ("lib", 14),
+    ("main", 14),
 ];
 
 /// Stages that must stay pure (deterministic replays): no I/O, no clock, no driver.
