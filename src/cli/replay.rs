@@ -30,12 +30,17 @@ pub struct ReplayArgs {
     /// to now (`-2h`, `-30m`), `earliest`, or explicit next-to-read offsets
     /// `topic:partition:offset[,...]` (partitions not named start at their oldest message).
     /// Times select by the Kafka message timestamp (`offsets_for_times`).
-    #[arg(long, requires = "brokers", conflicts_with = "input")]
+    #[arg(
+        long,
+        requires = "brokers",
+        conflicts_with = "input",
+        allow_hyphen_values = true
+    )]
     pub from: Option<String>,
 
     /// End of the topic range (exclusive): an RFC 3339 or relative time. Default: the end of
     /// each partition when the replay starts.
-    #[arg(long, requires = "from")]
+    #[arg(long, requires = "from", allow_hyphen_values = true)]
     pub to: Option<String>,
 
     /// Replay recording files (JSON lines, as `run --input` reads them; a directory stands

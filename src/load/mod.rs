@@ -64,8 +64,8 @@ pub struct Overrides {
     /// Rule files or directories instead of `pipeline.toml`'s `rules` (relative paths are
     /// relative to the pipeline directory).
     pub rules: Option<Vec<PathBuf>>,
-    /// Run without a `pipeline.toml`: every setting at its default (rule tests that name
-    /// only rule files).
+    /// Run without a `pipeline.toml`: every setting at its default, the pipeline named
+    /// `test` (rule tests that name only rule files).
     pub default_config: bool,
 }
 
@@ -76,7 +76,7 @@ pub async fn check_with(
 ) -> std::result::Result<Loaded, Vec<Error>> {
     let toml = dir.join("pipeline.toml");
     let text = match overrides.default_config {
-        true => String::new(),
+        true => "name = \"test\"\n".to_string(),
         false => read_text(&toml).map_err(|e| vec![e])?,
     };
     let mut config = PipelineConfig::parse(&text, &toml).map_err(|e| vec![e])?;

@@ -22,10 +22,17 @@ use crate::output::Output;
 pub struct Emission {
     pub outputs: Vec<Output>,
     pub released: Vec<AckId>,
+    /// The windows evaluated in this step, in order: each window's end and the index in
+    /// `outputs` where its outputs begin (what `faultline test` needs to know when an alert
+    /// changed state).
+    pub windows: Vec<(EventTime, usize)>,
 }
 
 impl Emission {
     pub fn append(&mut self, mut other: Emission) {
+        let base = self.outputs.len();
+        self.windows
+            .extend(other.windows.iter().map(|(end, i)| (*end, base + i)));
         self.outputs.append(&mut other.outputs);
         self.released.append(&mut other.released);
     }

@@ -481,6 +481,7 @@ impl Pipeline {
                 .shards
                 .get_mut(&shard)
                 .expect("windows come from a shard's own aligner");
+            em.windows.push((batch.window.end, em.outputs.len()));
             let done = s.evaluate(batch, &stages).await;
             self.stats.rule_failures += done.failures.len() as u64;
             self.stats.rule_timeouts += done

@@ -9,41 +9,24 @@ use super::spec::{AlertCountTest, AlertRuleTest, ExpectedAlert, SuggestionTest};
 use crate::alert::{Alert, AlertStatus};
 use crate::model::{duration_nanos, EventTime};
 
-/// The alerts firing at `at`: per fingerprint, the latest notification stamped at or before
-/// `at` (a firing one by the window it was evaluated in, a resolved one by its end) decides.
-pub fn firing_at(alerts: &[Alert], at: EventTime) -> Vec<&Alert> {
-    let mut latest: BTreeMap<&str, (EventTime, &Alert)> = BTreeMap::new();
-    for a in alerts {
-        let stamp = match a.status {
-            AlertStatus::Firing => parse_time(&a.evidence.window_end),
-            AlertStatus::Resolved => parse_time(&a.ends_at),
-        };
-        let Some(stamp) = stamp.filter(|s| *s <= at) else {
-            continue;
-        };
-        match latest.get(a.fingerprint.as_str()) {
-            Some((seen, _)) if *seen > stamp => {}
-            _ => {
-                latest.insert(&a.fingerprint, (stamp, a));
-            }
-        }
+/// An alert notification and the end of the window whose evaluation produced it.
+pub type Stamped = (Alert, EventTime);
+
+/// The alerts firing at `at`: per fingerprint, the latest notification of a window that
+/// ended at or before `at` decides (firing, a resend, or resolved).
+pub fn firing_at(alerts: &[Stamped], at: EventTime) -> Vec<&Alert> {
+    let mut latest: BTreeMap<&str, &Alert> = BTreeMap::new();
+    for (a, _) in alerts.iter().filter(|(_, end)| *end <= at) {
+        latest.insert(&a.fingerprint, a);
     }
     latest
         .into_values()
-        .map(|(_, a)| a)
         .filter(|a| a.status == AlertStatus::Firing)
         .collect()
 }
 
-fn parse_time(text: &str) -> Option<EventTime> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .map(EventTime)
-}
-
 /// `alert_rule_test`: the firing alerts of the name at the time, matched one to one.
-pub fn alert_rule(t: &AlertRuleTest, alerts: &[Alert], start: EventTime) -> Option<String> {
+pub fn alert_rule(t: &AlertRuleTest, alerts: &[Stamped], start: EventTime) -> Option<String> {
     let at = EventTime(start.0 + duration_nanos(t.eval_time));
     let got: Vec<&Alert> = firing_at(alerts, at)
         .into_iter()
@@ -115,9 +98,10 @@ fn render(map: &BTreeMap<String, String>) -> String {
 }
 
 /// `alert_count_test`: alerts of the name that fired over the test (resends count once).
-pub fn alert_count(t: &AlertCountTest, alerts: &[Alert]) -> Option<String> {
+pub fn alert_count(t: &AlertCountTest, alerts: &[Stamped]) -> Option<String> {
     let fired: BTreeSet<&str> = alerts
         .iter()
+        .map(|(a, _)| a)
         .filter(|a| a.status == AlertStatus::Firing)
         .filter(|a| a.labels.get("alertname") == Some(&t.alertname))
         .map(|a| a.id.as_str())

@@ -138,22 +138,29 @@ async fn run_test(
         .map_err(|e| e.to_string())?;
     let key = PartitionKey::new(place, 0);
     pipeline.register(&key);
-    let mut outputs: Vec<Output> = Vec::new();
+    let mut outputs: Vec<(Output, Option<EventTime>)> = Vec::new();
     for (ack, msg) in messages.iter().enumerate() {
-        outputs.extend(pipeline.ingest(msg, ack as u64 + 1, &key).await.outputs);
+        stamp(
+            pipeline.ingest(msg, ack as u64 + 1, &key).await,
+            &mut outputs,
+        );
     }
-    outputs.extend(pipeline.finish().await.outputs);
-    let of = |kind| outputs.iter().filter(move |o| o.kind == kind);
+    stamp(pipeline.finish().await, &mut outputs);
     let mut failures = String::new();
-    for dead in of(OutputKind::DeadLetter) {
-        failures.push_str(&format!("input not accepted: {}\n", dead.json));
+    let mut alerts: Vec<check::Stamped> = Vec::new();
+    let mut suggestions: Vec<serde_json::Value> = Vec::new();
+    for (o, end) in &outputs {
+        match o.kind {
+            OutputKind::DeadLetter => failures.push_str(&refused(&o.json, place)),
+            OutputKind::Alerts => {
+                if let (Ok(alert), Some(end)) = (serde_json::from_str(&o.json), end) {
+                    alerts.push((alert, *end));
+                }
+            }
+            OutputKind::Suggestions => suggestions.extend(serde_json::from_str(&o.json).ok()),
+            _ => {}
+        }
     }
-    let alerts: Vec<crate::alert::Alert> = of(OutputKind::Alerts)
-        .filter_map(|o| serde_json::from_str(&o.json).ok())
-        .collect();
-    let suggestions: Vec<serde_json::Value> = of(OutputKind::Suggestions)
-        .filter_map(|o| serde_json::from_str(&o.json).ok())
-        .collect();
     let found = test
         .alert_rule_test
         .iter()
@@ -174,6 +181,30 @@ async fn run_test(
     match failures.is_empty() {
         true => Ok(()),
         false => Err(failures),
+    }
+}
+
+/// A dead letter of a test's input as a failure line: which input, and why.
+fn refused(dead_letter: &str, place: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(dead_letter).unwrap_or_default();
+    let path = v["source"]["path"].as_str().unwrap_or_default();
+    let input = path.strip_prefix(place).unwrap_or(path).trim();
+    format!(
+        "{input}: not accepted: {}\n",
+        v["reason"].as_str().unwrap_or(dead_letter)
+    )
+}
+
+/// Each output with the end of the window whose evaluation produced it (none for dead
+/// letters and late records, which come from ingestion).
+fn stamp(em: crate::pipeline::Emission, into: &mut Vec<(Output, Option<EventTime>)>) {
+    let mut marks = em.windows.iter().peekable();
+    let mut current = None;
+    for (i, o) in em.outputs.into_iter().enumerate() {
+        while let Some((end, _)) = marks.next_if(|(_, first)| *first <= i) {
+            current = Some(*end);
+        }
+        into.push((o, current));
     }
 }
 

@@ -16,6 +16,9 @@
 //! - `training`: the training fault-injection suite (`tests/training/`): the culprit rank is
 //!   the top suspect of the incident a fault opens; healthy and finished jobs open none.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
+//! - `replay`: `faultline replay` on the broker (live vs replay, sandboxing) and on files
+//!   (`--rules --diff`, the progress bar on a terminal); `ruletest`: `faultline test` on the
+//!   shipped rule tests, a test of the tester, JUnit validated against its XSD.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
@@ -31,7 +34,9 @@ mod files;
 mod invalid;
 mod kafka;
 mod kb;
+mod replay;
 mod rules;
+mod ruletest;
 mod stream;
 mod templates;
 mod training;

@@ -1,0 +1,364 @@
+//! `faultline replay`: a recorded incident on the real broker, run live then replayed (the
+//! same alerts, byte-identical twice, the live group's offsets untouched, live topics never
+//! written); recordings on files; `--rules --diff`; the progress bar on a terminal.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::TopicPartitionList;
+
+use crate::broker::*;
+use crate::common::*;
+
+/// Produces the example incident into the input topics, each OTLP request to its signal's
+/// topic, on partition (trace id hash) % 2 so both shards get traffic.
+async fn produce_example(topics: &Topics) -> usize {
+    let p = producer();
+    let text = std::fs::read_to_string(repo().join("examples/incident.jsonl")).unwrap();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let topic = if v.get("resourceSpans").is_some() {
+            &topics.spans
+        } else if v.get("resourceLogs").is_some() {
+            &topics.logs
+        } else {
+            &topics.metrics
+        };
+        let partition = line.split("\"traceId\"").nth(1).map_or(0, |rest| {
+            rest.bytes().take(40).map(u32::from).sum::<u32>() % 2
+        });
+        produce_to(&p, topic, Some(partition as i32), line.as_bytes()).await;
+        n += 1;
+    }
+    n
+}
+
+/// Committed offsets of `group` on the input topics (partitions 0 and 1).
+fn committed(group: &str, topics: &Topics) -> BTreeMap<(String, i32), String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for t in [&topics.logs, &topics.metrics, &topics.spans] {
+        for p in 0..2 {
+            tpl.add_partition(t, p);
+        }
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .map(|e| {
+            let key = (e.topic().to_string(), e.partition());
+            (key, format!("{:?}", e.offset()))
+        })
+        .collect()
+}
+
+fn replay(pipeline: &Path, args: &[&str]) -> std::process::Output {
+    faultline()
+        .args(["replay", "--progress", "off", "--pipeline"])
+        .arg(pipeline)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing_live() {
+    let topics = Topics::new();
+    topics.create_with(2, 1).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
+    // The shipped settings, this test's topics instead of the [kafka] section, a short
+    // idle timeout.
+    let (head, rest) = toml.split_once("[kafka]").unwrap();
+    let tail = &rest[rest.find("[kb]").unwrap()..];
+    let settings =
+        format!("{head}{tail}").replace("idle_timeout = \"5s\"", "idle_timeout = \"1s\"");
+    let pipeline = inference_copy_with(tmp.path(), &topics.pipeline_toml(&settings));
+    let produced = produce_example(&topics).await;
+    let brokers = brokers();
+
+    // First replay: a time range, to files.
+    let first = tmp.path().join("first");
+    let out = replay(
+        &pipeline,
+        &[
+            "--brokers",
+            &brokers,
+            "--from",
+            "-1h",
+            "--output",
+            first.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!("Replayed {produced} messages")),
+        "{summary}"
+    );
+    assert!(summary.contains("request_latency_p95"), "{summary}");
+    let replayed = lines(&first.join("alerts.jsonl"));
+    assert!(replayed.len() >= 6, "{replayed:?}");
+
+    // The live run over the same records says the same.
+    let group = unique("live");
+    let mut fl = Instance::start(&pipeline, &group, tmp.path().join("live.log"));
+    let mut reader = TopicReader::new(&topics.alerts);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while reader.poll(Duration::from_millis(500)) < replayed.len() && Instant::now() < deadline {}
+    // Then a little longer: the live run must not say more than the replay did.
+    std::thread::sleep(Duration::from_secs(3));
+    reader.poll(Duration::from_millis(500));
+    assert!(fl.stop().success());
+    let live: Vec<String> = reader.seen.iter().map(|v| v.to_string()).collect();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let as_json = |v: Vec<String>| -> Vec<String> {
+        v.iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        sorted(live),
+        sorted(as_json(replayed.clone())),
+        "{}",
+        fl.log_text()
+    );
+    let offsets = committed(&group, &topics);
+    assert!(
+        offsets.values().any(|o| o.starts_with("Offset")),
+        "{offsets:?}"
+    );
+
+    // Second replay: from the earliest offsets, to prefixed topics: byte for byte the first.
+    let out = replay(
+        &pipeline,
+        &[
+            "--brokers",
+            &brokers,
+            "--from",
+            "earliest",
+            "--output-prefix",
+            "replay.",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefixed = format!("replay.{}", topics.alerts);
+    let again: Vec<String> = read_raw(&prefixed, Duration::from_secs(5))
+        .into_iter()
+        .map(|l| l.split_once(' ').unwrap().1.to_string())
+        .collect();
+    assert_eq!(again, replayed);
+    for kind in ["incidents", "suggestions"] {
+        let file = lines(&first.join(format!("{kind}.jsonl")));
+        let topic = format!(
+            "replay.{}",
+            if kind == "incidents" {
+                &topics.incidents
+            } else {
+                &topics.suggestions
+            }
+        );
+        let got: Vec<String> = read_raw(&topic, Duration::from_secs(3))
+            .into_iter()
+            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .collect();
+        assert_eq!(got, file, "{kind}");
+    }
+
+    // Nothing live moved: the group's offsets, the live alert topic.
+    assert_eq!(committed(&group, &topics), offsets);
+    assert_eq!(
+        read_raw(&topics.alerts, Duration::from_secs(2)).len(),
+        replayed.len()
+    );
+
+    // A prefix that names the live topics is refused before anything is read.
+    let out = replay(
+        &pipeline,
+        &[
+            "--brokers",
+            &brokers,
+            "--from",
+            "earliest",
+            "--output-prefix",
+            "",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--output-prefix: an empty prefix would write to the live output topics"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = repo().join("pipelines/inference/tests/request_latency_p95/input.jsonl");
+    let pipeline = repo().join("pipelines/inference");
+    let ran = tmp.path().join("ran");
+    run_ok(
+        faultline()
+            .args(["run", "--pipeline"])
+            .arg(&pipeline)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&ran),
+    );
+    let replayed = tmp.path().join("replayed");
+    let out = replay(
+        &pipeline,
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            replayed.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in ["alerts", "incidents", "suggestions", "deadletter", "late"] {
+        let file = format!("{kind}.jsonl");
+        assert_eq!(
+            lines(&replayed.join(&file)),
+            lines(&ran.join(&file)),
+            "{kind}"
+        );
+    }
+
+    // The latency rule with a threshold above every request: its alerts are removed.
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for e in std::fs::read_dir(pipeline.join("rules")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            rules.join(p.file_name().unwrap()),
+            text.replace("latency_p95_ms = 500", "latency_p95_ms = 5000"),
+        )
+        .unwrap();
+    }
+    let diffed = tmp.path().join("diffed");
+    let out = replay(
+        &pipeline,
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            diffed.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "--diff",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let diff = text
+        .split("Against the shipped rules:\n")
+        .nth(1)
+        .expect(&text);
+    assert!(
+        diff.starts_with(
+            "- RequestLatencyP95High{service=\"chat\",severity=\"critical\",team=\"inference\"}  "
+        ),
+        "{diff}"
+    );
+    assert!(
+        diff.trim_end()
+            .ends_with("0 added, 1 removed, 0 moved, 0 unchanged"),
+        "{diff}"
+    );
+    assert!(lines(&diffed.join("alerts.jsonl")).is_empty());
+
+    // The same rules: an empty diff.
+    let out = replay(
+        &pipeline,
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            diffed.to_str().unwrap(),
+            "--rules",
+            pipeline.join("rules").to_str().unwrap(),
+            "--diff",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end()
+            .ends_with("0 added, 0 removed, 0 moved, 1 unchanged"),
+        "{text}"
+    );
+}
+
+#[test]
+fn on_a_terminal_a_replay_draws_a_progress_bar() {
+    // `script` gives the replay a pseudo-terminal, as a person's shell would.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = repo().join("examples/incident.jsonl");
+    let command = format!(
+        "{} replay --pipeline {} --input {} --output {}",
+        env!("CARGO_BIN_EXE_faultline"),
+        repo().join("pipelines/inference").display(),
+        input.display(),
+        tmp.path().join("out").display()
+    );
+    let started = Instant::now();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("replay ["), "{screen}");
+    assert!(
+        screen.contains("records/s  event time 2026-11-01T12:"),
+        "{screen}"
+    );
+    assert!(screen.contains("ETA"), "{screen}");
+    assert!(started.elapsed() < Duration::from_secs(300));
+}
