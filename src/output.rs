@@ -182,6 +182,40 @@ impl LateRecord {
     }
 }
 
+/// A decision the Kafka driver made from the wall clock rather than from the records —
+/// partitions declared idle, event time moved to follow the wall clock — written to the
+/// journal topic (`kafka.outputs.watermarks`, `schemas/watermark.json`) before the next
+/// input message is ingested, so that a replay can make the same decision between the same
+/// records.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct WatermarkDecision {
+    /// Every partition the member had assigned, with the offset of the next message it was
+    /// about to ingest (`None`: it had read nothing of it yet).
+    pub positions: Vec<JournalPosition>,
+    /// Partitions declared idle since the previous input message.
+    #[serde(default)]
+    pub idle: Vec<JournalPartition>,
+    /// The watermark every shard of the member was moved to, when it followed the wall
+    /// clock (nanoseconds since the epoch).
+    #[serde(default)]
+    pub watermark_unix_nano: Option<i64>,
+}
+
+/// A partition and the offset of the next message to ingest.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct JournalPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+/// A partition.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct JournalPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

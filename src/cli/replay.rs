@@ -69,6 +69,11 @@ pub struct ReplayArgs {
     #[arg(long, requires = "rules")]
     pub diff: bool,
 
+    /// Ignore the live run's watermark journal (`kafka.outputs.watermarks`): decide
+    /// idleness and lateness from the records alone, as a file replay does.
+    #[arg(long, requires = "from")]
+    pub ignore_journal: bool,
+
     /// Progress: `auto` (a bar on a terminal, a line every 5 s otherwise), `bar`, `lines`
     /// or `off`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "off"])]
@@ -99,6 +104,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
                 Some(to) => RangeEnd::Time(parse_time(to, now_ms, "--to")?),
                 None => RangeEnd::Latest,
             },
+            journal: !args.ignore_journal,
         },
         _ => ReplayInput::Files(args.input.clone()),
     };

@@ -117,6 +117,11 @@ pub struct KafkaOutputs {
     /// knowledge base's statistics). Default `faultline.feedback`.
     #[serde(default = "d_feedback")]
     pub feedback: String,
+    /// The watermark journal: decisions the wall clock made (idle partitions, event time
+    /// following the wall clock; `schemas/watermark.json`), read by `faultline replay` to
+    /// make the same decisions between the same records. Default `faultline.watermarks`.
+    #[serde(default = "d_watermarks")]
+    pub watermarks: String,
 }
 
 fn d_alerts() -> String {
@@ -137,6 +142,9 @@ fn d_review() -> String {
 fn d_incidents() -> String {
     "faultline.incidents".into()
 }
+fn d_watermarks() -> String {
+    "faultline.watermarks".into()
+}
 fn d_feedback() -> String {
     "faultline.feedback".into()
 }
@@ -151,6 +159,7 @@ impl Default for KafkaOutputs {
             review: d_review(),
             incidents: d_incidents(),
             feedback: d_feedback(),
+            watermarks: d_watermarks(),
         }
     }
 }

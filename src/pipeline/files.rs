@@ -52,7 +52,7 @@ pub async fn run_files(
         emitter,
         max_in_flight: usize::MAX,
     }];
-    drive(&mut recording, &mut lanes, |_, _, _, _| {}).await?;
+    drive(&mut recording, &mut lanes, &[], |_, _, _, _| {}).await?;
     let [Lane { pipeline, .. }] = lanes;
     save_states(
         &dir,

@@ -21,7 +21,8 @@ use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
-use crate::sink::KafkaSink;
+use crate::output::{JournalPartition, JournalPosition, WatermarkDecision};
+use crate::sink::{KafkaSink, TopicWriter};
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
 
 /// How often rule files are polled for changes.
@@ -71,6 +72,12 @@ struct Driver {
     last_commit: Instant,
     rules_stamp: RulesStamp,
     last_rules_check: Instant,
+    /// The watermark journal (`kafka.outputs.watermarks`).
+    journal: TopicWriter,
+    /// Per partition, the offset of the next message to ingest.
+    positions: HashMap<PartitionKey, i64>,
+    /// Wall-clock decisions since the last input message, journaled before the next one.
+    pending: WatermarkDecision,
 }
 
 impl Driver {
@@ -97,6 +104,8 @@ impl Driver {
             Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
             Err(error) => warn!(%error, "Could not read cluster metadata; continuing."),
         }
+        let journal =
+            TopicWriter::for_pipeline(brokers, &config.kafka.outputs.watermarks, &config.kafka)?;
         info!(brokers, group, rules = pipeline.rule_count(), "Consuming.");
         Ok(Driver {
             pipeline,
@@ -112,6 +121,13 @@ impl Driver {
             last_seen: HashMap::new(),
             last_commit: Instant::now(),
             last_rules_check: Instant::now(),
+            journal,
+            positions: HashMap::new(),
+            pending: WatermarkDecision {
+                positions: Vec::new(),
+                idle: Vec::new(),
+                watermark_unix_nano: None,
+            },
         })
     }
 
@@ -159,8 +175,43 @@ impl Driver {
             .register(topic, *partition, *offset);
         let key = PartitionKey::new(topic.as_str(), *partition);
         self.last_seen.insert(key.clone(), self.last_input);
+        self.positions.insert(key.clone(), *offset);
+        self.journal_decisions().await;
+        self.positions.insert(key.clone(), offset + 1);
         let em = self.pipeline.ingest(&msg, ack, &key).await;
         self.emit(em)
+    }
+
+    /// Writes the wall-clock decisions made since the last message to the journal, with the
+    /// position every assigned partition had reached, before the next message goes in: a
+    /// replay then makes them between the same records. Best effort: a failed write is
+    /// logged (the replay of that stretch may then differ, as without a journal).
+    async fn journal_decisions(&mut self) {
+        if self.pending.idle.is_empty() && self.pending.watermark_unix_nano.is_none() {
+            return;
+        }
+        let mut decision = std::mem::replace(
+            &mut self.pending,
+            WatermarkDecision {
+                positions: Vec::new(),
+                idle: Vec::new(),
+                watermark_unix_nano: None,
+            },
+        );
+        let mut assigned: Vec<&PartitionKey> = self.last_seen.keys().collect();
+        assigned.sort();
+        decision.positions = assigned
+            .into_iter()
+            .map(|k| JournalPosition {
+                topic: k.topic.clone(),
+                partition: k.partition,
+                offset: self.positions.get(k).copied(),
+            })
+            .collect();
+        let payload = serde_json::to_vec(&decision).expect("decisions serialize");
+        if let Err(error) = self.journal.send("", &payload).await {
+            warn!(%error, "Watermark journal not written; a replay may differ from this run here.");
+        }
     }
 
     /// A feedback record: the knowledge base learns from it at once.
@@ -215,6 +266,10 @@ impl Driver {
             debug!(topic = %p.topic, partition = p.partition, "Partition idle.");
             let em = self.pipeline.set_idle(&p).await;
             self.emit(em)?;
+            self.pending.idle.push(JournalPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+            });
         }
         Ok(())
     }
@@ -232,6 +287,7 @@ impl Driver {
         if wm > self.pipeline.watermark() {
             let em = self.pipeline.advance_watermark(wm).await;
             self.emit(em)?;
+            self.pending.watermark_unix_nano = Some(wm.0);
         }
         Ok(())
     }
@@ -304,6 +360,7 @@ impl Driver {
             });
             t.forget(&p.topic, p.partition);
             self.last_seen.remove(&p);
+            self.positions.remove(&p);
         }
         for p in self.source.take_assigned() {
             self.pipeline.register(&p);

@@ -403,6 +403,18 @@ impl Pipeline {
         em
     }
 
+    /// Moves the given shards to `watermark` (a replay repeating a journaled wall-clock
+    /// decision of the member that owned them).
+    pub async fn advance_shards(&mut self, shards: &[i32], watermark: EventTime) -> Emission {
+        let mut em = std::mem::take(&mut self.carry);
+        for n in shards {
+            if self.shards.contains_key(n) {
+                self.advance_shard(*n, watermark, &mut em).await;
+            }
+        }
+        em
+    }
+
     /// A partition was revoked: forgets its watermark and drops the records it contributed
     /// to open state, without releasing them — they were not committed, so the partition's
     /// new owner reads them again. `is_revoked` tells which input messages came from it.

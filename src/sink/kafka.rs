@@ -106,9 +106,25 @@ pub struct TopicWriter {
 
 impl TopicWriter {
     pub fn new(brokers: &str, topic: &str) -> Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
+        Self::with_settings(brokers, topic, std::iter::empty())
+    }
+
+    /// A writer with the pipeline's client and producer settings (TLS, SASL, ...).
+    pub fn for_pipeline(brokers: &str, topic: &str, config: &KafkaConfig) -> Result<Self> {
+        Self::with_settings(brokers, topic, config.client.iter().chain(&config.producer))
+    }
+
+    fn with_settings<'a>(
+        brokers: &str,
+        topic: &str,
+        settings: impl Iterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Self> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers).set("acks", "all");
+        for (k, v) in settings {
+            c.set(k, v);
+        }
+        let producer: FutureProducer = c
             .create()
             .map_err(|e| Error::kafka("creating producer", e))?;
         Ok(TopicWriter {

@@ -13,7 +13,7 @@ pub use feedback::{FeedbackMessage, FeedbackSource};
 pub use file::{expand_inputs, FileSource};
 pub use kafka::{KafkaSource, RebalanceContext};
 pub use offsets::OffsetTracker;
-pub use range::{KafkaRange, RangeEnd, RangeStart};
+pub use range::{read_whole_topic, KafkaRange, RangeEnd, RangeStart};
 
 use crate::decode::MessageContext;
 use crate::model::Location;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
-use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -205,6 +205,67 @@ impl KafkaRange {
             .pause(&tpl)
             .map_err(|e| Error::kafka("pausing", e))
     }
+}
+
+/// Every message of `topic` as it was when called, partition by partition (oldest first):
+/// how a replay reads the watermark journal. Empty when the topic does not exist.
+pub fn read_whole_topic(brokers: &str, config: &KafkaConfig, topic: &str) -> Result<Vec<Vec<u8>>> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("faultline-replay-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false");
+    for (k, v) in config.client.iter().chain(&config.consumer) {
+        c.set(k, v);
+    }
+    let consumer: BaseConsumer = c
+        .create()
+        .map_err(|e| Error::kafka("creating journal reader", e))?;
+    let md = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|e| Error::kafka(format!("metadata of {topic}"), e))?;
+    let Some(t) = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), METADATA_TIMEOUT)
+            .map_err(|e| Error::kafka(format!("watermarks of {topic}"), e))?;
+        if low >= high {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
+            .map_err(|e| Error::kafka("building assignment", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| Error::kafka(format!("assigning {topic}"), e))?;
+        let mut next = low;
+        while next < high {
+            match consumer.poll(METADATA_TIMEOUT) {
+                Some(Ok(m)) => {
+                    next = m.offset() + 1;
+                    out.push(m.payload().unwrap_or_default().to_vec());
+                }
+                Some(Err(e)) => return Err(Error::kafka(format!("reading {topic}"), e)),
+                None => {
+                    return Err(Error::KafkaSetup(format!(
+                        "{topic}/{} did not deliver offsets {next}..{high} within {}s",
+                        p.id(),
+                        METADATA_TIMEOUT.as_secs()
+                    )))
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `[start, end)` offsets per input partition, sorted by topic and partition.

@@ -41,6 +41,8 @@ pub struct Topics {
     pub review: String,
     pub incidents: String,
     pub feedback: String,
+    /// The watermark journal (created by the first write).
+    pub watermarks: String,
 }
 
 impl Topics {
@@ -57,6 +59,7 @@ impl Topics {
             review: format!("{p}.review"),
             incidents: format!("{p}.incidents"),
             feedback: format!("{p}.feedback"),
+            watermarks: format!("{p}.watermarks"),
         }
     }
 
@@ -101,6 +104,7 @@ late = "{}"
 review = "{}"
 incidents = "{}"
 feedback = "{}"
+watermarks = "{}"
 "#,
             self.logs,
             self.metrics,
@@ -111,7 +115,8 @@ feedback = "{}"
             self.late,
             self.review,
             self.incidents,
-            self.feedback
+            self.feedback,
+            self.watermarks
         )
     }
 

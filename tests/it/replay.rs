@@ -362,3 +362,125 @@ fn on_a_terminal_a_replay_draws_a_progress_bar() {
     assert!(screen.contains("ETA"), "{screen}");
     assert!(started.elapsed() < Duration::from_secs(300));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
+    let topics = Topics::new();
+    topics.create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("requests.sql"),
+        "-- alert = \"Requests\"\n-- severity = \"info\"\n\
+         SELECT service, count(*) AS value FROM spans GROUP BY service\n",
+    )
+    .unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir_with_rules(tmp.path(), &rules, &topics.pipeline_toml(&settings));
+    let p = producer();
+    let m = minute_ago(30);
+    let second = 1_000_000_000;
+
+    // Live: ten requests, quiet (event time follows the wall clock and the minute closes),
+    // then four more requests of the same minute: late for the live run.
+    let group = unique("live");
+    let mut fl = Instance::start(&pipeline, &group, tmp.path().join("live.log"));
+    for n in 0..10 {
+        send(
+            &p,
+            &topics.spans,
+            &flat_span("api", n, m + i64::from(n) * second, 5),
+        )
+        .await;
+    }
+    let mut alerts = TopicReader::new(&topics.alerts);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts.poll(Duration::from_millis(300)) < 1 {
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+    }
+    for n in 10..14 {
+        send(
+            &p,
+            &topics.spans,
+            &flat_span("api", n, m + 40 * second + i64::from(n), 5),
+        )
+        .await;
+    }
+    let late = read_topic(&topics.late, 4, Duration::from_secs(60));
+    assert_eq!(late.len(), 4, "{}", fl.log_text());
+    assert!(fl.stop().success());
+    alerts.poll(Duration::from_millis(500));
+    assert_eq!(alerts.seen[0]["evidence"]["value"], 10.0);
+
+    // The journal holds the decision with the position the live run had reached.
+    let journal = read_topic(&topics.watermarks, 10, Duration::from_secs(5));
+    assert!(!journal.is_empty());
+    for (_, record) in &journal {
+        assert_valid("watermark.json", record);
+    }
+    let decided = journal
+        .iter()
+        .find(|(_, r)| r["watermark_unix_nano"].is_i64())
+        .unwrap();
+    let spans = decided.1["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["topic"] == topics.spans.as_str())
+        .unwrap();
+    assert_eq!(spans["offset"], 10, "{journal:?}");
+
+    // The replay makes the same decision between the same records: the same alert and the
+    // same four late records (same watermark, same delays).
+    let with = tmp.path().join("with");
+    let out = replay(
+        &pipeline,
+        &[
+            "--brokers",
+            &brokers(),
+            "--from",
+            "earliest",
+            "--output",
+            with.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live_alerts: Vec<String> = alerts.seen.iter().map(|v| v.to_string()).collect();
+    let replayed: Vec<String> = read_lines(&with.join("alerts.jsonl"))
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(replayed, live_alerts);
+    let live_late: Vec<serde_json::Value> = late.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(read_lines(&with.join("late.jsonl")), live_late);
+
+    // Without the journal, event time alone decides: all fourteen in the window, none late.
+    let without = tmp.path().join("without");
+    let out = replay(
+        &pipeline,
+        &[
+            "--brokers",
+            &brokers(),
+            "--from",
+            "earliest",
+            "--ignore-journal",
+            "--output",
+            without.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_lines(&without.join("late.jsonl")).is_empty());
+    assert_eq!(
+        read_lines(&without.join("alerts.jsonl"))[0]["evidence"]["value"],
+        14.0
+    );
+}

@@ -46,7 +46,7 @@ fn the_shipped_rule_tests_pass_and_their_junit_report_validates() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("SUCCESS: ")), "{stdout}");
+    assert!(stdout.contains("SUCCESS: "), "{stdout}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testsuite ").count(), files.len());
     assert!(!xml.contains("<failure"), "{xml}");

@@ -229,6 +229,7 @@ async fn clean_run_ids(
         review: clean.review,
         incidents: clean.incidents,
         feedback: clean.feedback,
+        watermarks: clean.watermarks,
     };
     let pipeline = pipeline_dir(&dir.join("clean"), &reference.pipeline_toml(settings));
     let mut fl = Instance::start(&pipeline, &unique("clean"), dir.join("clean.log"));

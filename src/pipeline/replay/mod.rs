@@ -27,11 +27,13 @@ use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 use crate::load::Loaded;
 use crate::model::{EventTime, Location};
+use crate::output::WatermarkDecision;
 use crate::rules::Unbounded;
 use crate::sink::{FileSink, KafkaSink, Sink};
-use crate::source::{expand_inputs, KafkaRange, RangeEnd, RangeStart};
+use crate::source::{expand_inputs, read_whole_topic, KafkaRange, RangeEnd, RangeStart};
 use progress::Progress;
 use summary::TallySink;
+use tracing::{info, warn};
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub enum ReplayInput {
         brokers: String,
         start: RangeStart,
         end: RangeEnd,
+        /// Repeat the live run's wall-clock decisions from the watermark journal
+        /// (`kafka.outputs.watermarks`).
+        journal: bool,
     },
 }
 
@@ -122,6 +127,7 @@ pub fn prefixed_outputs(config: &KafkaConfig, prefix: &str) -> Result<KafkaConfi
         &o.late,
         &o.incidents,
         &o.feedback,
+        &o.watermarks,
     ]
     .into_iter()
     .chain(config.inputs.iter().map(|i| &i.topic))
@@ -136,6 +142,7 @@ pub fn prefixed_outputs(config: &KafkaConfig, prefix: &str) -> Result<KafkaConfi
         &mut p.late,
         &mut p.incidents,
         &mut p.feedback,
+        &mut p.watermarks,
     ] {
         let name = format!("{prefix}{topic}");
         if live.contains(&&name) {
@@ -169,15 +176,27 @@ pub async fn run_replay(plan: ReplayPlan) -> Result<ReplayReport> {
         shipped.config.alertmanager = None;
         lanes.push(lane(shipped, None, &shipped_tally, usize::MAX).await?);
     }
-    let mut recording = match &plan.input {
+    let (mut recording, journal) = match &plan.input {
         ReplayInput::Files(files) => {
-            Recording::files(&expand_inputs(files)?, config.decode.max_message_bytes)?
+            let files = expand_inputs(files)?;
+            (
+                Recording::files(&files, config.decode.max_message_bytes)?,
+                Vec::new(),
+            )
         }
         ReplayInput::Kafka {
             brokers,
             start,
             end,
-        } => Recording::Kafka(KafkaRange::open(brokers, &config.kafka, start, *end)?),
+            journal,
+        } => {
+            let decisions = match journal {
+                true => read_journal(brokers, &config.kafka)?,
+                false => Vec::new(),
+            };
+            let range = KafkaRange::open(brokers, &config.kafka, start, *end)?;
+            (Recording::Kafka(range), decisions)
+        }
     };
     let unit = match recording {
         Recording::Files { .. } => "bytes",
@@ -186,16 +205,21 @@ pub async fn run_replay(plan: ReplayPlan) -> Result<ReplayReport> {
     let mut progress = Progress::new(plan.progress, recording.progress().1, unit);
     let mut inputs = InputCounts::default();
     let (mut records, mut reached) = (0, EventTime::MIN);
-    drive(&mut recording, &mut lanes, |msg, _, pipeline, rec| {
-        let now = pipeline.records();
-        inputs.add(&input_name(&msg.source), now - records);
-        records = now;
-        reached = pipeline.watermark();
-        if inputs.per_input.values().map(|c| c.0).sum::<u64>() % 256 == 1 {
-            let (done, total) = rec.progress();
-            progress.update(done, total, records, reached);
-        }
-    })
+    drive(
+        &mut recording,
+        &mut lanes,
+        &journal,
+        |msg, _, pipeline, rec| {
+            let now = pipeline.records();
+            inputs.add(&input_name(&msg.source), now - records);
+            records = now;
+            reached = pipeline.watermark();
+            if inputs.per_input.values().map(|c| c.0).sum::<u64>() % 256 == 1 {
+                let (done, total) = rec.progress();
+                progress.update(done, total, records, reached);
+            }
+        },
+    )
     .await?;
     let (elapsed, records_per_s) = progress.finish();
     let stats = lanes[0].pipeline.stats();
@@ -230,6 +254,24 @@ async fn lane(
         emitter,
         max_in_flight,
     })
+}
+
+/// The live runs' wall-clock decisions, in the order they were made.
+fn read_journal(brokers: &str, kafka: &KafkaConfig) -> Result<Vec<WatermarkDecision>> {
+    let topic = &kafka.outputs.watermarks;
+    let mut decisions = Vec::new();
+    for payload in read_whole_topic(brokers, kafka, topic)? {
+        match serde_json::from_slice(&payload) {
+            Ok(d) => decisions.push(d),
+            Err(error) => warn!(%error, topic, "Unreadable watermark journal record; skipped."),
+        }
+    }
+    info!(
+        topic,
+        decisions = decisions.len(),
+        "Watermark journal read."
+    );
+    Ok(decisions)
 }
 
 /// The topic, or the file, a message came from.
