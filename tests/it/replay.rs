@@ -262,6 +262,59 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
         );
     }
 
+    // Sandboxed: with an Alertmanager and state files configured, a replay posts nothing
+    // and writes no state.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let toml = std::fs::read_to_string(pipeline.join("pipeline.toml"))
+        .unwrap()
+        .replace(
+            "# template_state = \"/var/lib/faultline/templates.json\"",
+            "template_state = \"templates.json\"",
+        )
+        .replace("top_k = 3\n", "top_k = 3\nstate = \"kb-state.json\"\n");
+    let toml = format!(
+        "{toml}\n[alertmanager]\nurl = \"http://{}\"\n",
+        listener.local_addr().unwrap()
+    );
+    let copy = inference_copy_with(tmp.path(), &toml);
+    let sandboxed = tmp.path().join("sandboxed");
+    let out = replay(
+        &copy,
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            sandboxed.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lines(&sandboxed.join("alerts.jsonl")),
+        lines(&ran.join("alerts.jsonl"))
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the replay connected to the Alertmanager"
+    );
+    assert!(!copy.join("templates.json").exists());
+    assert!(!copy.join("kb-state.json").exists());
+    // (`run` writes both: the check above would see them.)
+    run_ok(
+        faultline()
+            .args(["run", "--pipeline"])
+            .arg(&copy)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(tmp.path().join("r2")),
+    );
+    assert!(copy.join("templates.json").exists());
+
     // The latency rule with a threshold above every request: its alerts are removed.
     let rules = tmp.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();

@@ -281,3 +281,26 @@ fn input_name(source: &Location) -> String {
         Location::File { path, .. } => path.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_that_names_a_live_topic_is_refused() {
+        let mut live = KafkaConfig::default();
+        live.inputs[0].topic = "replay.faultline.alerts".into();
+        let e = prefixed_outputs(&live, "replay.").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--output-prefix: prefix \"replay.\" makes faultline.alerts write to the live topic \
+             replay.faultline.alerts"
+        );
+        let e = prefixed_outputs(&live, "").unwrap_err().to_string();
+        assert!(e.contains("an empty prefix"), "{e}");
+        let ok = prefixed_outputs(&KafkaConfig::default(), "replay.").unwrap();
+        assert_eq!(ok.outputs.alerts, "replay.faultline.alerts");
+        assert_eq!(ok.outputs.watermarks, "replay.faultline.watermarks");
+        assert_eq!(ok.inputs[0].topic, "otlp_logs");
+    }
+}
