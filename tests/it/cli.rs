@@ -13,7 +13,39 @@ fn help_lists_only_working_subcommands() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(commands, ["run", "check", "agent", "templates", "help"]);
+    assert_eq!(
+        commands,
+        [
+            "run",
+            "check",
+            "replay",
+            "test",
+            "agent",
+            "templates",
+            "help"
+        ]
+    );
+    let out = run_ok(faultline().args(["replay", "--help"]));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--from",
+        "--to",
+        "--input",
+        "--output-prefix",
+        "--rules",
+        "--diff",
+        "--ignore-journal",
+    ] {
+        assert!(
+            help.contains(flag),
+            "replay --help mentions {flag}:\n{help}"
+        );
+    }
+    let out = run_ok(faultline().args(["test", "--help"]));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--run", "--junit"] {
+        assert!(help.contains(flag), "test --help mentions {flag}:\n{help}");
+    }
     let out = run_ok(faultline().args(["run", "--help"]));
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in ["--pipeline", "--input", "--output", "--brokers", "--group"] {

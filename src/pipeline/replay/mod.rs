@@ -176,28 +176,7 @@ pub async fn run_replay(plan: ReplayPlan) -> Result<ReplayReport> {
         shipped.config.alertmanager = None;
         lanes.push(lane(shipped, None, &shipped_tally, usize::MAX).await?);
     }
-    let (mut recording, journal) = match &plan.input {
-        ReplayInput::Files(files) => {
-            let files = expand_inputs(files)?;
-            (
-                Recording::files(&files, config.decode.max_message_bytes)?,
-                Vec::new(),
-            )
-        }
-        ReplayInput::Kafka {
-            brokers,
-            start,
-            end,
-            journal,
-        } => {
-            let decisions = match journal {
-                true => read_journal(brokers, &config.kafka)?,
-                false => Vec::new(),
-            };
-            let range = KafkaRange::open(brokers, &config.kafka, start, *end)?;
-            (Recording::Kafka(range), decisions)
-        }
-    };
+    let (mut recording, journal) = open_recording(&plan.input, &config)?;
     let unit = match recording {
         Recording::Files { .. } => "bytes",
         Recording::Kafka(_) => "offsets",
@@ -253,6 +232,35 @@ async fn lane(
         pipeline: Pipeline::new(loaded, Box::new(Unbounded)).await?,
         emitter,
         max_in_flight,
+    })
+}
+
+/// The recorded input, and the live runs' decisions to repeat in it.
+fn open_recording(
+    input: &ReplayInput,
+    config: &crate::config::PipelineConfig,
+) -> Result<(Recording, Vec<WatermarkDecision>)> {
+    Ok(match input {
+        ReplayInput::Files(files) => {
+            let files = expand_inputs(files)?;
+            (
+                Recording::files(&files, config.decode.max_message_bytes)?,
+                Vec::new(),
+            )
+        }
+        ReplayInput::Kafka {
+            brokers,
+            start,
+            end,
+            journal,
+        } => {
+            let decisions = match journal {
+                true => read_journal(brokers, &config.kafka)?,
+                false => Vec::new(),
+            };
+            let range = KafkaRange::open(brokers, &config.kafka, start, *end)?;
+            (Recording::Kafka(range), decisions)
+        }
     })
 }
 
