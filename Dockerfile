@@ -1,6 +1,9 @@
 # Multi-stage build: a Rust builder, then a small Debian runtime with only the binary and the
 # shipped pipelines.
 FROM rust:1.95-bookworm AS build
+# librdkafka is built with TLS and SASL (PLAIN, SCRAM) against the system OpenSSL.
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
@@ -9,7 +12,7 @@ COPY tests tests
 RUN cargo build --release --locked --bin faultline
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 faultline
 COPY --from=build /src/target/release/faultline /usr/local/bin/faultline

@@ -8,6 +8,7 @@
 //! Modules, in pipeline order (see `ARCHITECTURE.md` for their layers):
 //! - [`model`]: the vocabulary every stage shares (records, windows, findings).
 //! - [`load`]: the one reader of a pipeline directory and the one validation path.
+//! - [`broker`]: Kafka client plumbing: connecting, quiet librdkafka contexts.
 //! - [`source`]: files and Kafka in; offset bookkeeping.
 //! - [`decode`]: wire formats into [`model`] records.
 //! - [`align`]: event-time windows and watermarks; [`tables`] builds their Arrow tables.
@@ -26,6 +27,7 @@
 pub mod agent;
 pub mod alert;
 pub mod align;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod decode;

@@ -155,6 +155,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub brokers: Option<String>,
 
+    /// With `--brokers`: give up when no broker has answered within this time (e.g. `2m`).
+    /// Default: keep retrying (with backoff and a reminder every 30 s); wrong credentials or
+    /// an untrusted certificate end the run at once either way.
+    #[arg(long, requires = "brokers", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<std::time::Duration>,
+
     /// Consumer group id [default: `kafka.group_id` of pipeline.toml, else `faultline`].
     #[arg(long, requires = "brokers")]
     pub group: Option<String>,
@@ -262,7 +268,14 @@ async fn run(args: RunArgs) -> Result<()> {
                 .group
                 .clone()
                 .unwrap_or_else(|| loaded.config.kafka.group_id.clone());
-            run_kafka(loaded, brokers, &group, shutdown_signal()).await?;
+            run_kafka(
+                loaded,
+                brokers,
+                &group,
+                args.connect_timeout,
+                shutdown_signal(),
+            )
+            .await?;
         }
         None => {
             run_files(

@@ -29,6 +29,17 @@ pub struct KafkaConfig {
     /// = "SASL_SSL"`, `"sasl.mechanism"`, `"ssl.ca.location"`). Values are passed verbatim.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+    /// librdkafka settings whose values come from environment variables, so that no secret
+    /// sits in `pipeline.toml`: setting → variable, e.g. `"sasl.password" =
+    /// "FAULTLINE_KAFKA_PASSWORD"`. Read when connecting; a variable that is not set is an
+    /// error naming it.
+    #[serde(default)]
+    pub client_env: BTreeMap<String, String>,
+    /// librdkafka settings whose values are read from files when connecting (a trailing
+    /// newline removed): setting → path, e.g. `"sasl.password" = "/run/secrets/kafka"`
+    /// (Kubernetes and Docker secrets).
+    #[serde(default)]
+    pub client_files: BTreeMap<String, std::path::PathBuf>,
     /// Extra librdkafka settings for the consumer only.
     #[serde(default)]
     pub consumer: BTreeMap<String, String>,
@@ -68,9 +79,50 @@ impl Default for KafkaConfig {
             outputs: KafkaOutputs::default(),
             require_copartitioned: true,
             client: BTreeMap::new(),
+            client_env: BTreeMap::new(),
+            client_files: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// The consumer's librdkafka settings: `client`, then `client_env` and `client_files`
+    /// resolved, then `consumer`.
+    pub fn consumer_settings(&self) -> crate::Result<Vec<(String, String)>> {
+        self.settings(&self.consumer)
+    }
+
+    /// The producer's librdkafka settings: `client`, the resolved secrets, then `producer`.
+    pub fn producer_settings(&self) -> crate::Result<Vec<(String, String)>> {
+        self.settings(&self.producer)
+    }
+
+    fn settings(
+        &self,
+        specific: &BTreeMap<String, String>,
+    ) -> crate::Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = self.client.clone().into_iter().collect();
+        for (setting, var) in &self.client_env {
+            let value = std::env::var(var).map_err(|_| crate::Error::Config {
+                location: format!("kafka.client_env.{setting:?}"),
+                message: format!("environment variable {var} is not set"),
+            })?;
+            out.push((setting.clone(), value));
+        }
+        for (setting, path) in &self.client_files {
+            let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Config {
+                location: format!("kafka.client_files.{setting:?}"),
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            out.push((
+                setting.clone(),
+                text.trim_end_matches(['\n', '\r']).to_string(),
+            ));
+        }
+        out.extend(specific.clone());
+        Ok(out)
     }
 }
 

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use super::emit::Emitter;
 use super::{Emission, Pipeline, Stats, WallClock};
+use crate::broker::{wait_for_brokers, Chatter};
 use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
@@ -32,16 +33,31 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs as a member of consumer group `group` until `shutdown` resolves, then waits for
 /// pending deliveries, commits and returns.
+///
+/// It first waits for the brokers (`connect_timeout` bounds the wait): wrong credentials or
+/// certificates end the run with one error; a signal while waiting stops it cleanly.
 pub async fn run_kafka(
     loaded: Loaded,
     brokers: &str,
     group: &str,
+    connect_timeout: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats> {
-    let mut d = Driver::start(loaded, brokers, group).await?;
+    tokio::pin!(shutdown);
+    let kafka = loaded.config.kafka.clone();
+    let started = async {
+        wait_for_brokers(brokers, &kafka, connect_timeout).await?;
+        Driver::start(loaded, brokers, group).await
+    };
+    let mut d = tokio::select! {
+        d = started => d?,
+        _ = &mut shutdown => {
+            info!("Stopped before consuming.");
+            return Ok(Stats::default());
+        }
+    };
     let mut tick = tokio::time::interval(d.tick_interval());
     let mut hangup = hangup_signal();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
@@ -78,6 +94,8 @@ struct Driver {
     positions: HashMap<PartitionKey, i64>,
     /// Wall-clock decisions since the last input message, journaled before the next one.
     pending: WatermarkDecision,
+    /// Repeated consumer errors are logged once a minute.
+    chatter: Chatter,
 }
 
 impl Driver {
@@ -95,14 +113,26 @@ impl Driver {
             emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
         }
         info!(feedback = pipeline.stats().feedback, "Feedback replayed.");
-        match source.check_topics(&config.kafka, Duration::from_secs(10)) {
-            Ok(missing) if !missing.is_empty() => warn!(
-                ?missing,
-                "Input topics do not exist yet; waiting for them to be created."
-            ),
-            Ok(_) => {}
-            Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
-            Err(error) => warn!(%error, "Could not read cluster metadata; continuing."),
+        // The co-partitioning check needs metadata: wait for it rather than skip it.
+        let mut waited = false;
+        loop {
+            match source.check_topics(&config.kafka, Duration::from_secs(10)) {
+                Ok(missing) if !missing.is_empty() => warn!(
+                    ?missing,
+                    "Input topics do not exist yet; waiting for them to be created."
+                ),
+                Ok(_) => {}
+                Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
+                Err(error) => {
+                    if !waited {
+                        warn!(%error, "Cluster metadata not available yet; waiting for it.");
+                        waited = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            break;
         }
         let journal =
             TopicWriter::for_pipeline(brokers, &config.kafka.outputs.watermarks, &config.kafka)?;
@@ -128,6 +158,7 @@ impl Driver {
                 idle: Vec::new(),
                 watermark_unix_nano: None,
             },
+            chatter: Chatter::default(),
         })
     }
 
@@ -153,7 +184,9 @@ impl Driver {
         let msg = match msg {
             Ok(m) => m,
             Err(error) => {
-                warn!(%error, "Kafka consumer error; retrying.");
+                if self.chatter.fresh(&error.to_string()) {
+                    warn!(%error, "Kafka consumer error; retrying (repeats are not logged for a minute).");
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 return Ok(());
             }

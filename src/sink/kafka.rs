@@ -9,12 +9,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use super::{Delivery, Sink};
+use crate::broker::QuietContext;
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 use crate::output::{Output, OutputKind};
 
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietContext>,
     topics: [String; 6],
 }
 
@@ -37,11 +38,11 @@ impl KafkaSink {
         c.set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.max.bytes", "10000000");
-        for (k, v) in config.client.iter().chain(&config.producer) {
+        for (k, v) in config.producer_settings()? {
             c.set(k, v);
         }
-        let producer: FutureProducer = c
-            .create()
+        let producer: FutureProducer<QuietContext> = c
+            .create_with_context(QuietContext::default())
             .map_err(|e| Error::kafka("creating producer", e))?;
         let o = &config.outputs;
         Ok(KafkaSink {
@@ -100,32 +101,28 @@ impl Sink for KafkaSink {
 
 /// Writes payloads to one topic and waits for each to be acknowledged (for the agents).
 pub struct TopicWriter {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietContext>,
     topic: String,
 }
 
 impl TopicWriter {
     pub fn new(brokers: &str, topic: &str) -> Result<Self> {
-        Self::with_settings(brokers, topic, std::iter::empty())
+        Self::with_settings(brokers, topic, Vec::new())
     }
 
     /// A writer with the pipeline's client and producer settings (TLS, SASL, ...).
     pub fn for_pipeline(brokers: &str, topic: &str, config: &KafkaConfig) -> Result<Self> {
-        Self::with_settings(brokers, topic, config.client.iter().chain(&config.producer))
+        Self::with_settings(brokers, topic, config.producer_settings()?)
     }
 
-    fn with_settings<'a>(
-        brokers: &str,
-        topic: &str,
-        settings: impl Iterator<Item = (&'a String, &'a String)>,
-    ) -> Result<Self> {
+    fn with_settings(brokers: &str, topic: &str, settings: Vec<(String, String)>) -> Result<Self> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers).set("acks", "all");
         for (k, v) in settings {
             c.set(k, v);
         }
-        let producer: FutureProducer = c
-            .create()
+        let producer: FutureProducer<QuietContext> = c
+            .create_with_context(QuietContext::default())
             .map_err(|e| Error::kafka("creating producer", e))?;
         Ok(TopicWriter {
             producer,

@@ -9,6 +9,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::broker::QuietContext;
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
 use crate::model::Location;
@@ -20,7 +21,7 @@ pub struct FeedbackMessage {
 }
 
 pub struct FeedbackSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<QuietContext>,
     /// End offsets at start, per partition: the history to replay before going live.
     ends: Vec<(i32, i64)>,
     topic: String,
@@ -36,11 +37,11 @@ impl FeedbackSource {
             .set("group.id", format!("{group}.feedback"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
-        for (k, v) in config.client.iter().chain(&config.consumer) {
+        for (k, v) in config.consumer_settings()? {
             c.set(k, v);
         }
-        let consumer: StreamConsumer = c
-            .create()
+        let consumer: StreamConsumer<QuietContext> = c
+            .create_with_context(QuietContext::default())
             .map_err(|e| Error::kafka("creating the feedback consumer", e))?;
         let timeout = Duration::from_secs(10);
         let partitions: Vec<i32> = match consumer.fetch_metadata(Some(&topic), timeout) {

@@ -10,15 +10,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::{InputMessage, OffsetTracker};
+use crate::broker::Chatter;
 use crate::config::{KafkaConfig, KafkaInput};
 use crate::decode::MessageContext;
 use crate::error::{Error, Result};
@@ -27,12 +29,21 @@ use crate::model::{EventTime, Location, PartitionKey};
 /// Rebalance hooks: commit what may be committed before a partition goes away, and tell the
 /// driver which partitions went.
 pub struct RebalanceContext {
+    chatter: Arc<Chatter>,
     tracker: Arc<Mutex<OffsetTracker>>,
     revoked: Arc<Mutex<Vec<PartitionKey>>>,
     assigned: Arc<Mutex<Vec<PartitionKey>>>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.chatter.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.chatter.error(error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -135,12 +146,13 @@ impl KafkaSource {
             // Large enough for any message we accept; bigger ones become dead letters.
             .set("fetch.message.max.bytes", "16777216")
             .set("receive.message.max.bytes", "100000000");
-        for (k, v) in config.client.iter().chain(&config.consumer) {
+        for (k, v) in config.consumer_settings()? {
             c.set(k, v);
         }
         let revoked = Arc::new(Mutex::new(Vec::new()));
         let assigned = Arc::new(Mutex::new(Vec::new()));
         let context = RebalanceContext {
+            chatter: Arc::default(),
             tracker,
             revoked: revoked.clone(),
             assigned: assigned.clone(),

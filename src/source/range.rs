@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::kafka::input_message;
 use super::InputMessage;
+use crate::broker::QuietContext;
 use crate::config::{KafkaConfig, KafkaInput};
 use crate::error::{Error, Result};
 use crate::model::PartitionKey;
@@ -48,7 +49,7 @@ pub enum RangeEnd {
 /// One partition of the range: `[start, end)` and how far it has been read.
 struct RangePartition {
     key: PartitionKey,
-    queue: StreamPartitionQueue<DefaultConsumerContext>,
+    queue: StreamPartitionQueue<QuietContext>,
     start: i64,
     end: i64,
     next: i64,
@@ -57,7 +58,7 @@ struct RangePartition {
 
 /// The input topics between two positions, partition by partition.
 pub struct KafkaRange {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<QuietContext>>,
     parts: Vec<RangePartition>,
     inputs: HashMap<String, KafkaInput>,
     /// Serves the consumer's main queue (errors, statistics) while partition queues are
@@ -95,11 +96,11 @@ impl KafkaRange {
             .set("enable.partition.eof", "true")
             .set("fetch.message.max.bytes", "16777216")
             .set("receive.message.max.bytes", "100000000");
-        for (k, v) in config.client.iter().chain(&config.consumer) {
+        for (k, v) in config.consumer_settings()? {
             c.set(k, v);
         }
-        let consumer: Arc<StreamConsumer> = Arc::new(
-            c.create()
+        let consumer: Arc<StreamConsumer<QuietContext>> = Arc::new(
+            c.create_with_context(QuietContext::default())
                 .map_err(|e| Error::kafka("creating replay consumer", e))?,
         );
         let bounds = resolve(&consumer, config, start, end)?;
@@ -217,11 +218,11 @@ pub fn read_whole_topic(brokers: &str, config: &KafkaConfig, topic: &str) -> Res
             format!("faultline-replay-{}", std::process::id()),
         )
         .set("enable.auto.commit", "false");
-    for (k, v) in config.client.iter().chain(&config.consumer) {
+    for (k, v) in config.consumer_settings()? {
         c.set(k, v);
     }
-    let consumer: BaseConsumer = c
-        .create()
+    let consumer: BaseConsumer<QuietContext> = c
+        .create_with_context(QuietContext::default())
         .map_err(|e| Error::kafka("creating journal reader", e))?;
     let md = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
@@ -270,7 +271,7 @@ pub fn read_whole_topic(brokers: &str, config: &KafkaConfig, topic: &str) -> Res
 
 /// `[start, end)` offsets per input partition, sorted by topic and partition.
 fn resolve(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<QuietContext>,
     config: &KafkaConfig,
     start: &RangeStart,
     end: RangeEnd,
@@ -327,7 +328,7 @@ fn resolve(
 
 /// The first offset at or after `ms` in each partition (its end when there is none).
 fn offsets_for_time(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<QuietContext>,
     bounds: &BTreeMap<(String, i32), (i64, i64, i64, i64)>,
     ms: i64,
 ) -> Result<Vec<((String, i32), i64)>> {

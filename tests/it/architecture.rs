@@ -25,14 +25,15 @@ const LAYERS: &[(&str, u32)] = &[
     ("output", 7),
     ("config", 8),
     ("load", 9),
-    ("source", 9),
-    ("sink", 9),
-    ("agent", 10),
-    ("pipeline", 11),
-    ("ruletest", 12),
-    ("cli", 13),
-    ("lib", 14),
-    ("main", 14),
+    ("broker", 9),
+    ("source", 10),
+    ("sink", 10),
+    ("agent", 11),
+    ("pipeline", 12),
+    ("ruletest", 13),
+    ("cli", 14),
+    ("lib", 15),
+    ("main", 15),
 ];
 
 /// Stages that must stay pure (deterministic replays): no I/O, no clock, no driver.
