@@ -19,6 +19,8 @@
 //! - `replay`: `faultline replay` on the broker (live vs replay, sandboxing) and on files
 //!   (`--rules --diff`, the progress bar on a terminal); `ruletest`: `faultline test` on the
 //!   shipped rule tests, a test of the tester, JUnit validated against its XSD.
+//! - `secure`: TLS with SCRAM credentials from the environment on the broker's SASL_SSL
+//!   listener; wrong credentials, untrusted certificates and unreachable brokers.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
@@ -37,6 +39,7 @@ mod kb;
 mod replay;
 mod rules;
 mod ruletest;
+mod secure;
 mod stream;
 mod templates;
 mod training;
