@@ -161,6 +161,11 @@ pub struct RunArgs {
     #[arg(long, requires = "brokers", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<std::time::Duration>,
 
+    /// Static group membership: this instance's stable name (e.g. the pod name), so that a
+    /// restart gets its partitions back at once [default: `kafka.instance_id`].
+    #[arg(long, requires = "brokers", env = "FAULTLINE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Consumer group id [default: `kafka.group_id` of pipeline.toml, else `faultline`].
     #[arg(long, requires = "brokers")]
     pub group: Option<String>,
@@ -261,7 +266,10 @@ async fn check(dir: &std::path::Path) -> std::process::ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let loaded = crate::load::load(&args.pipeline).await?;
+    let mut loaded = crate::load::load(&args.pipeline).await?;
+    if let Some(id) = &args.instance_id {
+        loaded.config.kafka.instance_id = Some(id.clone());
+    }
     match &args.brokers {
         Some(brokers) => {
             let group = args

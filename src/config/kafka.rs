@@ -14,6 +14,13 @@ pub struct KafkaConfig {
     /// Consumer group id; `--group` overrides it. Default `faultline`.
     #[serde(default = "default_group")]
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a stable name per instance, e.g. the
+    /// pod name; `--instance-id` or `FAULTLINE_INSTANCE_ID` override it. A member that
+    /// restarts under the same name within `session.timeout.ms` gets its partitions back at
+    /// once, without a rebalance; the price is that a stopped member's partitions wait for
+    /// the session timeout before another member takes them. Default: none (dynamic).
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Input topics. Default: `otlp_logs`, `otlp_metrics`, `otlp_spans` (the OpenTelemetry
     /// Collector Kafka exporter's defaults) with `encoding = "auto"`.
     #[serde(default = "default_inputs")]
@@ -75,6 +82,7 @@ impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {
             group_id: default_group(),
+            instance_id: None,
             inputs: default_inputs(),
             outputs: KafkaOutputs::default(),
             require_copartitioned: true,

@@ -44,6 +44,7 @@ pub async fn run_kafka(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats> {
     tokio::pin!(shutdown);
+    let begun = Instant::now();
     let kafka = loaded.config.kafka.clone();
     let started = async {
         wait_for_brokers(brokers, &kafka, connect_timeout).await?;
@@ -56,6 +57,7 @@ pub async fn run_kafka(
             return Ok(Stats::default());
         }
     };
+    d.started = Some(begun);
     let mut tick = tokio::time::interval(d.tick_interval());
     let mut hangup = hangup_signal();
     loop {
@@ -96,6 +98,9 @@ struct Driver {
     pending: WatermarkDecision,
     /// Repeated consumer errors are logged once a minute.
     chatter: Chatter,
+    /// When the process began to start, until the first input message is logged (the
+    /// time a restart takes to get back to work).
+    started: Option<Instant>,
 }
 
 impl Driver {
@@ -159,6 +164,7 @@ impl Driver {
                 watermark_unix_nano: None,
             },
             chatter: Chatter::default(),
+            started: Some(Instant::now()),
         })
     }
 
@@ -193,6 +199,12 @@ impl Driver {
         };
         self.rebalanced();
         self.last_input = Instant::now();
+        if let Some(started) = self.started.take() {
+            info!(
+                after_ms = started.elapsed().as_millis() as u64,
+                "First input message."
+            );
+        }
         let Location::Kafka {
             topic,
             partition,

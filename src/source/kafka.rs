@@ -146,6 +146,9 @@ impl KafkaSource {
             // Large enough for any message we accept; bigger ones become dead letters.
             .set("fetch.message.max.bytes", "16777216")
             .set("receive.message.max.bytes", "100000000");
+        if let Some(id) = &config.instance_id {
+            c.set("group.instance.id", id);
+        }
         for (k, v) in config.consumer_settings()? {
             c.set(k, v);
         }

@@ -228,6 +228,16 @@ pub struct Instance {
 
 impl Instance {
     pub fn start(pipeline: &Path, group: &str, log: std::path::PathBuf) -> Self {
+        Self::start_with(pipeline, group, log, &[])
+    }
+
+    /// [`Instance::start`] with more arguments.
+    pub fn start_with(
+        pipeline: &Path,
+        group: &str,
+        log: std::path::PathBuf,
+        extra: &[&str],
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
             .args([
                 "run",
@@ -238,6 +248,7 @@ impl Instance {
                 "--pipeline",
             ])
             .arg(pipeline)
+            .args(extra)
             .env(
                 "FAULTLINE_LOG",
                 std::env::var("FAULTLINE_TEST_LOG").unwrap_or_else(|_| "info".into()),

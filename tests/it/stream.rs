@@ -265,7 +265,9 @@ async fn kill_9_then_restart_produces_every_alert_of_a_clean_run() {
 
     let group = unique("g");
     let mut reader = TopicReader::new(&topics.alerts);
-    let mut first = Instance::start(&pipeline, &group, tmp.path().join("first.log"));
+    // Static membership: the restarted instance gets its partitions back at once.
+    let member = ["--instance-id", "faultline-0"];
+    let mut first = Instance::start_with(&pipeline, &group, tmp.path().join("first.log"), &member);
     let deadline = Instant::now() + Duration::from_secs(60);
     // Kill once a third of the alerts are out: some input is committed, some is not.
     while reader.poll(Duration::from_millis(5)) < expected / 3 {
@@ -285,7 +287,26 @@ async fn kill_9_then_restart_produces_every_alert_of_a_clean_run() {
         "the kill came after the last alert; the test needs more input"
     );
 
-    let mut second = Instance::start(&pipeline, &group, tmp.path().join("second.log"));
+    let mut second =
+        Instance::start_with(&pipeline, &group, tmp.path().join("second.log"), &member);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !second.log_text().contains("First input message.") {
+        assert!(Instant::now() < deadline, "{}", second.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = second.log_text();
+    let after_ms: u64 = text
+        .split("after_ms=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // Without static membership this waited for the dead member's session timeout: 43 s
+    // when tried.
+    assert!(
+        after_ms <= 10_000,
+        "first record {after_ms} ms after the restart:\n{text}"
+    );
     feed.await.unwrap();
     let after = distinct_alerts(&topics.alerts, expected, Duration::from_secs(90));
     assert!(second.stop().success());
