@@ -2,6 +2,8 @@
 # shipped pipelines.
 FROM rust:1.95-bookworm AS build
 # librdkafka is built with TLS and SASL (PLAIN, SCRAM) against the system OpenSSL.
+# Unpinned on purpose: bookworm's security updates replace (and drop) the old versions.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -12,11 +14,14 @@ COPY tests tests
 RUN cargo build --release --locked --bin faultline
 
 FROM debian:bookworm-slim
+# Unpinned on purpose: bookworm's security updates replace (and drop) the old versions.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 faultline
 COPY --from=build /src/target/release/faultline /usr/local/bin/faultline
 COPY pipelines /etc/faultline/pipelines
-USER faultline
+# Numeric, so that runAsNonRoot-style checks can verify it without /etc/passwd.
+USER 10001
 ENTRYPOINT ["faultline"]
 CMD ["run", "--pipeline", "/etc/faultline/pipelines/inference", "--brokers", "kafka:9092"]

@@ -135,7 +135,7 @@ pub async fn wait_for_brokers(
     };
     let consumer: Arc<BaseConsumer<QuietContext>> = Arc::new(
         c.create_with_context(context.clone())
-            .map_err(|e| Error::kafka("creating a client", e))?,
+            .map_err(|e| Error::kafka("creating consumer", e))?,
     );
     let started = Instant::now();
     let (mut backoff, mut reminded, mut announced) = (Duration::from_secs(1), started, false);

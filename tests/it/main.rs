@@ -5,6 +5,8 @@
 //! - `alerting`: an incident on the broker, grouped and inhibited; hot reload of rules.
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
 //! - `cli`: the command line, its help and its errors.
+//! - `deploy`: the Dockerfile passes hadolint; docker-compose.yml validates against the
+//!   Compose Specification's schema.
 //! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
 //! - `templates`: `faultline templates` (output per line, state across restarts) and log
 //!   cleaning in the pipeline: template state across restarts, structured-body fields, a
@@ -32,6 +34,7 @@ mod architecture;
 mod broker;
 mod cli;
 mod common;
+mod deploy;
 mod files;
 mod invalid;
 mod kafka;
