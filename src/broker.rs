@@ -36,6 +36,8 @@ pub struct Chatter {
     recent: Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>,
     /// Record errors without logging them (the caller reports them itself).
     silent: bool,
+    /// The last error event and when it came (the driver's health).
+    last: Mutex<Option<(Instant, String)>>,
 }
 
 impl Chatter {
@@ -70,9 +72,15 @@ impl Chatter {
             .push((code, reason.to_string()));
         // Strip librdkafka's "(after N ms in state ..., N identical error(s) suppressed)".
         let line = reason.split(" (after ").next().unwrap_or(reason);
+        *self.last.lock().expect("chatter lock") = Some((Instant::now(), line.to_string()));
         if !self.silent && self.fresh(line) {
             warn!("Kafka: {line}");
         }
+    }
+
+    /// The last error event: when, and what.
+    pub fn last_error(&self) -> Option<(Instant, String)> {
+        self.last.lock().expect("chatter lock").clone()
     }
 
     /// The errors reported since the last call.

@@ -1,5 +1,6 @@
 //! The command line. Doc comments here are the `--help` text.
 
+mod health;
 mod replay;
 mod templates;
 
@@ -44,6 +45,10 @@ pub enum Command {
     /// and suggestions expected. Prints each failure as expected/got; exits 1 if any test
     /// fails. See README "Replay and rule tests".
     Test(TestArgs),
+    /// Ask a running `faultline run --health-addr` instance whether it is ready (GET URL,
+    /// default `http://127.0.0.1:8080/readyz`): prints its report, exits 0 when it answered
+    /// 200, else 1. For container health checks.
+    Health(health::HealthArgs),
     /// Collect telemetry beside a workload and produce it for a pipeline.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -161,6 +166,12 @@ pub struct RunArgs {
     #[arg(long, requires = "brokers", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<std::time::Duration>,
 
+    /// With `--brokers`: serve `GET /healthz` (liveness: 200 while running) and `GET
+    /// /readyz` (readiness: 200 while connected and consuming, 503 while connecting or while
+    /// the brokers report errors) on this address, e.g. `0.0.0.0:8080`.
+    #[arg(long, requires = "brokers", env = "FAULTLINE_HEALTH_ADDR")]
+    pub health_addr: Option<String>,
+
     /// Static group membership: this instance's stable name (e.g. the pod name), so that a
     /// restart gets its partitions back at once [default: `kafka.instance_id`].
     #[arg(long, requires = "brokers", env = "FAULTLINE_INSTANCE_ID")]
@@ -183,6 +194,10 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Check(args) => Ok(check(&args.pipeline).await),
+        Command::Health(args) => Ok(match health::check(&args)? {
+            true => std::process::ExitCode::SUCCESS,
+            false => std::process::ExitCode::FAILURE,
+        }),
         Command::Replay(args) => replay::run(args)
             .await
             .map(|()| std::process::ExitCode::SUCCESS),
@@ -276,14 +291,11 @@ async fn run(args: RunArgs) -> Result<()> {
                 .group
                 .clone()
                 .unwrap_or_else(|| loaded.config.kafka.group_id.clone());
-            run_kafka(
-                loaded,
-                brokers,
-                &group,
-                args.connect_timeout,
-                shutdown_signal(),
-            )
-            .await?;
+            let options = crate::pipeline::kafka::KafkaOptions {
+                connect_timeout: args.connect_timeout,
+                health_addr: args.health_addr.clone(),
+            };
+            run_kafka(loaded, brokers, &group, &options, shutdown_signal()).await?;
         }
         None => {
             run_files(

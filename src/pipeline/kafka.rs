@@ -16,6 +16,7 @@ use rdkafka::consumer::CommitMode;
 use tracing::{debug, error, info, warn};
 
 use super::emit::Emitter;
+use super::health::{Health, Status};
 use super::{Emission, Pipeline, Stats, WallClock};
 use crate::broker::{wait_for_brokers, Chatter};
 use crate::config::PipelineConfig;
@@ -25,6 +26,18 @@ use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::output::{JournalPartition, JournalPosition, WatermarkDecision};
 use crate::sink::{KafkaSink, TopicWriter};
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
+
+/// How the Kafka driver is run, besides the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaOptions {
+    /// Give up when no broker answered within this time.
+    pub connect_timeout: Option<Duration>,
+    /// Serve `/healthz` and `/readyz` here.
+    pub health_addr: Option<String>,
+}
+
+/// A broker error this recent, with nothing received since, makes the driver degraded.
+const DEGRADED_AFTER_ERROR: Duration = Duration::from_secs(10);
 
 /// How often rule files are polled for changes.
 const RULES_POLL: Duration = Duration::from_secs(2);
@@ -40,11 +53,16 @@ pub async fn run_kafka(
     loaded: Loaded,
     brokers: &str,
     group: &str,
-    connect_timeout: Option<Duration>,
+    options: &KafkaOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats> {
     tokio::pin!(shutdown);
     let begun = Instant::now();
+    let health = Health::default();
+    if let Some(addr) = &options.health_addr {
+        health.serve(addr)?;
+    }
+    let connect_timeout = options.connect_timeout;
     let kafka = loaded.config.kafka.clone();
     let started = async {
         wait_for_brokers(brokers, &kafka, connect_timeout).await?;
@@ -58,6 +76,8 @@ pub async fn run_kafka(
         }
     };
     d.started = Some(begun);
+    d.health = health;
+    d.health.set(Status::Ok, None);
     let mut tick = tokio::time::interval(d.tick_interval());
     let mut hangup = hangup_signal();
     loop {
@@ -98,6 +118,8 @@ struct Driver {
     pending: WatermarkDecision,
     /// Repeated consumer errors are logged once a minute.
     chatter: Chatter,
+    /// What `/healthz` and `/readyz` report.
+    health: Health,
     /// When the process began to start, until the first input message is logged (the
     /// time a restart takes to get back to work).
     started: Option<Instant>,
@@ -165,6 +187,7 @@ impl Driver {
             },
             chatter: Chatter::default(),
             started: Some(Instant::now()),
+            health: Health::default(),
         })
     }
 
@@ -267,7 +290,9 @@ impl Driver {
                 self.emit(em)
             }
             Err(error) => {
-                warn!(%error, "Feedback consumer error; retrying.");
+                if self.chatter.fresh(&error.to_string()) {
+                    warn!(%error, "Feedback consumer error; retrying (repeats are not logged for a minute).");
+                }
                 Ok(())
             }
         }
@@ -277,6 +302,7 @@ impl Driver {
     /// commits.
     async fn on_tick(&mut self) -> Result<()> {
         self.rebalanced();
+        self.check_health();
         self.idle_partitions().await?;
         self.follow_wall_clock().await?;
         if self.last_rules_check.elapsed() >= RULES_POLL {
@@ -291,6 +317,21 @@ impl Driver {
             self.last_commit = Instant::now();
         }
         Ok(())
+    }
+
+    /// Degraded while the brokers report errors and nothing arrives; ok again once the
+    /// errors stop or messages flow.
+    fn check_health(&mut self) {
+        let stats = self.pipeline.stats();
+        self.health.count(stats.messages, stats.alerts);
+        let failing = self
+            .source
+            .last_error()
+            .filter(|(at, _)| at.elapsed() < DEGRADED_AFTER_ERROR && *at > self.last_input);
+        match failing {
+            Some((_, reason)) => self.health.set(Status::Degraded, Some(reason)),
+            None => self.health.set(Status::Ok, None),
+        }
     }
 
     /// Partitions quiet for the idle timeout stop holding the watermark back. Not while the
@@ -416,6 +457,7 @@ impl Driver {
     /// Graceful stop: every delivery awaited, a synchronous commit, the template state
     /// saved.
     async fn stop(mut self) -> Result<Stats> {
+        self.health.set(Status::Stopping, None);
         info!("Shutting down: waiting for deliveries, then committing.");
         let acks = self.emitter.close().await?;
         self.delivered(acks);

@@ -15,6 +15,7 @@
 mod budget;
 pub mod emit;
 pub mod files;
+pub mod health;
 pub mod kafka;
 mod ledger;
 mod logclean;

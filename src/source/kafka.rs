@@ -190,6 +190,11 @@ impl KafkaSource {
         Ok(input_message(&m, &self.inputs))
     }
 
+    /// The consumer's last error event (a broker down, a failed connection): when, and what.
+    pub fn last_error(&self) -> Option<(std::time::Instant, String)> {
+        self.consumer.context().chatter.last_error()
+    }
+
     /// Partitions assigned since the last call.
     pub fn take_assigned(&self) -> Vec<PartitionKey> {
         std::mem::take(&mut *self.assigned.lock().expect("assigned lock"))

@@ -23,6 +23,8 @@
 //!   shipped rule tests, a test of the tester, JUnit validated against its XSD.
 //! - `secure`: TLS with SCRAM credentials from the environment on the broker's SASL_SSL
 //!   listener; wrong credentials, untrusted certificates and unreachable brokers.
+//! - `outage`: a 30 s broker outage on a broker of the test's own: no busy loop, `/readyz`
+//!   degraded, reconnected, nothing lost.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
 //!   letters, commits; `stream`: alignment, idleness, crash and scale-out on the broker;
 //!   `broker`: their helpers. These need `FAULTLINE_TEST_BROKERS`, which `scripts/test` sets.
@@ -39,6 +41,7 @@ mod files;
 mod invalid;
 mod kafka;
 mod kb;
+mod outage;
 mod replay;
 mod rules;
 mod ruletest;

@@ -173,7 +173,7 @@ async fn an_idle_partition_does_not_stall_windows_on_the_others() {
 
 /// Slow requests of `service` in every even minute, fast ones in odd minutes, for `minutes`
 /// minutes from `t0`, then one fast request an hour later that closes every window.
-fn workload(service: &str, first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
+pub fn workload(service: &str, first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     let mut n = first;
     for m in 0..minutes {

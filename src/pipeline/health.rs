@@ -1,0 +1,144 @@
+//! The Kafka driver's health, served over HTTP for orchestrators (`--health-addr`):
+//! `GET /healthz` answers 200 while the process runs (liveness), `GET /readyz` 200 only while
+//! it is connected and consuming, 503 while connecting or degraded (readiness); both with a
+//! JSON body.
+//!
+//! Hand-written on `std::net`: two fixed GET routes with a JSON body need no HTTP framework,
+//! and the endpoint must keep answering while the pipeline is busy (its own thread).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+
+/// Where the driver is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for the brokers (not ready).
+    Connecting,
+    /// Connected and consuming (ready).
+    Ok,
+    /// The brokers reported errors more recently than anything was received (not ready).
+    Degraded,
+    /// Stopping after a signal.
+    Stopping,
+}
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub status: Status,
+    /// Why it is degraded (the last broker error).
+    pub reason: Option<String>,
+    /// How many times it became degraded since the start.
+    pub degraded_episodes: u64,
+    /// Input messages consumed.
+    pub messages: u64,
+    /// Alert notifications sent.
+    pub alerts: u64,
+    pub uptime_s: u64,
+}
+
+/// Shared between the driver (which updates it) and the HTTP thread (which reads it).
+#[derive(Clone)]
+pub struct Health {
+    inner: Arc<Mutex<(HealthReport, Instant)>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        let report = HealthReport {
+            status: Status::Connecting,
+            reason: None,
+            degraded_episodes: 0,
+            messages: 0,
+            alerts: 0,
+            uptime_s: 0,
+        };
+        Health {
+            inner: Arc::new(Mutex::new((report, Instant::now()))),
+        }
+    }
+}
+
+impl Health {
+    /// Moves to `status`; entering `Degraded` counts an episode and logs it once.
+    pub fn set(&self, status: Status, reason: Option<String>) {
+        let mut guard = self.inner.lock().expect("health lock");
+        let report = &mut guard.0;
+        if status == Status::Degraded && report.status != Status::Degraded {
+            report.degraded_episodes += 1;
+            warn!(
+                reason = reason.as_deref().unwrap_or(""),
+                "Degraded: the brokers report errors."
+            );
+        }
+        if status == Status::Ok && report.status == Status::Degraded {
+            info!("Recovered: consuming again.");
+        }
+        report.status = status;
+        report.reason = reason;
+    }
+
+    /// The counters the report shows.
+    pub fn count(&self, messages: u64, alerts: u64) {
+        let mut guard = self.inner.lock().expect("health lock");
+        guard.0.messages = messages;
+        guard.0.alerts = alerts;
+    }
+
+    pub fn report(&self) -> HealthReport {
+        let guard = self.inner.lock().expect("health lock");
+        let mut report = guard.0.clone();
+        report.uptime_s = guard.1.elapsed().as_secs();
+        report
+    }
+
+    /// Serves `/healthz` and `/readyz` on `addr` from a thread of its own.
+    pub fn serve(&self, addr: &str) -> Result<()> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| Error::KafkaSetup(format!("health endpoint on {addr}: {e}")))?;
+        info!(
+            addr,
+            "Health endpoint: GET /healthz (liveness), /readyz (readiness)."
+        );
+        let health = self.clone();
+        std::thread::Builder::new()
+            .name("health".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let _ = health.answer(stream);
+                }
+            })
+            .map_err(|e| Error::Internal(format!("health thread: {e}")))?;
+        Ok(())
+    }
+
+    fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf)?;
+        let request = String::from_utf8_lossy(&buf[..n]);
+        let path = request.split_whitespace().nth(1).unwrap_or("/");
+        let report = self.report();
+        let (code, text) = match path {
+            "/healthz" => (200, "OK"),
+            "/readyz" if report.status == Status::Ok => (200, "OK"),
+            "/readyz" => (503, "Service Unavailable"),
+            _ => (404, "Not Found"),
+        };
+        let body = serde_json::to_string(&report).expect("health serializes");
+        write!(
+            stream,
+            "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}

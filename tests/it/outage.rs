@@ -1,0 +1,218 @@
+//! A broker outage drill on a broker of its own (`scripts/kafka` on another port, restarted
+//! with `KAFKA_KEEP_DATA=1`): faultline keeps running without busy-looping, reports itself
+//! degraded on `/readyz`, reconnects, and loses nothing.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::broker::*;
+use crate::common::*;
+use crate::stream::workload;
+
+/// A broker of this test's own, stopped on drop.
+struct OwnBroker {
+    port: u16,
+}
+
+impl OwnBroker {
+    fn run(&self, cmd: &str, keep_data: bool) {
+        let status = Command::new(repo().join("scripts/kafka"))
+            .arg(cmd)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/kafka {cmd} on {}", self.port);
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/kafka"))
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .status();
+    }
+}
+
+/// A child process killed on drop (a failing assertion must not leave it running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` on the health endpoint: status code and body (0 and null when it does not
+/// answer).
+fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let attempt = || -> std::io::Result<(u16, serde_json::Value)> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+        let mut response = String::new();
+        s.read_to_string(&mut response)?;
+        let code = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Ok((code, serde_json::from_str(body).unwrap_or_default()))
+    };
+    attempt().unwrap_or((0, serde_json::Value::Null))
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Distinct alert ids on `topic` of `brokers`, read until `expected` or `timeout`.
+fn alert_ids(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> BTreeSet<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut ids = BTreeSet::new();
+    while ids.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            ids.insert(v["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+async fn produce_all(brokers: &str, topic: &str, records: &[serde_json::Value]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for r in records {
+        let payload = r.to_string();
+        p.send(
+            FutureRecord::<(), _>::to(topic).payload(&payload),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_is_survived_reported_and_loses_nothing() {
+    let shared: u16 = brokers().rsplit_once(':').unwrap().1.parse().unwrap();
+    let broker = OwnBroker { port: shared + 300 };
+    broker.run("start", false);
+    let brokers = broker.address();
+    let topics = Topics::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&settings));
+    let health = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    // Twenty minutes before the outage, twenty after; each slow minute fires and resolves.
+    let t0 = minute_from_now(180);
+    let before = workload("svc", 0, t0, 20);
+    let after = workload("svc", 10_000, t0 + 20 * 60 * 1_000_000_000, 20);
+    produce_all(&brokers, &topics.spans, &before[..before.len() - 1]).await;
+
+    let log = tmp.path().join("faultline.log");
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args([
+                "run",
+                "--brokers",
+                &brokers,
+                "--group",
+                "drill",
+                "--health-addr",
+                &health,
+                "--pipeline",
+            ])
+            .arg(&pipeline)
+            .env("FAULTLINE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let first = alert_ids(&brokers, &topics.alerts, 18, Duration::from_secs(90));
+    assert!(first.len() >= 18, "{}", text());
+    let ready = get(&health, "/readyz");
+    assert_eq!(ready.0, 200, "{ready:?}\n{}", text());
+
+    // The broker goes away for 30 s.
+    broker.run("stop", false);
+    let cpu_before = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(30));
+    let cpu = cpu_seconds(child.id()) - cpu_before;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "faultline exited:\n{}",
+        text()
+    );
+    assert!(
+        cpu < 3.0,
+        "{cpu} s of CPU in 30 s without a broker: a busy loop"
+    );
+    let (code, report) = get(&health, "/readyz");
+    assert_eq!(
+        (code, report["status"].as_str()),
+        (503, Some("degraded")),
+        "{report}"
+    );
+    let outage_log = text();
+    assert!(outage_log.lines().count() < 60, "log flood:\n{outage_log}");
+
+    // Back (same data): it reconnects, takes the rest, and nothing is lost.
+    broker.run("start", true);
+    produce_all(&brokers, &topics.spans, &after).await;
+    let all = alert_ids(&brokers, &topics.alerts, 40, Duration::from_secs(120));
+    assert_eq!(all.len(), 40, "{}", text());
+    assert!(first.is_subset(&all));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&health, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "{}", text());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, report) = get(&health, "/healthz");
+    assert!(
+        report["degraded_episodes"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "{}", text());
+}
