@@ -20,6 +20,7 @@ fn help_lists_only_working_subcommands() {
             "check",
             "replay",
             "test",
+            "health",
             "agent",
             "templates",
             "help"
@@ -255,5 +256,49 @@ fn gpu_agent_samples_gpus_or_fails_cleanly_without_a_driver() {
         assert_eq!(lines.len(), 1, "one line: {err}");
         assert!(lines[0].starts_with("error: cannot load NVML"), "{err}");
         assert!(!file.exists(), "nothing written");
+    }
+}
+
+#[test]
+fn health_asks_an_endpoint_and_exits_by_its_answer() {
+    // Nothing listens: a clear error, exit 1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = faultline()
+        .args(["health", &format!("http://127.0.0.1:{port}/readyz")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no answer"));
+    // A 503 with a report: printed, exit 1; a 200: exit 0.
+    for (code, expected) in [(503, 1), (200, 0)] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).unwrap();
+            let body = r#"{"status":"degraded"}"#;
+            write!(
+                s,
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        });
+        let out = faultline()
+            .args(["health", &format!("http://{addr}/readyz")])
+            .output()
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{code}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            r#"{"status":"degraded"}"#
+        );
     }
 }

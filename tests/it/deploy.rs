@@ -53,4 +53,17 @@ fn docker_compose_validates_against_the_compose_specification() {
     let fl = &compose["services"]["faultline"];
     assert_eq!(fl["environment"]["FAULTLINE_INSTANCE_ID"], "faultline-0");
     assert_eq!(fl["deploy"]["resources"]["limits"]["memory"], "512M");
+    assert_eq!(
+        fl["healthcheck"]["test"],
+        serde_json::json!(["CMD", "faultline", "health", "http://127.0.0.1:8080/readyz"])
+    );
+    let command: Vec<&str> = fl["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(command
+        .windows(2)
+        .any(|w| w == ["--health-addr", "0.0.0.0:8080"]));
 }
