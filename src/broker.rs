@@ -38,6 +38,8 @@ pub struct Chatter {
     silent: bool,
     /// The last error event and when it came (the driver's health).
     last: Mutex<Option<(Instant, String)>>,
+    /// Whether the last statistics report had a broker connection up.
+    up: Mutex<Option<bool>>,
 }
 
 impl Chatter {
@@ -76,6 +78,21 @@ impl Chatter {
         if !self.silent && self.fresh(line) {
             warn!("Kafka: {line}");
         }
+    }
+
+    /// A statistics report (`statistics.interval.ms`): is any broker connection up?
+    pub fn stats(&self, statistics: &rdkafka::Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        *self.up.lock().expect("chatter lock") = Some(up);
+    }
+
+    /// Whether a broker connection was up at the last statistics report (`None` before the
+    /// first).
+    pub fn brokers_up(&self) -> Option<bool> {
+        *self.up.lock().expect("chatter lock")
     }
 
     /// The last error event: when, and what.

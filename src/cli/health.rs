@@ -38,7 +38,8 @@ pub fn check(args: &HealthArgs) -> Result<bool> {
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .map_err(io)?;
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(io)?;
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(io)?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(io)?;
     let status = response.split_whitespace().nth(1).unwrap_or("");

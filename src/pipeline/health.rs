@@ -122,9 +122,18 @@ impl Health {
 
     fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf)?;
-        let request = String::from_utf8_lossy(&buf[..n]);
+        // The whole request head: closing with unread bytes would reset the connection and
+        // lose the answer.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8_lossy(&head);
         let path = request.split_whitespace().nth(1).unwrap_or("/");
         let report = self.report();
         let (code, text) = match path {
@@ -134,11 +143,12 @@ impl Health {
             _ => (404, "Not Found"),
         };
         let body = serde_json::to_string(&report).expect("health serializes");
-        write!(
-            stream,
+        let response = format!(
             "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
              Connection: close\r\n\r\n{body}",
             body.len()
-        )
+        );
+        stream.write_all(response.as_bytes())?;
+        stream.shutdown(std::net::Shutdown::Write)
     }
 }

@@ -324,12 +324,17 @@ impl Driver {
     fn check_health(&mut self) {
         let stats = self.pipeline.stats();
         self.health.count(stats.messages, stats.alerts);
-        let failing = self
-            .source
-            .last_error()
-            .filter(|(at, _)| at.elapsed() < DEGRADED_AFTER_ERROR && *at > self.last_input);
+        let error = self.source.last_error();
+        let failing = match self.source.brokers_up() {
+            // librdkafka's own view of its connections, every 2 s.
+            Some(up) => (!up)
+                .then(|| error.map_or("no broker connection is up".into(), |(_, reason)| reason)),
+            None => error
+                .filter(|(at, _)| at.elapsed() < DEGRADED_AFTER_ERROR && *at > self.last_input)
+                .map(|(_, reason)| reason),
+        };
         match failing {
-            Some((_, reason)) => self.health.set(Status::Degraded, Some(reason)),
+            Some(reason) => self.health.set(Status::Degraded, Some(reason)),
             None => self.health.set(Status::Ok, None),
         }
     }

@@ -43,6 +43,10 @@ impl ClientContext for RebalanceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.chatter.error(error, reason);
     }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.chatter.stats(&statistics);
+    }
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -145,7 +149,9 @@ impl KafkaSource {
             .set("partition.assignment.strategy", "range")
             // Large enough for any message we accept; bigger ones become dead letters.
             .set("fetch.message.max.bytes", "16777216")
-            .set("receive.message.max.bytes", "100000000");
+            .set("receive.message.max.bytes", "100000000")
+            // Broker connection states for the health endpoint.
+            .set("statistics.interval.ms", "2000");
         if let Some(id) = &config.instance_id {
             c.set("group.instance.id", id);
         }
@@ -188,6 +194,11 @@ impl KafkaSource {
             .await
             .map_err(|e| Error::kafka("receiving", e))?;
         Ok(input_message(&m, &self.inputs))
+    }
+
+    /// Whether a broker connection was up at the consumer's last statistics report.
+    pub fn brokers_up(&self) -> Option<bool> {
+        self.consumer.context().chatter.brokers_up()
     }
 
     /// The consumer's last error event (a broker down, a failed connection): when, and what.

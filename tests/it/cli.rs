@@ -280,15 +280,21 @@ fn health_asks_an_endpoint_and_exits_by_its_answer() {
         let server = std::thread::spawn(move || {
             use std::io::{Read, Write};
             let (mut s, _) = listener.accept().unwrap();
+            // The whole request head, so that closing does not reset the connection.
+            let mut head = Vec::new();
             let mut buf = [0u8; 256];
-            let _ = s.read(&mut buf).unwrap();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&buf[..n]);
+            }
             let body = r#"{"status":"degraded"}"#;
-            write!(
-                s,
+            let response = format!(
                 "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
-            )
-            .unwrap();
+            );
+            s.write_all(response.as_bytes()).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
         });
         let out = faultline()
             .args(["health", &format!("http://{addr}/readyz")])

@@ -64,7 +64,7 @@ fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
     let attempt = || -> std::io::Result<(u16, serde_json::Value)> {
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(s, "GET {path} HTTP/1.0\r\n\r\n")?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
         let mut response = String::new();
         s.read_to_string(&mut response)?;
         let code = response
