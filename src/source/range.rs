@@ -184,7 +184,18 @@ impl KafkaRange {
                     p.done = p.next >= p.end;
                     return Ok(Some(input_message(&m, &self.inputs)));
                 }
-                Err(KafkaError::PartitionEOF(_)) => p.done = true,
+                // The end of the log: done if the consumer's position has passed the range
+                // (offsets left empty by transaction markers); an early end-of-partition
+                // event with records still to come is not the end.
+                Err(KafkaError::PartitionEOF(_)) => {
+                    let position = self.consumer.position().ok().and_then(|tpl| {
+                        tpl.find_partition(&p.key.topic, p.key.partition)
+                            .and_then(|e| e.offset().to_raw())
+                    });
+                    if position.is_some_and(|at| at >= p.end) {
+                        p.done = true;
+                    }
+                }
                 Err(e) => {
                     let context = format!("reading {}/{}", p.key.topic, p.key.partition);
                     return Err(Error::kafka(context, e));
