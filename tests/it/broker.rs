@@ -22,6 +22,15 @@ pub fn window(size: &str) -> String {
     format!("[window]\nsize = \"{size}\"\nmax_out_of_orderness = \"5s\"\nidle_timeout = \"1s\"\n")
 }
 
+/// The shipped pipeline's settings without its `[kafka]` section (a test adds its own
+/// topics) and with a 1 s idle timeout.
+pub fn shipped_settings_short_idle() -> String {
+    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
+    let (head, rest) = toml.split_once("[kafka]").unwrap();
+    let tail = &rest[rest.find("[kb]").unwrap()..];
+    format!("{head}{tail}").replace("idle_timeout = \"5s\"", "idle_timeout = \"1s\"")
+}
+
 pub fn brokers() -> String {
     std::env::var("FAULTLINE_TEST_BROKERS").expect(
         "FAULTLINE_TEST_BROKERS is not set: run the tests with scripts/test, which starts a \

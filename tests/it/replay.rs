@@ -69,6 +69,17 @@ fn replay(pipeline: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// [`replay`], which must succeed.
+fn replay_ok(pipeline: &Path, args: &[&str]) -> std::process::Output {
+    let out = replay(pipeline, args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -82,13 +93,7 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
     let topics = Topics::new();
     topics.create_with(2, 1).await;
     let tmp = tempfile::tempdir().unwrap();
-    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
-    // The shipped settings, this test's topics instead of the [kafka] section, a short
-    // idle timeout.
-    let (head, rest) = toml.split_once("[kafka]").unwrap();
-    let tail = &rest[rest.find("[kb]").unwrap()..];
-    let settings =
-        format!("{head}{tail}").replace("idle_timeout = \"5s\"", "idle_timeout = \"1s\"");
+    let settings = shipped_settings_short_idle();
     let pipeline = inference_copy_with(tmp.path(), &topics.pipeline_toml(&settings));
     let produced = produce_example(&topics).await;
     let brokers = brokers();
@@ -114,7 +119,7 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
 
     // First replay: a time range, to files.
     let first = tmp.path().join("first");
-    let out = replay(
+    let out = replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -124,11 +129,6 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
             "--output",
             first.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -166,7 +166,7 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
     );
 
     // Second replay: from the earliest offsets, to prefixed topics: byte for byte the first.
-    let out = replay(
+    replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -176,11 +176,6 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
             "--output-prefix",
             "replay.",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let prefixed = format!("replay.{}", topics.alerts);
     let again: Vec<String> = read_raw(&prefixed, Duration::from_secs(5))
@@ -248,7 +243,7 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
             .arg(&ran),
     );
     let replayed = tmp.path().join("replayed");
-    let out = replay(
+    replay_ok(
         &pipeline,
         &[
             "--input",
@@ -256,11 +251,6 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
             "--output",
             replayed.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     for kind in ["alerts", "incidents", "suggestions", "deadletter", "late"] {
         let file = format!("{kind}.jsonl");
@@ -288,7 +278,7 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
     );
     let copy = inference_copy_with(tmp.path(), &toml);
     let sandboxed = tmp.path().join("sandboxed");
-    let out = replay(
+    replay_ok(
         &copy,
         &[
             "--input",
@@ -296,11 +286,6 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
             "--output",
             sandboxed.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
         lines(&sandboxed.join("alerts.jsonl")),
@@ -337,7 +322,7 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
         .unwrap();
     }
     let diffed = tmp.path().join("diffed");
-    let out = replay(
+    let out = replay_ok(
         &pipeline,
         &[
             "--input",
@@ -348,11 +333,6 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
             rules.to_str().unwrap(),
             "--diff",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let diff = text
@@ -373,7 +353,7 @@ fn a_recording_replays_as_run_does_and_a_rule_change_shows_as_a_diff() {
     assert!(lines(&diffed.join("alerts.jsonl")).is_empty());
 
     // The same rules: an empty diff.
-    let out = replay(
+    let out = replay_ok(
         &pipeline,
         &[
             "--input",
@@ -496,7 +476,7 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
     // The replay makes the same decision between the same records: the same alert and the
     // same four late records (same watermark, same delays).
     let with = tmp.path().join("with");
-    let out = replay(
+    replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -506,11 +486,6 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
             "--output",
             with.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let live_alerts: Vec<String> = alerts.seen.iter().map(|v| v.to_string()).collect();
     let replayed: Vec<String> = read_lines(&with.join("alerts.jsonl"))
@@ -523,7 +498,7 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
 
     // Without the journal, event time alone decides: all fourteen in the window, none late.
     let without = tmp.path().join("without");
-    let out = replay(
+    replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -534,11 +509,6 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
             "--output",
             without.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(read_lines(&without.join("late.jsonl")).is_empty());
     assert_eq!(

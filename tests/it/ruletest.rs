@@ -26,6 +26,20 @@ fn shipped_test_files() -> Vec<PathBuf> {
     files
 }
 
+/// The report validates against Apache Ant's JUnit schema (`scripts/junit-validate`).
+fn assert_junit_valid(report: &std::path::Path) {
+    let check = std::process::Command::new(repo().join("scripts/junit-validate"))
+        .arg(report)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
 fn test_cmd() -> std::process::Command {
     let mut c = faultline();
     c.current_dir(repo()).arg("test");
@@ -50,16 +64,7 @@ fn the_shipped_rule_tests_pass_and_their_junit_report_validates() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testsuite ").count(), files.len());
     assert!(!xml.contains("<failure"), "{xml}");
-    let check = std::process::Command::new(repo().join("scripts/junit-validate"))
-        .arg(&junit)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_junit_valid(&junit);
 }
 
 #[test]
@@ -90,15 +95,7 @@ fn wrong_expectations_fail_with_a_readable_diff() {
         ),
         "{xml}"
     );
-    let check = std::process::Command::new(repo().join("scripts/junit-validate"))
-        .arg(&junit)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert_junit_valid(&junit);
 
     // --run selects by name: only the passing test runs.
     let out = test_cmd()

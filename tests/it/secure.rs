@@ -60,11 +60,7 @@ async fn the_default_pipeline_runs_over_tls_with_scram_credentials_from_the_envi
     let topics = Topics::new();
     topics.create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let toml = std::fs::read_to_string(repo().join("pipelines/inference/pipeline.toml")).unwrap();
-    let (head, rest) = toml.split_once("[kafka]").unwrap();
-    let tail = &rest[rest.find("[kb]").unwrap()..];
-    let settings =
-        format!("{head}{tail}").replace("idle_timeout = \"5s\"", "idle_timeout = \"1s\"");
+    let settings = shipped_settings_short_idle();
     // The secret is in the environment only; pipeline.toml names the variable.
     let toml = format!(
         "{}\n{}",
