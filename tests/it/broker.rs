@@ -201,8 +201,13 @@ pub async fn produce_to(
 
 /// A consumer of a one-partition topic from its beginning, outside any group's offsets.
 fn reader(topic: &str) -> BaseConsumer {
+    reader_on(&brokers(), topic)
+}
+
+/// [`reader`] on other brokers (a test's own broker).
+pub fn reader_on(brokers: &str, topic: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .create()

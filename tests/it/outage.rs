@@ -8,10 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::broker::*;
 use crate::common::*;
@@ -88,15 +86,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// Distinct alert ids on `topic` of `brokers`, read until `expected` or `timeout`.
 fn alert_ids(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> BTreeSet<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
+    let c = reader_on(brokers, topic);
     let deadline = Instant::now() + timeout;
     let mut ids = BTreeSet::new();
     while ids.len() < expected && Instant::now() < deadline {
