@@ -52,9 +52,11 @@ pub enum Command {
     /// Collect telemetry beside a workload and produce it for a pipeline.
     #[command(subcommand)]
     Agent(AgentCommand),
-    /// Mine log templates from a file of messages (one per line) and write one JSON object
-    /// per line: `template` (parameters as `<*>`), `template_id`, `params`. The same miner
-    /// the pipeline runs on log records; see README "Log templates".
+    /// Mine log templates from lines (stdin to stdout by default): one JSON object or TSV row
+    /// per line (`template` with `<*>` for parameters, `template_id`, `params`), or the
+    /// templates by count. `--raw` takes whole log lines and moves their headers into
+    /// `fields`. The same miner the pipeline runs on log records; see README "The templates
+    /// command".
     Templates(templates::TemplatesArgs),
 }
 

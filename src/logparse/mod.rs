@@ -1,12 +1,15 @@
 //! Log cleaning: what a log line says, as columns rules can use.
 //!
 //! For each log record: a structured body (JSON or logfmt) gives its fields and its message
-//! ([`structured`]); the message, or the whole body when it is plain text, is mined into a
-//! template with parameters ([`miner`], [`mask`]); and framework failures (shape and dtype
+//! ([`structured`]); a plain-text body's header (timestamp, level, logger, pid, thread, host)
+//! is recognised with the shape learned for its stream and moved into `log.*` fields
+//! ([`header`]); the message is mined into a template with parameters ([`miner`], [`mask`]);
+//! and framework failures (shape and dtype
 //! mismatches, CUDA out of memory, NCCL errors, browser errors) are recognised with typed
 //! fields ([`signatures`]). Pure: no I/O, no clock; the miner's state is data the pipeline
 //! persists.
 
+pub mod header;
 pub mod mask;
 pub mod miner;
 pub mod signatures;
@@ -16,24 +19,27 @@ use std::borrow::Cow;
 
 use crate::model::{Attributes, ParsedLog};
 
+pub use header::{HeaderLearner, LEVEL_FIELD};
 pub use miner::{MinerConfig, MinerState, TemplateMiner};
 
-/// Template miner plus the stateless extractors.
+/// Template miner, header shapes per stream, plus the stateless extractors.
 #[derive(Debug, Clone)]
 pub struct LogParser {
     miner: TemplateMiner,
+    headers: HeaderLearner,
 }
 
 impl LogParser {
     pub fn new(config: MinerConfig) -> Self {
-        Self {
-            miner: TemplateMiner::new(config),
-        }
+        Self::from_miner(TemplateMiner::new(config))
     }
 
     /// A parser that goes on with `miner` (e.g. one restored from its state).
     pub fn from_miner(miner: TemplateMiner) -> Self {
-        Self { miner }
+        Self {
+            miner,
+            headers: HeaderLearner::new(),
+        }
     }
 
     pub fn state(&self) -> MinerState {
@@ -45,14 +51,19 @@ impl LogParser {
         self.miner.shapes()
     }
 
-    /// Cleans one log record's body; `attributes` add OpenTelemetry's `exception.*` facts to
-    /// the text signatures are looked for in.
-    pub fn parse(&mut self, body: &str, attributes: &Attributes) -> ParsedLog {
+    /// Cleans one log record's body, a record of `stream` (its emitter: header shapes are
+    /// learned per stream); `attributes` add OpenTelemetry's `exception.*` facts to the text
+    /// signatures are looked for in.
+    pub fn parse(&mut self, stream: &str, body: &str, attributes: &Attributes) -> ParsedLog {
         let mut parsed = ParsedLog::default();
         let structured = structured::parse_body(body);
         let text: Option<&str> = match &structured {
             Some(s) => s.message.as_deref(),
-            None => Some(body),
+            None => {
+                let (rest, fields) = self.strip_header(stream, body);
+                parsed.fields = fields;
+                Some(rest)
+            }
         };
         if let Some(line) = text.and_then(mining_line) {
             let p = self.miner.parse(line);
@@ -73,6 +84,23 @@ impl LogParser {
             parsed.fields = s.fields;
         }
         parsed
+    }
+
+    /// A plain body without the header of its first line, and the header's fields. A line
+    /// that is all header keeps it (there would be nothing to mine).
+    fn strip_header<'b>(
+        &mut self,
+        stream: &str,
+        body: &'b str,
+    ) -> (&'b str, Vec<(String, String)>) {
+        let offset = body.len() - body.trim_start().len();
+        let first = body[offset..].lines().next().unwrap_or("");
+        let header = self.headers.parse(stream, first);
+        let message_start = offset + header.message_start;
+        if header.items.is_empty() || body[message_start..].trim().is_empty() {
+            return (body, Vec::new());
+        }
+        (&body[message_start..], header.fields(first))
     }
 }
 
@@ -127,12 +155,13 @@ mod tests {
     fn plain_structured_and_traceback_bodies() {
         let mut parser = LogParser::new(MinerConfig::default());
         let none = Attributes::new();
-        let plain = parser.parse("Invalid user bob from 10.0.0.1", &none);
+        let plain = parser.parse("s", "Invalid user bob from 10.0.0.1", &none);
         assert_eq!(plain.template.as_deref(), Some("Invalid user bob from <*>"));
         assert_eq!(plain.params, ["10.0.0.1"]);
         assert_eq!(plain.template_id.as_deref().map(str::len), Some(16));
 
         let json = parser.parse(
+            "s",
             r#"{"level":"error","msg":"upstream timeout after 30s","status":504}"#,
             &none,
         );
@@ -142,12 +171,37 @@ mod tests {
             .contains(&("status".to_string(), "504".to_string())));
 
         let traceback = "Traceback (most recent call last):\n  File \"train.py\", line 3, in <module>\n    y = model(x)\nRuntimeError: mat1 and mat2 shapes cannot be multiplied (32x512 and 256x10)";
-        let t = parser.parse(traceback, &none);
+        let t = parser.parse("s", traceback, &none);
         assert_eq!(t.signature, Some("shape_mismatch"));
         assert_eq!(
             t.template.as_deref(),
             Some("RuntimeError: mat1 and mat2 shapes cannot be multiplied (<*> and <*>)")
         );
+    }
+
+    #[test]
+    fn a_raw_line_header_becomes_fields_and_the_message_is_mined() {
+        let mut parser = LogParser::new(MinerConfig::default());
+        let none = Attributes::new();
+        let line = "2024-03-01 12:00:00,123 WARN [main] com.example.Pool: pool 7 exhausted";
+        let parsed = parser.parse("svc", line, &none);
+        assert_eq!(parsed.template.as_deref(), Some("pool <*> exhausted"));
+        assert_eq!(parsed.params, ["7"]);
+        let field = |k: &str| {
+            parsed
+                .fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(field("log.time"), Some("2024-03-01 12:00:00,123"));
+        assert_eq!(field(LEVEL_FIELD), Some("WARN"));
+        assert_eq!(field("log.thread"), Some("main"));
+        assert_eq!(field("log.logger"), Some("com.example.Pool"));
+        // Another day, another pool: the same template (the header is not in it).
+        let next = "2024-03-02 08:30:00,001 WARN [main] com.example.Pool: pool 9 exhausted";
+        let again = parser.parse("svc", next, &none);
+        assert_eq!(again.template_id, parsed.template_id);
     }
 
     #[test]
@@ -159,7 +213,7 @@ mod tests {
             "exception.message".into(),
             "CUDA out of memory. Tried to allocate 4.50 GiB. GPU 1 has a total capacity of 139.81 GiB of which 2.12 GiB is free.".into(),
         );
-        let parsed = parser.parse("step failed", &attributes);
+        let parsed = parser.parse("s", "step failed", &attributes);
         assert_eq!(parsed.signature, Some("cuda_oom"));
         assert_eq!(parsed.template.as_deref(), Some("step failed"));
     }

@@ -3,9 +3,10 @@
 //! and goes to the loader (`[logs] template_state`).
 
 use crate::config::PipelineConfig;
+use crate::logparse::header::severity_number;
 use crate::logparse::signatures::{FoldConfig, Folded, TracebackFolder};
-use crate::logparse::{LogParser, MinerState, TemplateMiner};
-use crate::model::{AckId, EventTime, Location, LogRecord};
+use crate::logparse::{LogParser, MinerState, TemplateMiner, LEVEL_FIELD};
+use crate::model::{AckId, EventTime, Location, LogRecord, ParsedLog};
 
 /// Counters of the log cleaner.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -115,7 +116,10 @@ impl LogCleaner {
     }
 
     fn parse(&mut self, mut log: LogRecord) -> LogRecord {
-        let parsed = self.parser.parse(&log.body, &log.attributes);
+        let parsed = self
+            .parser
+            .parse(&stream_key(&log), &log.body, &log.attributes);
+        fill_severity(&mut log, &parsed);
         self.stats.parsed += 1;
         self.stats.signatures += u64::from(parsed.signature.is_some());
         log.parsed = Some(Box::new(parsed));
@@ -123,7 +127,22 @@ impl LogCleaner {
     }
 }
 
-/// One emitter: lines of different processes never fold together.
+/// A level found in the body's header is the record's severity when its sender gave none.
+fn fill_severity(log: &mut LogRecord, parsed: &ParsedLog) {
+    if log.severity_number != 0 || log.severity_text.is_some() {
+        return;
+    }
+    let Some((_, level)) = parsed.fields.iter().find(|(k, _)| k == LEVEL_FIELD) else {
+        return;
+    };
+    if let Some(number) = severity_number(level) {
+        log.severity_number = number;
+        log.severity_text = Some(level.clone());
+    }
+}
+
+/// One emitter: lines of different processes never fold together; header shapes are
+/// learned per emitter.
 fn stream_key(log: &LogRecord) -> String {
     let r = &log.resource;
     let pid = r.attributes.get("process.pid").map_or("", String::as_str);
