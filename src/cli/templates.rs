@@ -26,7 +26,7 @@ pub struct TemplatesArgs {
     #[arg(long, default_value = "-")]
     pub output: PathBuf,
     /// `jsonl`: one object per mined line, in order, `{"line", "template_id", "template",
-    /// "params"}` (plus `"fields"` with `--raw`); `tsv`: the same as tab-separated columns
+    /// "params"}` (plus `"fields"` and `"message"` with `--raw`); `tsv`: the same as tab-separated columns
     /// (line, template_id, template, then one column per parameter; tab, newline and
     /// backslash escaped as `\t`, `\n`, `\\`); `summary`: the templates by count, most
     /// frequent first, each with its first line as an example.
@@ -66,6 +66,8 @@ struct Line<'a> {
     params: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 fn io(path: &Path, source: std::io::Error) -> Error {
@@ -219,6 +221,7 @@ impl Sink {
                     template: p.template,
                     params: params.collect(),
                     fields,
+                    message: self.raw.then_some(message),
                 };
                 serde_json::to_writer(&mut self.out, &line).expect("serialising plain values");
             }

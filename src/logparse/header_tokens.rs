@@ -396,7 +396,8 @@ fn level_or_time(token: &str, ctx: &ScanContext) -> Option<Class> {
     }
     let digits = token.bytes().all(|b| b.is_ascii_digit());
     let day = ctx.after_month && digits && token.len() <= 2;
-    let year = ctx.last == Some(Kind::Time) && digits && token.len() == 4;
+    // `Sun Dec 04 04:47:44 2005`: a year after a month-day-clock time.
+    let year = ctx.syslog_time && digits && token.len() == 4 && token.starts_with(['1', '2']);
     // `081109 203615`: a compact date and time, told apart from other numbers by the pair.
     let compact = digits
         && ((matches!(token.len(), 6 | 8)
