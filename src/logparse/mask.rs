@@ -152,8 +152,10 @@ impl Masked {
             let (start, end) = (self.words[w].0 as usize, self.words[w].1 as usize);
             let (flags, digits) = self.word_info[w];
             if flags & (SEP | SLASH) == 0 {
-                // One unit, classified from the counts taken while splitting.
-                let variable = unit_is_variable(word, digits as usize);
+                // One unit, classified from the counts taken while splitting. A user name
+                // (`for user news`, `invalid user test9`) is a variable from its first line on.
+                let after_user = w >= 2 && is_user_name_place(text(w - 2), text(w - 1));
+                let variable = unit_is_variable(word, digits as usize) || after_user;
                 self.push_unit(
                     word,
                     start,
@@ -359,10 +361,44 @@ fn unit_is_variable(text: &str, digits: usize) -> bool {
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             // One number (`jk2_init`, `eth1`); `rdd_2_0`, `broadcast_9_piece0` are ids.
             && digit_runs(text) == 1
-            && !is_hex_number(text);
+            && !is_hex_number(text)
+            // A numbered suffix after `_` is an instance (`broadcast_9`, `Thunderbird_A8`).
+            && !text.rsplit_once('_').is_some_and(|(_, s)| s.bytes().any(|b| b.is_ascii_digit()));
         return !name_with_number;
     }
-    (text.len() > 1 && text.starts_with('/')) || is_known_value(text)
+    (text.len() > 1 && text.starts_with('/'))
+        || is_known_value(text)
+        || is_host_name(text)
+        || WEEKDAYS.contains(&text)
+        || MONTHS.contains(&text)
+}
+
+/// `for user X`, `invalid user X`: X names a user (`user request`, `user unknown` do not).
+fn is_user_name_place(before: &str, word: &str) -> bool {
+    word.eq_ignore_ascii_case("user")
+        && (before.eq_ignore_ascii_case("for") || before.eq_ignore_ascii_case("invalid"))
+}
+
+/// Top-level domains that mark a dotted lower-case word as a host name.
+const TLDS: [&str; 24] = [
+    "com", "net", "org", "edu", "gov", "mil", "int", "io", "co", "info", "biz", "local",
+    "internal", "lan", "cn", "hk", "uk", "de", "fr", "jp", "ru", "in", "us", "eu",
+];
+
+/// `proxy.example.edu.hk`, `get.sogou.com`: lower-case labels ending in a known top-level
+/// domain (Java packages and file names end otherwise: `org.apache.hadoop`, `conf.xml`).
+fn is_host_name(text: &str) -> bool {
+    let Some((rest, tld)) = text.rsplit_once('.') else {
+        return false;
+    };
+    TLDS.contains(&tld)
+        && !rest.is_empty()
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 fn digit_runs(text: &str) -> usize {
