@@ -156,8 +156,8 @@ mod tests {
         let mut parser = LogParser::new(MinerConfig::default());
         let none = Attributes::new();
         let plain = parser.parse("s", "Invalid user bob from 10.0.0.1", &none);
-        assert_eq!(plain.template.as_deref(), Some("Invalid user bob from <*>"));
-        assert_eq!(plain.params, ["10.0.0.1"]);
+        assert_eq!(plain.template.as_deref(), Some("Invalid user <*> from <*>"));
+        assert_eq!(plain.params, ["bob", "10.0.0.1"]);
         assert_eq!(plain.template_id.as_deref().map(str::len), Some(16));
 
         let json = parser.parse(
