@@ -95,7 +95,7 @@ impl<R: BufRead> Lines<R> {
     /// The next line: its number, its text, and its length in bytes before any cut.
     fn next_line(&mut self) -> Result<Option<(u64, String, usize)>> {
         self.buf.clear();
-        let (mut read_any, mut total) = (false, 0);
+        let (mut read_any, mut total, mut last) = (false, 0, 0u8);
         loop {
             let chunk = self.reader.fill_buf().map_err(|e| io(&self.path, e))?;
             if chunk.is_empty() {
@@ -109,6 +109,12 @@ impl<R: BufRead> Lines<R> {
             let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
             self.buf.extend_from_slice(&chunk[..take.min(room)]);
             total += take;
+            if done {
+                // The ending (`\n` or `\r\n`) is not part of the line's length.
+                let before = if take >= 2 { chunk[take - 2] } else { last };
+                total -= 1 + usize::from(before == b'\r');
+            }
+            last = chunk[take - 1];
             self.reader.consume(take);
             if done {
                 break;
@@ -119,7 +125,6 @@ impl<R: BufRead> Lines<R> {
         }
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
-            total -= 1;
         }
         self.number += 1;
         let text = String::from_utf8_lossy(&self.buf).into_owned();
