@@ -4,7 +4,8 @@
 //! A line is read token by token from its start. Each token is classified (a time in one of the
 //! common forms, a level, a logger, a bracketed thread, a separator, a number, or a *weak* token
 //! such as a host or node name that is a header field only when a strong one follows), and the
-//! header is the longest run that ends in a strong token and holds a time or a level. Everything
+//! header is the longest run that ends in a strong token and holds a time or starts with a
+//! level. Everything
 //! after it is the message the miner sees. A line with nothing recognised has no header.
 //!
 //! Header shapes (the sequence of field kinds) are learned per stream: the first
@@ -285,10 +286,9 @@ impl Scan {
 
     fn finish(mut self, line: &str) -> Header {
         self.items.truncate(self.committed);
-        let anchored = self
-            .items
-            .iter()
-            .any(|i| matches!(i.kind, Kind::Time | Kind::Level));
+        // A time anywhere, or a level first (`ERROR: …`): `NCCL WARN …` is a message.
+        let anchored = self.items.iter().any(|i| i.kind == Kind::Time)
+            || self.items.first().is_some_and(|i| i.kind == Kind::Level);
         if !anchored {
             return Header::default();
         }

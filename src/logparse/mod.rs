@@ -75,7 +75,11 @@ impl LogParser {
                 .map(|&(a, b)| line[a as usize..b as usize].to_string())
                 .collect();
         }
-        let failure_text = failure_text(text.unwrap_or(body), attributes);
+        // Signatures read the whole plain body: a header may say what failed (`NCCL WARN`).
+        let failure_text = match &structured {
+            Some(_) => failure_text(text.unwrap_or(body), attributes),
+            None => failure_text(body, attributes),
+        };
         if let Some(signature) = signatures::extract(&failure_text) {
             parsed.signature = Some(signature.kind.as_str());
             parsed.signature_fields = signature.fields;
