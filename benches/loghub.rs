@@ -2,8 +2,10 @@
 //!
 //! `cargo bench --bench loghub` (data: `$LOGHUB_DIR`, default `../shared/data/loghub-2k`).
 //! Scores the `Content` column of every system with the Loghub-2.0 metrics (GA, FGA, PA,
-//! FTA; see the data's README) for faultline's miner with its one default configuration,
-//! then runs Drain3 (PyPI `drain3` 0.9.11, per-system tuned as published, through
+//! FTA; see the data's README) for faultline's miner with its one default configuration —
+//! final templates and streaming ones (each line's template on arrival) — and the whole raw
+//! lines of `<S>_2k.log`, headers included, with their headers recognised (`logparse::header`)
+//! and the rest mined, against the same truth; then runs Drain3 (PyPI `drain3` 0.9.11, per-system tuned as published, through
 //! `scripts/loghub-venv` and `scripts/loghub-drain3`) on the same data and scores its
 //! templates with the same code. Throughput: lines/s of one core, ours the median of
 //! `REPS` fresh runs over each system, Drain3's from its own timer around its loop.
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use faultline::logparse::{MinerConfig, TemplateMiner};
+use faultline::logparse::{HeaderLearner, MinerConfig, TemplateMiner};
 
 const SYSTEMS: [&str; 14] = [
     "HDFS",
@@ -107,7 +109,8 @@ fn score(truth: &[String], predicted: &[String]) -> Scores {
     }
 }
 
-fn read_system(dir: &Path, system: &str) -> (Vec<String>, Vec<String>) {
+/// The `Content` column, the whole raw lines (as many as the truth has rows) and the truth.
+fn read_system(dir: &Path, system: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let path = dir
         .join(system)
         .join(format!("{system}_2k.log_structured_corrected.csv"));
@@ -123,45 +126,91 @@ fn read_system(dir: &Path, system: &str) -> (Vec<String>, Vec<String>) {
         lines.push(row[content].to_string());
         truth.push(row[template].to_string());
     }
-    (lines, truth)
+    let raw_path = dir.join(system).join(format!("{system}_2k.log"));
+    let raw_bytes =
+        std::fs::read(&raw_path).unwrap_or_else(|e| panic!("{}: {e}", raw_path.display()));
+    let raw: Vec<String> = String::from_utf8_lossy(&raw_bytes)
+        .split('\n')
+        .take(truth.len())
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    assert_eq!(raw.len(), truth.len(), "{system}: one raw line per row");
+    (lines, raw, truth)
 }
 
 struct Ours {
     final_scores: Scores,
     streaming_scores: Scores,
+    raw_scores: Scores,
+    raw_streaming_scores: Scores,
     seconds: f64,
+    raw_seconds: f64,
 }
 
-fn run_ours(lines: &[String], truth: &[String]) -> Ours {
-    let mut times = Vec::with_capacity(REPS);
-    let mut streaming = Vec::new();
+/// Final and streaming templates of `lines`; with `headers`, each line's header is
+/// recognised and only the message after it is mined (one stream: the file).
+fn templates(lines: &[String], headers: bool) -> (Vec<String>, Vec<String>) {
+    let mut learner = HeaderLearner::new();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            if !headers {
+                return l.as_str();
+            }
+            let h = learner.parse("", l);
+            let message = &l[h.message_start..];
+            if message.trim().is_empty() {
+                l.as_str()
+            } else {
+                message
+            }
+        })
+        .collect();
     let mut miner = TemplateMiner::new(MinerConfig::default());
-    for rep in 0..REPS {
-        miner = TemplateMiner::new(MinerConfig::default());
+    let streaming = messages
+        .iter()
+        .map(|m| miner.parse(m).template.to_string())
+        .collect();
+    let final_templates = messages
+        .iter()
+        .map(|m| miner.classify(m).template.to_string())
+        .collect();
+    (final_templates, streaming)
+}
+
+/// Median seconds of `reps` fresh runs of the miner (and, for raw lines, header recognition).
+fn seconds(lines: &[String], headers: bool, reps: usize) -> f64 {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let mut miner = TemplateMiner::new(MinerConfig::default());
+        let mut learner = HeaderLearner::new();
         let start = Instant::now();
         let mut ids = 0u64;
         for line in lines {
-            ids = ids.wrapping_add(miner.parse(line).template_id);
+            let message = if headers {
+                &line[learner.parse("", line).message_start..]
+            } else {
+                line.as_str()
+            };
+            ids = ids.wrapping_add(miner.parse(message).template_id);
         }
         times.push(start.elapsed().as_secs_f64());
         std::hint::black_box(ids);
-        if rep == 0 {
-            let mut again = TemplateMiner::new(MinerConfig::default());
-            streaming = lines
-                .iter()
-                .map(|l| again.parse(l).template.to_string())
-                .collect();
-        }
     }
     times.sort_by(f64::total_cmp);
-    let final_templates: Vec<String> = lines
-        .iter()
-        .map(|l| miner.classify(l).template.to_string())
-        .collect();
+    times[reps / 2]
+}
+
+fn run_ours(lines: &[String], raw: &[String], truth: &[String]) -> Ours {
+    let (final_templates, streaming) = templates(lines, false);
+    let (raw_final, raw_streaming) = templates(raw, true);
     Ours {
         final_scores: score(truth, &final_templates),
         streaming_scores: score(truth, &streaming),
-        seconds: times[REPS / 2],
+        raw_scores: score(truth, &raw_final),
+        raw_streaming_scores: score(truth, &raw_streaming),
+        seconds: seconds(lines, false, REPS),
+        raw_seconds: seconds(raw, true, REPS),
     }
 }
 
@@ -238,16 +287,27 @@ fn main() {
     }
     println!("| system | faultline GA | FGA | PA | FTA | lines/s | Drain3 GA | FGA | PA | FTA | lines/s | speed ratio |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let (mut ours_sum, mut streaming_sum, mut drain_sum) =
-        (Scores::default(), Scores::default(), Scores::default());
+    let (mut ours_sum, mut drain_sum) = (Scores::default(), Scores::default());
+    let mut other_sums = [Scores::default(); 3];
     let (mut lines_total, mut ours_seconds, mut drain_seconds) = (0usize, 0.0, 0.0);
+    let mut raw_seconds = 0.0;
+    let mut other_rows = Vec::new();
     for system in SYSTEMS {
-        let (lines, truth) = read_system(&data, system);
-        let ours = run_ours(&lines, &truth);
+        let (lines, raw, truth) = read_system(&data, system);
+        let ours = run_ours(&lines, &raw, &truth);
         ours_sum.add(ours.final_scores);
-        streaming_sum.add(ours.streaming_scores);
+        let others = [
+            ours.streaming_scores,
+            ours.raw_scores,
+            ours.raw_streaming_scores,
+        ];
+        for (sum, s) in other_sums.iter_mut().zip(others) {
+            sum.add(s);
+        }
+        other_rows.push((system, others));
         lines_total += lines.len();
         ours_seconds += ours.seconds;
+        raw_seconds += ours.raw_seconds;
         let ours_rate = lines.len() as f64 / ours.seconds;
         let drain_cells = match &drain3 {
             Ok(d) => {
@@ -281,8 +341,29 @@ fn main() {
         "| **average** (lines/s pooled) | {} | {ours_rate:.0} | {drain_cells} |",
         ours_sum.div(n).cells()
     );
+    print_modes(&other_rows, &other_sums, lines_total as f64 / raw_seconds);
+}
+
+/// The second table: streaming templates on `Content`, and raw lines (final, streaming).
+fn print_modes(rows: &[(&str, [Scores; 3])], sums: &[Scores; 3], raw_rate: f64) {
+    let n = rows.len() as f64;
+    println!();
+    println!("| system | streaming GA | FGA | PA | FTA | raw lines GA | FGA | PA | FTA | raw streaming GA | FGA | PA | FTA |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (system, s) in rows {
+        println!(
+            "| {system} | {} | {} | {} |",
+            s[0].cells(),
+            s[1].cells(),
+            s[2].cells()
+        );
+    }
     println!(
-        "| faultline, streaming templates | {} | | | | | | | |",
-        streaming_sum.div(n).cells()
+        "| **average** | {} | {} | {} |",
+        sums[0].div(n).cells(),
+        sums[1].div(n).cells(),
+        sums[2].div(n).cells()
     );
+    println!();
+    println!("raw lines with header recognition: {raw_rate:.0} lines/s pooled");
 }
