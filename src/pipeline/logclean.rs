@@ -153,3 +153,45 @@ fn stream_key(log: &LogRecord) -> String {
         pid
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::logparse::MinerConfig;
+    use crate::model::{Attributes, Resource};
+
+    fn record(severity_number: i32, body: &str) -> LogRecord {
+        LogRecord {
+            time: EventTime(0),
+            observed_time: None,
+            trace_id: None,
+            span_id: None,
+            severity_number,
+            severity_text: None,
+            body: body.into(),
+            resource: Arc::new(Resource::default()),
+            scope: None,
+            attributes: Attributes::new(),
+            parsed: None,
+        }
+    }
+
+    #[test]
+    fn a_header_level_fills_the_severity_only_when_the_sender_gave_none() {
+        let mut cleaner = LogCleaner::new(TemplateMiner::new(MinerConfig::default()));
+        let line = "2024-03-01 12:00:00,123 WARN [main] com.example.Pool: pool 7 exhausted";
+        let filled = cleaner.parse(record(0, line));
+        assert_eq!(filled.severity_number, 13);
+        assert_eq!(filled.severity_text.as_deref(), Some("WARN"));
+        let parsed = filled.parsed.as_deref().unwrap();
+        assert_eq!(parsed.template.as_deref(), Some("pool <*> exhausted"));
+
+        let kept = cleaner.parse(record(17, line));
+        assert_eq!((kept.severity_number, kept.severity_text), (17, None));
+
+        let plain = cleaner.parse(record(0, "pool 8 exhausted"));
+        assert_eq!((plain.severity_number, plain.severity_text), (0, None));
+    }
+}
