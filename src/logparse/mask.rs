@@ -369,8 +369,14 @@ fn unit_is_variable(text: &str, digits: usize) -> bool {
     (text.len() > 1 && text.starts_with('/'))
         || is_known_value(text)
         || is_host_name(text)
-        || WEEKDAYS.contains(&text)
-        || MONTHS.contains(&text)
+        || is_day_or_month(text)
+}
+
+/// `Mon`, `Dec`: checked cheaply first, since it runs on every word.
+fn is_day_or_month(text: &str) -> bool {
+    text.len() == 3
+        && text.as_bytes()[0].is_ascii_uppercase()
+        && (WEEKDAYS.contains(&text) || MONTHS.contains(&text))
 }
 
 /// `for user X`, `invalid user X`: X names a user (`user request`, `user unknown` do not).
