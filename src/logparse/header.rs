@@ -8,10 +8,12 @@
 //! level. Everything
 //! after it is the message the miner sees. A line with nothing recognised has no header.
 //!
-//! Header shapes (the sequence of field kinds) are learned per stream: the first
-//! [`LEARN_LINES`] lines of a stream use their own header; then the stream's most common shape
-//! is kept, and a later line whose header starts with that shape is cut exactly there, so a
-//! message that happens to begin like a header field (`error 12 retries`) keeps its words.
+//! Header shapes (the sequence of field kinds) are learned per stream: each of the first
+//! [`LEARN_LINES`] lines of a stream votes with its own header's shape; then the most voted
+//! shape is kept. A line whose tokens fit the stream's shape (the kept one, or while learning
+//! the most voted so far) is cut exactly there, so a message that happens to begin like a
+//! header field (`error 12 retries`, `ciod: failed`) keeps its words, and a node-name place
+//! holds any word; a line that does not fit has its own header.
 //! A stream whose lines have no header learns the empty shape and is never cut. Pure: no I/O,
 //! no clock; bounded (at most [`MAX_STREAMS`] streams, the least recently seen forgotten).
 
@@ -162,8 +164,15 @@ fn match_shape(line: &str, shape: &[Kind]) -> Option<Header> {
     for &want in shape {
         let (start, end) = cursor.next_token()?;
         let class = scan.classify(line, (start, end), cursor.peek_token())?;
-        let weak_place = matches!(want, Kind::Context | Kind::Host);
-        if class.kind != want && !(weak_place && class.weak.is_some()) {
+        // A place of node or host names holds any word (`status`, even `error`); a request
+        // context may be a bare `[-]`.
+        let word = class.weak.is_some() || class.kind == Kind::Level;
+        let fits = match want {
+            Kind::Context => word || class.kind == Kind::Thread,
+            Kind::Host => word,
+            _ => false,
+        };
+        if class.kind != want && !fits {
             return None;
         }
         scan.record(&class, start, end);
@@ -335,8 +344,14 @@ impl HeaderLearner {
         if let Some(learned) = &state.learned {
             return match_shape(line, learned).unwrap_or_else(|| parse_line(line));
         }
-        let header = parse_line(line);
-        let shape = header.shape();
+        let own = parse_line(line);
+        let shape = own.shape();
+        // While learning, the shape most seen so far already decides (the first lines of a
+        // stream are cut like the later ones); the line's own header votes.
+        let leader = state.votes.iter().rev().max_by_key(|(_, n)| *n);
+        let header = leader
+            .and_then(|(leader, _)| match_shape(line, leader))
+            .unwrap_or(own);
         state.lines += 1;
         match state.votes.iter().position(|(s, _)| *s == shape) {
             Some(i) => state.votes[i].1 += 1,

@@ -143,3 +143,62 @@ fn levels_map_to_severity_numbers() {
         assert_eq!(severity_number(level), want, "{level}");
     }
 }
+
+#[test]
+fn a_learned_shape_takes_any_word_at_a_name_place_and_a_bare_context() {
+    let mut learner = HeaderLearner::new();
+    for i in 0..LEARN_LINES {
+        let line = format!(
+            "{i}7 node-{i} unix.hw state_change.unavailable 10778047{i:02} 1 Component down"
+        );
+        let h = learner.parse("hpc", &line);
+        assert_eq!(&line[h.message_start..], "Component down", "{line}");
+    }
+    // Words at the node and state places, even a level word, and a signed flag.
+    for (line, message) in [
+        (
+            "2286759 full partition status 1061219795 -1 running",
+            "running",
+        ),
+        (
+            "2567354 node-147 switch_module error 1074098611 1 Link error",
+            "Link error",
+        ),
+    ] {
+        let h = learner.parse("hpc", line);
+        assert_eq!(&line[h.message_start..], message, "{line}");
+    }
+
+    let mut learner = HeaderLearner::new();
+    let head = "2017-05-16 00:00:04.693 2931 INFO nova.compute.manager";
+    for i in 0..LEARN_LINES {
+        let line = format!("{head} [req-{i} - - - - -] [instance: 9{i}] VM Started");
+        let h = learner.parse("nova", &line);
+        assert_eq!(
+            &line[h.message_start..],
+            format!("[instance: 9{i}] VM Started")
+        );
+    }
+    let line = format!("{head} [-] [instance: 77] During sync_power_state");
+    let h = learner.parse("nova", &line);
+    assert_eq!(
+        &line[h.message_start..],
+        "[instance: 77] During sync_power_state"
+    );
+}
+
+#[test]
+fn while_learning_the_most_seen_shape_already_cuts() {
+    let mut learner = HeaderLearner::new();
+    let first = "- 1117838570 2005.06.03 R02-M1 2005-06-03-15.42.50.675872 R02-M1 RAS KERNEL INFO cache parity error";
+    let h = learner.parse("bgl", first);
+    assert_eq!(&first[h.message_start..], "cache parity error");
+    // On its own `ciod:` would be taken for a logger; the stream's lines have none.
+    let second = "- 1117838571 2005.06.03 R02-M1 2005-06-03-15.42.51.675872 R02-M1 RAS APP FATAL ciod: failed to read";
+    assert_eq!(
+        &second[parse_line(second).message_start..],
+        "failed to read"
+    );
+    let h = learner.parse("bgl", second);
+    assert_eq!(&second[h.message_start..], "ciod: failed to read");
+}

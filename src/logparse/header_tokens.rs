@@ -344,7 +344,8 @@ pub fn classify_word(token: &str, ctx: &ScanContext) -> Option<Class> {
     if let Some(class) = level_or_time(token, ctx) {
         return Some(class);
     }
-    if token.bytes().all(|b| b.is_ascii_digit()) && token.len() <= 12 {
+    let unsigned = token.strip_prefix('-').unwrap_or(token);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) && token.len() <= 12 {
         return Some(Class::strong(Kind::Pid, &[Weak::Label, Weak::Id]));
     }
     if let Some(class) = logger(token, ctx) {
