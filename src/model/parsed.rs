@@ -9,7 +9,8 @@ pub struct ParsedLog {
     pub template: Option<String>,
     /// The parameters' values, in order.
     pub params: Vec<String>,
-    /// Fields of a JSON or logfmt body (dotted keys for nested objects).
+    /// Fields of a JSON or logfmt body (dotted keys for nested objects), or of a plain
+    /// body's header (`log.time`, `log.level`, ...).
     pub fields: Vec<(String, String)>,
     /// `shape_mismatch`, `dtype_mismatch`, `cuda_oom`, `nccl` or `browser_error`.
     pub signature: Option<&'static str>,
