@@ -15,7 +15,8 @@
 //! header field (`error 12 retries`, `ciod: failed`) keeps its words, and a node-name place
 //! holds any word; a line that does not fit has its own header.
 //! A stream whose lines have no header learns the empty shape and is never cut. Pure: no I/O,
-//! no clock; bounded (at most [`MAX_STREAMS`] streams, the least recently seen forgotten).
+//! no clock; bounded (at most [`MAX_STREAMS`] streams, the least recently seen forgotten);
+//! not persisted: after a restart a stream learns its shape again.
 
 use fnv::FnvHashMap;
 
@@ -335,12 +336,14 @@ impl HeaderLearner {
     /// The header of `line`, a line of `stream`, learning the stream's shape.
     pub fn parse(&mut self, stream: &str, line: &str) -> Header {
         self.clock += 1;
-        if !self.streams.contains_key(stream) && self.streams.len() >= MAX_STREAMS {
-            self.evict();
+        if !self.streams.contains_key(stream) {
+            if self.streams.len() >= MAX_STREAMS {
+                self.evict();
+            }
+            self.streams.insert(stream.to_string(), Stream::default());
         }
-        let clock = self.clock;
-        let state = self.streams.entry(stream.to_string()).or_default();
-        state.last_seen = clock;
+        let state = self.streams.get_mut(stream).expect("inserted above");
+        state.last_seen = self.clock;
         if let Some(learned) = &state.learned {
             return match_shape(line, learned).unwrap_or_else(|| parse_line(line));
         }
