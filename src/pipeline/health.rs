@@ -38,6 +38,8 @@ pub struct HealthReport {
     pub reason: Option<String>,
     /// How many times it became degraded since the start.
     pub degraded_episodes: u64,
+    /// Offset commits that failed (retried; after a lost membership the new owner re-reads).
+    pub commit_failures: u64,
     /// Input messages consumed.
     pub messages: u64,
     /// Alert notifications sent.
@@ -57,6 +59,7 @@ impl Default for Health {
             status: Status::Connecting,
             reason: None,
             degraded_episodes: 0,
+            commit_failures: 0,
             messages: 0,
             alerts: 0,
             uptime_s: 0,
@@ -84,6 +87,11 @@ impl Health {
         }
         report.status = status;
         report.reason = reason;
+    }
+
+    /// An offset commit failed.
+    pub fn commit_failed(&self) {
+        self.inner.lock().expect("health lock").0.commit_failures += 1;
     }
 
     /// The counters the report shows.

@@ -313,7 +313,7 @@ impl Driver {
             }
         }
         if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-            self.commit(CommitMode::Async)?;
+            self.commit(CommitMode::Async);
             self.last_commit = Instant::now();
         }
         Ok(())
@@ -399,17 +399,28 @@ impl Driver {
         }
     }
 
-    /// Commits the oldest undelivered offset per partition.
-    fn commit(&mut self, mode: CommitMode) -> Result<()> {
+    /// Commits the oldest undelivered offset per partition. A failed commit is not fatal:
+    /// the offsets stay committable and are tried again at the next interval; if the
+    /// partitions move first (the membership was lost while the coordinator was away), the
+    /// new owner re-reads from the last commit, so outputs may repeat but none are lost.
+    fn commit(&mut self, mode: CommitMode) {
         let offsets = self.tracker.lock().expect("tracker lock").committable();
-        if !offsets.is_empty() {
-            self.source.commit(&offsets, mode)?;
-            self.tracker
+        if offsets.is_empty() {
+            return;
+        }
+        match self.source.commit(&offsets, mode) {
+            Ok(()) => self
+                .tracker
                 .lock()
                 .expect("tracker lock")
-                .mark_committed(&offsets);
+                .mark_committed(&offsets),
+            Err(error) => {
+                self.health.commit_failed();
+                if self.chatter.fresh(&error.to_string()) {
+                    warn!(%error, "Commit failed; retried at the next interval, re-read from the last commit if the partitions move (repeats are not logged for a minute).");
+                }
+            }
         }
-        Ok(())
     }
 
     /// Stops fetching while too many outputs await acknowledgement; resumes once half of
@@ -466,7 +477,7 @@ impl Driver {
         info!("Shutting down: waiting for deliveries, then committing.");
         let acks = self.emitter.close().await?;
         self.delivered(acks);
-        self.commit(CommitMode::Sync)?;
+        self.commit(CommitMode::Sync);
         let uncommitted = self.tracker.lock().expect("tracker lock").in_flight();
         save_states(
             &self.dir,
@@ -484,6 +495,7 @@ impl Driver {
             feedback = stats.feedback,
             rule_timeouts = stats.rule_timeouts,
             uncommitted,
+            commit_failures = self.health.report().commit_failures,
             "Stopped."
         );
         Ok(stats)
