@@ -40,6 +40,10 @@ pub struct HealthReport {
     pub degraded_episodes: u64,
     /// Offset commits that failed (retried; after a lost membership the new owner re-reads).
     pub commit_failures: u64,
+    /// State checkpoints written (all shards each time).
+    pub checkpoints: u64,
+    /// Bytes of the latest snapshot per shard held here.
+    pub snapshot_bytes: std::collections::BTreeMap<i32, usize>,
     /// Input messages consumed.
     pub messages: u64,
     /// Alert notifications sent.
@@ -60,6 +64,8 @@ impl Default for Health {
             reason: None,
             degraded_episodes: 0,
             commit_failures: 0,
+            checkpoints: 0,
+            snapshot_bytes: Default::default(),
             messages: 0,
             alerts: 0,
             uptime_s: 0,
@@ -92,6 +98,13 @@ impl Health {
     /// An offset commit failed.
     pub fn commit_failed(&self) {
         self.inner.lock().expect("health lock").0.commit_failures += 1;
+    }
+
+    /// A checkpoint was written; `sizes` are the latest snapshot sizes per shard.
+    pub fn checkpointed(&self, sizes: &std::collections::BTreeMap<i32, usize>) {
+        let mut guard = self.inner.lock().expect("health lock");
+        guard.0.checkpoints += 1;
+        guard.0.snapshot_bytes = sizes.clone();
     }
 
     /// The counters the report shows.

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::CommitMode;
 use tracing::{debug, error, info, warn};
 
+mod checkpoint;
+
+use checkpoint::{without_repeats, Checkpoints, Restored};
+
 use super::emit::Emitter;
 use super::health::{Health, Status};
 use super::{Emission, Pipeline, Stats, WallClock};
@@ -123,6 +127,8 @@ struct Driver {
     /// When the process began to start, until the first input message is logged (the
     /// time a restart takes to get back to work).
     started: Option<Instant>,
+    /// State checkpoints (`[kafka.checkpoints]`), when on.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Driver {
@@ -133,6 +139,11 @@ impl Driver {
         };
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let checkpoints = Checkpoints::start(brokers, group, &config.kafka).await?;
+        if checkpoints.is_some() {
+            pipeline.use_checkpoints();
+            tracker.lock().expect("tracker lock").follow_checkpoints();
+        }
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
         let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
         let mut emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
@@ -188,6 +199,7 @@ impl Driver {
             chatter: Chatter::default(),
             started: Some(Instant::now()),
             health: Health::default(),
+            checkpoints,
         })
     }
 
@@ -242,12 +254,24 @@ impl Driver {
             .expect("tracker lock")
             .register(topic, *partition, *offset);
         let key = PartitionKey::new(topic.as_str(), *partition);
+        let restored = match &mut self.checkpoints {
+            Some(cp) => cp.classify(&key, *offset),
+            None => Restored::Normal,
+        };
+        if restored == Restored::Skip {
+            self.tracker.lock().expect("tracker lock").done(ack);
+            self.positions.insert(key, offset + 1);
+            return Ok(());
+        }
         self.last_seen.insert(key.clone(), self.last_input);
         self.positions.insert(key.clone(), *offset);
         self.journal_decisions().await;
         self.positions.insert(key.clone(), offset + 1);
         let em = self.pipeline.ingest(&msg, ack, &key).await;
-        self.emit(em)
+        match restored {
+            Restored::Replay => self.emit(without_repeats(em)),
+            _ => self.emit(em),
+        }
     }
 
     /// Writes the wall-clock decisions made since the last message to the journal, with the
@@ -312,6 +336,7 @@ impl Driver {
                 self.reload("Rule files changed; reloading rules.").await;
             }
         }
+        self.checkpoint(false).await?;
         if self.last_commit.elapsed() >= COMMIT_INTERVAL {
             self.commit(CommitMode::Async);
             self.last_commit = Instant::now();
@@ -463,8 +488,13 @@ impl Driver {
             t.forget(&p.topic, p.partition);
             self.last_seen.remove(&p);
             self.positions.remove(&p);
+            if let Some(cp) = &mut self.checkpoints {
+                cp.forget(&p);
+            }
         }
-        for p in self.source.take_assigned() {
+        let assigned = self.source.take_assigned();
+        self.restore_shards(&assigned);
+        for p in assigned {
             self.pipeline.register(&p);
             self.last_seen.insert(p, Instant::now());
         }
@@ -477,6 +507,7 @@ impl Driver {
         info!("Shutting down: waiting for deliveries, then committing.");
         let acks = self.emitter.close().await?;
         self.delivered(acks);
+        self.checkpoint(true).await?;
         self.commit(CommitMode::Sync);
         let uncommitted = self.tracker.lock().expect("tracker lock").in_flight();
         save_states(
