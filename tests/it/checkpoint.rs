@@ -30,29 +30,39 @@ fn slow_minutes(first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
 
 /// Messages of partition 0 of `topic` after the group's committed offset.
 fn committed_lag(group: &str, topic: &str) -> i64 {
+    committed_lag_of(group, topic, 0)
+}
+
+/// Messages of one partition of `topic` after the group's committed offset.
+fn committed_lag_of(group: &str, topic: &str, partition: i32) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, 0);
+    tpl.add_partition(topic, partition);
     let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
     let offset = match committed.elements()[0].offset() {
         Offset::Offset(o) => o,
         _ => 0,
     };
     let (_, high) = c
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .unwrap();
     high - offset
 }
 
-/// Polls the committed lag until it is at most `target` or `wait` passed; the last value.
+/// Polls the committed lag of partition 0 until it is at most `target` or `wait` passed;
+/// the last value.
 fn lag_within(group: &str, topic: &str, target: i64, wait: Duration) -> i64 {
+    lag_of_within(group, topic, 0, target, wait)
+}
+
+fn lag_of_within(group: &str, topic: &str, partition: i32, target: i64, wait: Duration) -> i64 {
     let deadline = Instant::now() + wait;
     loop {
-        let lag = committed_lag(group, topic);
+        let lag = committed_lag_of(group, topic, partition);
         if lag <= target || Instant::now() > deadline {
             return lag;
         }
@@ -177,4 +187,160 @@ async fn a_firing_alert_no_longer_pins_offsets_and_survives_kill_9() {
         0,
         "no second episode was started by the restart"
     );
+}
+
+/// Waits for the first alert with `status` and these labels.
+fn wait_for(
+    reader: &mut TopicReader,
+    status: &str,
+    service: &str,
+    logs: &[&Instance],
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        reader.poll(Duration::from_millis(200));
+        if let Some(a) = reader
+            .seen
+            .iter()
+            .find(|a| a["status"] == status && a["labels"]["service"] == service)
+        {
+            return a.clone();
+        }
+        let logs: Vec<String> = logs.iter().map(|i| i.log_text()).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no {status} {service}:\n{logs:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_dead_lettered_once_across_a_crash() {
+    let topics = Topics::new();
+    topics.create().await;
+    let t0 = minute_from_now(240);
+    let p = producer();
+    let spans = slow_minutes(0, t0, 10);
+    for (i, s) in spans.iter().enumerate() {
+        if i == 50 {
+            produce(&p, &topics.spans, b"\x00\xffnot a record").await;
+        }
+        send(&p, &topics.spans, s).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir(
+        tmp.path(),
+        &topics.pipeline_toml_checkpointed(&settings, "1s"),
+    );
+    let group = unique("poison");
+    let member = ["--instance-id", "faultline-0"];
+    for round in 0..3 {
+        let log = tmp.path().join(format!("run-{round}.log"));
+        let mut fl = Instance::start_with(&pipeline, &group, log, &member);
+        let lag = lag_within(
+            &group,
+            &topics.spans,
+            OPEN_WINDOWS_MESSAGES,
+            Duration::from_secs(30),
+        );
+        assert!(lag <= OPEN_WINDOWS_MESSAGES, "{}", fl.log_text());
+        fl.child.kill().unwrap(); // a crash after every checkpoint that covers the poison
+        fl.child.wait().unwrap();
+    }
+    let dead = read_topic(&topics.deadletter, 2, Duration::from_secs(5));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].1["source"]["offset"], 50, "{}", dead[0].1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
+    let topics = Topics::new();
+    topics.create_with(2, 1).await;
+    let t0 = minute_from_now(240);
+    let p = producer();
+    // One service per partition, each firing from its first window.
+    let mut n = 0;
+    for (partition, service) in [(0, "a"), (1, "b")] {
+        for m in 0..20 {
+            for k in 0..10 {
+                let span = flat_span(service, n, t0 + m * 60 * S + k * 5 * S, 900);
+                produce_to(
+                    &p,
+                    &topics.spans,
+                    Some(partition),
+                    span.to_string().as_bytes(),
+                )
+                .await;
+                n += 1;
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir(
+        tmp.path(),
+        &topics.pipeline_toml_checkpointed(&settings, "1s"),
+    );
+    let group = unique("rebalance");
+    let mut alerts = TopicReader::new(&topics.alerts);
+    let mut first = Instance::start(&pipeline, &group, tmp.path().join("first.log"));
+    let firing_a = wait_for(&mut alerts, "firing", "a", &[&first]);
+    let firing_b = wait_for(&mut alerts, "firing", "b", &[&first]);
+    for partition in [0, 1] {
+        let lag = lag_of_within(
+            &group,
+            &topics.spans,
+            partition,
+            OPEN_WINDOWS_MESSAGES,
+            Duration::from_secs(30),
+        );
+        assert!(lag <= OPEN_WINDOWS_MESSAGES, "{}", first.log_text());
+    }
+    // A second member joins: one of the shards moves to it with its firing alert.
+    let second = Instance::start(&pipeline, &group, tmp.path().join("second.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !second
+        .log_text()
+        .contains("Shard restored from its checkpoint.")
+    {
+        assert!(Instant::now() < deadline, "{}", second.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Then both services recover; each alert resolves exactly once, as the episode that
+    // started before the rebalance.
+    for (partition, service) in [(0, "a"), (1, "b")] {
+        for (i, at) in [21, 80].into_iter().enumerate() {
+            let span = flat_span(
+                service,
+                60_000 + partition as u32 * 10 + i as u32,
+                t0 + at * 60 * S,
+                10,
+            );
+            produce_to(
+                &p,
+                &topics.spans,
+                Some(partition),
+                span.to_string().as_bytes(),
+            )
+            .await;
+        }
+    }
+    let mut second = second;
+    for (service, firing) in [("a", &firing_a), ("b", &firing_b)] {
+        let resolved = wait_for(&mut alerts, "resolved", service, &[&first, &second]);
+        assert_eq!(resolved["startsAt"], firing["startsAt"], "{resolved}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    alerts.poll(Duration::from_millis(500));
+    for service in ["a", "b"] {
+        let resolutions = alerts
+            .seen
+            .iter()
+            .filter(|a| a["status"] == "resolved" && a["labels"]["service"] == service)
+            .count();
+        assert_eq!(resolutions, 1, "service {service}: {:#?}", alerts.seen);
+    }
+    assert!(first.stop().success());
+    assert!(second.stop().success());
 }
