@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shard::Shard;
 use super::Pipeline;
+use crate::logparse::{MinerState, TemplateMiner};
 use crate::model::saved::Saved;
 use crate::model::{AlignedBatch, EventTime, Window};
 
@@ -45,6 +46,9 @@ pub struct ShardSnapshot {
     /// was taken. Messages in `resume..until` are replayed (see the module docs).
     pub until: BTreeMap<String, i64>,
     pub state: ShardState,
+    /// The log template miner of the instance that wrote it (carried by the snapshot of its
+    /// lowest shard): a restarted instance starts with the templates it had learned.
+    pub templates: Option<MinerState>,
 }
 
 /// What of a shard is state (its configuration comes from the files at start).
@@ -111,6 +115,18 @@ impl Pipeline {
     /// no longer held.
     pub fn use_checkpoints(&mut self) {
         self.checkpointed = true;
+    }
+
+    /// Takes learned log templates from a checkpoint, unless this instance parsed logs
+    /// already (its own templates are newer). True when they were taken.
+    pub fn restore_templates(&mut self, state: &MinerState) -> Result<bool, SnapshotError> {
+        if self.logs.stats.parsed > 0 {
+            return Ok(false);
+        }
+        let miner = TemplateMiner::from_state(self.config.logs.miner, state)
+            .map_err(SnapshotError::Mismatch)?;
+        self.logs = super::LogCleaner::new(miner);
+        Ok(true)
     }
 
     /// The shards this instance holds.

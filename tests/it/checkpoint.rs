@@ -352,3 +352,125 @@ async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
     assert!(first.stop().success());
     assert!(second.stop().success());
 }
+
+/// Deletes `topic` and waits until the broker no longer lists it.
+async fn delete_topic(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = c.fetch_metadata(None, Duration::from_secs(5)).unwrap();
+        if !md.topics().iter().any(|t| t.name() == topic) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{topic} still listed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Starts an instance and waits until it ingested something and checkpointed.
+fn run_until_checkpointed(
+    pipeline: &std::path::Path,
+    group: &str,
+    log: std::path::PathBuf,
+    topic: &str,
+) -> Instance {
+    let fl = Instance::start_with(pipeline, group, log, &["--instance-id", "faultline-0"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fl.log_text().contains("First input message.") {
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let lag = lag_within(group, topic, OPEN_WINDOWS_MESSAGES, Duration::from_secs(30));
+    assert!(lag <= OPEN_WINDOWS_MESSAGES, "{}", fl.log_text());
+    fl
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_or_deleted_state_topic_is_reported_and_the_run_goes_on() {
+    let topics = Topics::new();
+    topics.create().await;
+    let t0 = minute_from_now(240);
+    let p = producer();
+    for s in slow_minutes(0, t0, 10) {
+        send(&p, &topics.spans, &s).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir(
+        tmp.path(),
+        &topics.pipeline_toml_checkpointed(&settings, "1s"),
+    );
+    let group = unique("corrupt");
+    let mut alerts = TopicReader::new(&topics.alerts);
+    let crash = |mut fl: Instance| {
+        fl.child.kill().unwrap();
+        fl.child.wait().unwrap();
+    };
+    crash(run_until_checkpointed(
+        &pipeline,
+        &group,
+        tmp.path().join("first.log"),
+        &topics.spans,
+    ));
+
+    // Garbage as the newest record of the state topic: reported, the last good one used.
+    // (A compacted topic takes keyed records only.)
+    let garbage = rdkafka::producer::FutureRecord::to(&topics.state)
+        .key("someone/else/0")
+        .payload(&b"\x00 not a snapshot"[..]);
+    p.send(garbage, Duration::from_secs(10)).await.unwrap();
+    let fl = run_until_checkpointed(
+        &pipeline,
+        &group,
+        tmp.path().join("second.log"),
+        &topics.spans,
+    );
+    let text = fl.log_text();
+    assert!(
+        text.contains("Unreadable snapshot on the state topic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Shard restored from its checkpoint."),
+        "{text}"
+    );
+    crash(fl);
+
+    // The state topic gone: reported, recreated, the input read on from the committed
+    // offsets; new input still raises and resolves alerts.
+    delete_topic(&topics.state).await;
+    let mut rest = slow_minutes(5_000, t0 + 10 * 60 * S, 3);
+    rest.push(flat_span("svc", 6_000, t0 + 14 * 60 * S, 10));
+    rest.push(flat_span("svc", 6_001, t0 + 80 * 60 * S, 10));
+    for s in &rest {
+        send(&p, &topics.spans, s).await;
+    }
+    let mut fl = Instance::start_with(
+        &pipeline,
+        &group,
+        tmp.path().join("third.log"),
+        &["--instance-id", "faultline-0"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !alerts.seen.iter().any(|a| a["status"] == "resolved") {
+        alerts.poll(Duration::from_millis(200));
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+    }
+    let text = fl.log_text();
+    assert!(text.contains("No checkpoint of the shard"), "{text}");
+    assert!(fl.stop().success(), "{}", fl.log_text());
+}

@@ -134,7 +134,28 @@ impl Driver {
                 }
             }
         }
+        for shard in &wanted {
+            if !latest.contains_key(shard) {
+                info!(
+                    shard,
+                    "No checkpoint of the shard; it starts from the committed offsets."
+                );
+            }
+        }
         for (shard, (bytes, snapshot)) in latest {
+            if let Some(templates) = &snapshot.templates {
+                match self.pipeline.restore_templates(templates) {
+                    Ok(true) => info!(
+                        shard,
+                        templates = templates.shapes.len(),
+                        "Log templates restored from a checkpoint."
+                    ),
+                    Ok(false) => {}
+                    Err(error) => {
+                        warn!(shard, %error, "Log templates of a checkpoint not usable; learning afresh.")
+                    }
+                }
+            }
             let (resume, until) = (snapshot.resume, snapshot.until);
             match self.pipeline.restore_shard(shard, snapshot.state) {
                 Ok(()) => {
@@ -163,42 +184,16 @@ impl Driver {
         }
         let acks = self.emitter.settle_all().await?;
         self.delivered(acks);
-        let cp = self.checkpoints.as_mut().expect("checked above");
-        cp.last = Instant::now();
-        for shard in self.pipeline.shard_numbers() {
-            let Some(state) = self.pipeline.save_shard(shard) else {
+        if let Some(cp) = self.checkpoints.as_mut() {
+            cp.last = Instant::now();
+        }
+        let numbers = self.pipeline.shard_numbers();
+        for &shard in &numbers {
+            let with_templates = Some(&shard) == numbers.first();
+            let Some(snapshot) = self.snapshot(shard, with_templates) else {
                 continue;
             };
-            let mut partitions: Vec<PartitionKey> = self
-                .positions
-                .keys()
-                .chain(cp.covered.keys())
-                .filter(|p| p.shard() == shard)
-                .cloned()
-                .collect();
-            partitions.sort();
-            partitions.dedup();
-            let tracker = self.tracker.lock().expect("tracker lock");
-            let mut resume = BTreeMap::new();
-            let mut until = BTreeMap::new();
-            for p in &partitions {
-                let next = tracker.next_undone(&p.topic, p.partition);
-                let Some(r) = next.or_else(|| cp.covered.get(p).copied()) else {
-                    continue;
-                };
-                resume.insert(p.topic.clone(), r);
-                until.insert(p.topic.clone(), self.positions.get(p).copied().unwrap_or(r));
-            }
-            drop(tracker);
-            let snapshot = ShardSnapshot {
-                version: SNAPSHOT_VERSION,
-                group: cp.group.clone(),
-                pipeline: self.config.name.clone(),
-                shard,
-                resume,
-                until,
-                state,
-            };
+            let cp = self.checkpoints.as_mut().expect("checked above");
             let bytes = snapshot.encode();
             if bytes.len() > MAX_SNAPSHOT_BYTES {
                 warn!(shard, bytes = bytes.len(), "Snapshot over the state topic's limit; not written (offsets stay at the previous checkpoint).");
@@ -219,7 +214,45 @@ impl Driver {
             cp.sizes.insert(shard, bytes.len());
             debug!(shard, bytes = bytes.len(), resume = ?snapshot.resume, "Checkpoint written.");
         }
-        self.health.checkpointed(&cp.sizes);
+        if let Some(cp) = &self.checkpoints {
+            self.health.checkpointed(&cp.sizes);
+        }
         Ok(())
+    }
+
+    /// A shard's snapshot now: its state, and per partition the oldest message not done
+    /// (or what the previous checkpoint covered, for a partition read nothing since).
+    fn snapshot(&self, shard: i32, with_templates: bool) -> Option<ShardSnapshot> {
+        let cp = self.checkpoints.as_ref()?;
+        let state = self.pipeline.save_shard(shard)?;
+        let mut partitions: Vec<&PartitionKey> = self
+            .positions
+            .keys()
+            .chain(cp.covered.keys())
+            .filter(|p| p.shard() == shard)
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        let tracker = self.tracker.lock().expect("tracker lock");
+        let mut resume = BTreeMap::new();
+        let mut until = BTreeMap::new();
+        for p in partitions {
+            let next = tracker.next_undone(&p.topic, p.partition);
+            let Some(r) = next.or_else(|| cp.covered.get(p).copied()) else {
+                continue;
+            };
+            resume.insert(p.topic.clone(), r);
+            until.insert(p.topic.clone(), self.positions.get(p).copied().unwrap_or(r));
+        }
+        Some(ShardSnapshot {
+            version: SNAPSHOT_VERSION,
+            group: cp.group.clone(),
+            pipeline: self.config.name.clone(),
+            shard,
+            resume,
+            until,
+            state,
+            templates: with_templates.then(|| self.pipeline.template_state()),
+        })
     }
 }
