@@ -298,7 +298,14 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
         f.duration_ms,
     ) {
         (Some(end), None) => end,
-        (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => EventTime(start.0 + (ms * 1e6) as i64),
+        // The cast saturates; the sum must not overflow (a fuzzer found a duration of 1e100).
+        (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => start
+            .0
+            .checked_add((ms * 1e6) as i64)
+            .map(EventTime)
+            .ok_or_else(|| {
+                DecodeError::record(format!("duration_ms {ms} ends after the year 2262"))
+            })?,
         (None, Some(ms)) => {
             return Err(DecodeError::record(format!(
                 "duration_ms {ms} is not a non-negative number"
