@@ -40,6 +40,9 @@ pub struct Chatter {
     last: Mutex<Option<(Instant, String)>>,
     /// Whether the last statistics report had a broker connection up.
     up: Mutex<Option<bool>>,
+    /// Consumer lag (messages between the application's position and the high watermark)
+    /// summed over the assigned partitions, at the last statistics report.
+    lag: Mutex<Option<i64>>,
 }
 
 impl Chatter {
@@ -87,6 +90,30 @@ impl Chatter {
             .values()
             .any(|b| b.nodeid >= 0 && b.state == "UP");
         *self.up.lock().expect("chatter lock") = Some(up);
+        let lags = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+            .map(|p| {
+                // Behind the end from where the application is (librdkafka's own
+                // `consumer_lag` counts from the last commit, unknown before the first).
+                let at = [p.app_offset, p.committed_offset, p.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0)
+                    .unwrap_or(0);
+                (p.hi_offset - at).max(0)
+            });
+        let mut lag = None;
+        for l in lags {
+            *lag.get_or_insert(0) += l;
+        }
+        *self.lag.lock().expect("chatter lock") = lag;
+    }
+
+    /// Consumer lag at the last statistics report (`None`: nothing assigned or known yet).
+    pub fn consumer_lag(&self) -> Option<i64> {
+        *self.lag.lock().expect("chatter lock")
     }
 
     /// Whether a broker connection was up at the last statistics report (`None` before the

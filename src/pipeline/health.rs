@@ -44,6 +44,12 @@ pub struct HealthReport {
     pub checkpoints: u64,
     /// Bytes of the latest snapshot per shard held here.
     pub snapshot_bytes: std::collections::BTreeMap<i32, usize>,
+    /// Messages behind the end of the assigned input partitions (consumer lag; grows under
+    /// overload, and `null` until librdkafka's first statistics report).
+    pub consumer_lag: Option<i64>,
+    /// Estimated bytes held in open traces and windows (capped by
+    /// `limits.max_buffered_bytes`: beyond it the oldest window is evaluated early).
+    pub buffered_bytes: usize,
     /// Input messages consumed.
     pub messages: u64,
     /// Alert notifications sent.
@@ -66,6 +72,8 @@ impl Default for Health {
             commit_failures: 0,
             checkpoints: 0,
             snapshot_bytes: Default::default(),
+            consumer_lag: None,
+            buffered_bytes: 0,
             messages: 0,
             alerts: 0,
             uptime_s: 0,
@@ -105,6 +113,13 @@ impl Health {
         let mut guard = self.inner.lock().expect("health lock");
         guard.0.checkpoints += 1;
         guard.0.snapshot_bytes = sizes.clone();
+    }
+
+    /// Where consumption stands: lag and buffered bytes.
+    pub fn load(&self, consumer_lag: Option<i64>, buffered_bytes: usize) {
+        let mut guard = self.inner.lock().expect("health lock");
+        guard.0.consumer_lag = consumer_lag;
+        guard.0.buffered_bytes = buffered_bytes;
     }
 
     /// The counters the report shows.

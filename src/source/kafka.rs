@@ -201,6 +201,11 @@ impl KafkaSource {
         self.consumer.context().chatter.brokers_up()
     }
 
+    /// Messages behind the end of the assigned partitions (librdkafka statistics, every 2 s).
+    pub fn consumer_lag(&self) -> Option<i64> {
+        self.consumer.context().chatter.consumer_lag()
+    }
+
     /// The consumer's last error event (a broker down, a failed connection): when, and what.
     pub fn last_error(&self) -> Option<(std::time::Instant, String)> {
         self.consumer.context().chatter.last_error()
