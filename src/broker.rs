@@ -41,8 +41,11 @@ pub struct Chatter {
     /// Whether the last statistics report had a broker connection up.
     up: Mutex<Option<bool>>,
     /// Consumer lag (messages between the application's position and the high watermark)
-    /// summed over the assigned partitions, at the last statistics report.
-    lag: Mutex<Option<i64>>,
+    /// per assigned partition, at the last statistics report.
+    lag: Mutex<HashMap<(String, i32), i64>>,
+    /// Partitions with fetched messages the application has not taken yet, at the last
+    /// statistics report.
+    waiting: Mutex<std::collections::HashSet<(String, i32)>>,
 }
 
 impl Chatter {
@@ -92,28 +95,44 @@ impl Chatter {
         *self.up.lock().expect("chatter lock") = Some(up);
         let lags = statistics
             .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
-            .map(|p| {
+            .iter()
+            .flat_map(|(name, t)| t.partitions.values().map(move |p| (name, p)))
+            .filter(|(_, p)| p.partition >= 0 && p.hi_offset >= 0)
+            .map(|(name, p)| {
                 // Behind the end from where the application is (librdkafka's own
                 // `consumer_lag` counts from the last commit, unknown before the first).
                 let at = [p.app_offset, p.committed_offset, p.lo_offset]
                     .into_iter()
                     .find(|o| *o >= 0)
                     .unwrap_or(0);
-                (p.hi_offset - at).max(0)
+                ((name.clone(), p.partition), (p.hi_offset - at).max(0))
             });
-        let mut lag = None;
-        for l in lags {
-            *lag.get_or_insert(0) += l;
-        }
-        *self.lag.lock().expect("chatter lock") = lag;
+        *self.lag.lock().expect("chatter lock") = lags.collect();
+        // Fetched and not yet consumed: the lag alone cannot say it (a transactional topic's
+        // commit markers keep the high watermark ahead of the last message for ever).
+        *self.waiting.lock().expect("chatter lock") = statistics
+            .topics
+            .iter()
+            .flat_map(|(name, t)| t.partitions.values().map(move |p| (name, p)))
+            .filter(|(_, p)| p.partition >= 0 && p.fetchq_cnt > 0)
+            .map(|(name, p)| (name.clone(), p.partition))
+            .collect();
     }
 
-    /// Consumer lag at the last statistics report (`None`: nothing assigned or known yet).
+    /// Consumer lag summed over the partitions at the last statistics report (`None`:
+    /// nothing assigned or known yet).
     pub fn consumer_lag(&self) -> Option<i64> {
-        *self.lag.lock().expect("chatter lock")
+        let lag = self.lag.lock().expect("chatter lock");
+        (!lag.is_empty()).then(|| lag.values().sum())
+    }
+
+    /// Whether a partition had fetched messages waiting for the application at the last
+    /// statistics report.
+    pub fn lagging(&self, topic: &str, partition: i32) -> bool {
+        self.waiting
+            .lock()
+            .expect("chatter lock")
+            .contains(&(topic.to_string(), partition))
     }
 
     /// Whether a broker connection was up at the last statistics report (`None` before the

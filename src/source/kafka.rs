@@ -206,6 +206,15 @@ impl KafkaSource {
         self.consumer.context().chatter.consumer_lag()
     }
 
+    /// Whether a partition had messages waiting in Kafka at the last statistics report (a
+    /// slow consumer is not a quiet input).
+    pub fn lagging(&self, partition: &PartitionKey) -> bool {
+        self.consumer
+            .context()
+            .chatter
+            .lagging(&partition.topic, partition.partition)
+    }
+
     /// The consumer's last error event (a broker down, a failed connection): when, and what.
     pub fn last_error(&self) -> Option<(std::time::Instant, String)> {
         self.consumer.context().chatter.last_error()

@@ -367,8 +367,9 @@ impl Driver {
     }
 
     /// Partitions quiet for the idle timeout stop holding the watermark back. Not while the
-    /// consumer is paused: their records are waiting in Kafka, and treating them as quiet
-    /// would close windows without them (and make their series look silent).
+    /// consumer is paused, nor a partition with messages waiting in Kafka (a loaded machine
+    /// reading slowly): treating them as quiet would close windows without their records
+    /// (and make their series look silent).
     async fn idle_partitions(&mut self) -> Result<()> {
         if self.paused {
             return Ok(());
@@ -377,7 +378,9 @@ impl Driver {
         let quiet: Vec<PartitionKey> = self
             .last_seen
             .iter()
-            .filter(|(p, at)| at.elapsed() >= idle && !self.pipeline.is_idle(p))
+            .filter(|(p, at)| {
+                at.elapsed() >= idle && !self.pipeline.is_idle(p) && !self.source.lagging(p)
+            })
             .map(|(p, _)| p.clone())
             .collect();
         for p in quiet {
