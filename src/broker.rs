@@ -40,6 +40,12 @@ pub struct Chatter {
     last: Mutex<Option<(Instant, String)>>,
     /// Whether the last statistics report had a broker connection up.
     up: Mutex<Option<bool>>,
+    /// Consumer lag (messages between the application's position and the high watermark)
+    /// per assigned partition, at the last statistics report.
+    lag: Mutex<HashMap<(String, i32), i64>>,
+    /// Partitions with fetched messages the application has not taken yet, at the last
+    /// statistics report.
+    waiting: Mutex<std::collections::HashSet<(String, i32)>>,
 }
 
 impl Chatter {
@@ -87,6 +93,46 @@ impl Chatter {
             .values()
             .any(|b| b.nodeid >= 0 && b.state == "UP");
         *self.up.lock().expect("chatter lock") = Some(up);
+        let lags = statistics
+            .topics
+            .iter()
+            .flat_map(|(name, t)| t.partitions.values().map(move |p| (name, p)))
+            .filter(|(_, p)| p.partition >= 0 && p.hi_offset >= 0)
+            .map(|(name, p)| {
+                // Behind the end from where the application is (librdkafka's own
+                // `consumer_lag` counts from the last commit, unknown before the first).
+                let at = [p.app_offset, p.committed_offset, p.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0)
+                    .unwrap_or(0);
+                ((name.clone(), p.partition), (p.hi_offset - at).max(0))
+            });
+        *self.lag.lock().expect("chatter lock") = lags.collect();
+        // Fetched and not yet consumed: the lag alone cannot say it (a transactional topic's
+        // commit markers keep the high watermark ahead of the last message for ever).
+        *self.waiting.lock().expect("chatter lock") = statistics
+            .topics
+            .iter()
+            .flat_map(|(name, t)| t.partitions.values().map(move |p| (name, p)))
+            .filter(|(_, p)| p.partition >= 0 && p.fetchq_cnt > 0)
+            .map(|(name, p)| (name.clone(), p.partition))
+            .collect();
+    }
+
+    /// Consumer lag summed over the partitions at the last statistics report (`None`:
+    /// nothing assigned or known yet).
+    pub fn consumer_lag(&self) -> Option<i64> {
+        let lag = self.lag.lock().expect("chatter lock");
+        (!lag.is_empty()).then(|| lag.values().sum())
+    }
+
+    /// Whether a partition had fetched messages waiting for the application at the last
+    /// statistics report.
+    pub fn lagging(&self, topic: &str, partition: i32) -> bool {
+        self.waiting
+            .lock()
+            .expect("chatter lock")
+            .contains(&(topic.to_string(), partition))
     }
 
     /// Whether a broker connection was up at the last statistics report (`None` before the

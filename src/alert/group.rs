@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Alert;
+use crate::model::saved::{self, Saved};
 use crate::model::EventTime;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Group {
     /// Latest queued notification per fingerprint, with the start of the window it came from.
     queued: BTreeMap<String, (EventTime, Alert)>,
@@ -27,6 +28,16 @@ pub struct Grouper {
 }
 
 impl Grouper {
+    /// The queued notifications and each group's timers, for a checkpoint.
+    pub fn save(&self) -> Saved {
+        saved::save(&self.groups)
+    }
+
+    pub fn restore(&mut self, state: Saved) -> Result<(), String> {
+        self.groups = saved::load(state)?;
+        Ok(())
+    }
+
     pub fn new(group_by: Vec<String>, wait: Duration, interval: Duration) -> Self {
         Grouper {
             group_by,

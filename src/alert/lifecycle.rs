@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use super::template::{render, Context};
 use super::{fingerprint, fnv_hex, Alert, AlertStatus, Evidence, InhibitRule};
+use crate::model::saved::{self, Saved};
 use crate::model::{duration_nanos, AlertSpec, EventTime, Finding, Verdict, Window};
 
 /// Where an alert instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AlertState {
     /// The condition holds since `since`, not yet for the rule's `for`.
     Pending { since: EventTime },
@@ -26,6 +27,7 @@ pub enum AlertState {
     },
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Tracked {
     spec: Arc<AlertSpec>,
     labels: BTreeMap<String, String>,
@@ -53,6 +55,16 @@ fn labels_of(finding: &Finding) -> BTreeMap<String, String> {
 }
 
 impl Lifecycle {
+    /// The tracked alerts (pending and firing), for a checkpoint.
+    pub fn save(&self) -> Saved {
+        saved::save(&self.alerts)
+    }
+
+    pub fn restore(&mut self, state: Saved) -> Result<(), String> {
+        self.alerts = saved::load(state)?;
+        Ok(())
+    }
+
     pub fn new(pipeline: &str, resend_interval: Duration, inhibit: Vec<InhibitRule>) -> Self {
         Lifecycle {
             pipeline: pipeline.to_string(),

@@ -106,6 +106,19 @@ impl TraceAligner {
         self.watermark
     }
 
+    /// Where event time stands: the watermark and the first window not yet released (for a
+    /// checkpoint; open traces and windows are re-read from their input instead).
+    pub fn progress(&self) -> (EventTime, Option<EventTime>) {
+        (self.watermark, self.next_start)
+    }
+
+    /// Resumes from a checkpoint's [`TraceAligner::progress`]: records of windows released
+    /// before it are late.
+    pub fn resume(&mut self, (watermark, next_start): (EventTime, Option<EventTime>)) {
+        self.watermark = self.watermark.max(watermark);
+        self.next_start = self.next_start.max(next_start);
+    }
+
     pub fn stats(&self) -> AlignStats {
         AlignStats {
             buffered_bytes: self.bytes as u64,

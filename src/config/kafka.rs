@@ -53,6 +53,50 @@ pub struct KafkaConfig {
     /// Extra librdkafka settings for the producer only.
     #[serde(default)]
     pub producer: BTreeMap<String, String>,
+    /// State checkpoints: what lets committed offsets reach the end while alerts fire.
+    #[serde(default)]
+    pub checkpoints: CheckpointConfig,
+}
+
+/// `[kafka.checkpoints]`: each shard's state (alert states, detector series, incidents…)
+/// saved to a compacted topic with the input offsets it covers; offsets are committed up to
+/// the latest checkpoint, and a new owner of a shard restores it and re-reads only from
+/// there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// How often state is checkpointed and offsets committed: the most input a restart
+    /// re-reads besides open windows. `"0s"` turns checkpoints off (offsets then stay
+    /// uncommitted while an alert state depends on their windows). Default `"10s"`.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub interval: std::time::Duration,
+    /// The compacted state topic, keyed `group/pipeline/shard`; created (compacted) when
+    /// missing. Default `faultline.state`.
+    #[serde(default = "default_state_topic")]
+    pub topic: String,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            interval: ten_seconds(),
+            topic: default_state_topic(),
+        }
+    }
+}
+
+impl CheckpointConfig {
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+}
+
+fn ten_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+fn default_state_topic() -> String {
+    "faultline.state".into()
 }
 
 fn default_true() -> bool {
@@ -91,6 +135,7 @@ impl Default for KafkaConfig {
             client_files: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
+            checkpoints: CheckpointConfig::default(),
         }
     }
 }

@@ -282,6 +282,35 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
     }))
 }
 
+/// A flat span's end: its end time, or its start plus `duration_ms`.
+fn span_end(start: EventTime, f: &FlatSpan) -> Result<EventTime, DecodeError> {
+    let end = pick_time(
+        "end_time",
+        f.end_time.as_deref(),
+        f.end_time_unix_nano.as_ref(),
+    )?;
+    match (end, f.duration_ms) {
+        (Some(end), None) => Ok(end),
+        // The cast saturates; the sum must not overflow (a fuzzer found a duration of 1e100).
+        (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => start
+            .0
+            .checked_add((ms * 1e6) as i64)
+            .map(EventTime)
+            .ok_or_else(|| {
+                DecodeError::record(format!("duration_ms {ms} ends after the year 2262"))
+            }),
+        (None, Some(ms)) => Err(DecodeError::record(format!(
+            "duration_ms {ms} is not a non-negative number"
+        ))),
+        (None, None) => Err(DecodeError::record(
+            "flat span needs end_time, end_time_unix_nano or duration_ms",
+        )),
+        (Some(_), Some(_)) => Err(DecodeError::record(
+            "give either an end time or duration_ms, not both",
+        )),
+    }
+}
+
 fn span(f: FlatSpan) -> Result<Record, DecodeError> {
     let start = pick_time(
         "start_time",
@@ -289,32 +318,7 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
         f.start_time_unix_nano.as_ref(),
     )?
     .ok_or_else(|| DecodeError::record("flat span needs start_time or start_time_unix_nano"))?;
-    let end = match (
-        pick_time(
-            "end_time",
-            f.end_time.as_deref(),
-            f.end_time_unix_nano.as_ref(),
-        )?,
-        f.duration_ms,
-    ) {
-        (Some(end), None) => end,
-        (None, Some(ms)) if ms.is_finite() && ms >= 0.0 => EventTime(start.0 + (ms * 1e6) as i64),
-        (None, Some(ms)) => {
-            return Err(DecodeError::record(format!(
-                "duration_ms {ms} is not a non-negative number"
-            )))
-        }
-        (None, None) => {
-            return Err(DecodeError::record(
-                "flat span needs end_time, end_time_unix_nano or duration_ms",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(DecodeError::record(
-                "give either an end time or duration_ms, not both",
-            ))
-        }
-    };
+    let end = span_end(start, &f)?;
     if end < start {
         return Err(DecodeError::record("span ends before it starts"));
     }

@@ -572,3 +572,23 @@ fn flat_json_of_a_record_decodes_back_to_it() {
         assert_eq!(back, vec![expected]);
     }
 }
+
+/// Inputs the fuzzers (`scripts/fuzz`) found crashing or hanging, kept in
+/// `tests/fuzz/decode_json/`: each decodes to records or to a dead-letter error, never a
+/// panic.
+#[test]
+fn fuzzer_findings_decode_or_fail_cleanly() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/decode_json");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let result = Decoder::new(1 << 20).decode(&bytes, json_ctx());
+        if path.ends_with("span-duration-overflow.json") {
+            let error = result.unwrap_err();
+            assert!(error.message.contains("duration_ms"), "{error:?}");
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "the findings are in {dir}");
+}

@@ -16,6 +16,10 @@ use std::sync::Arc;
 
 pub use config::{DetectorConfig, DetectorKind};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::model::saved::{self, Saved};
 use crate::model::{AlertSpec, EventTime, Finding, QueryRow, Verdict, Window};
 
 /// One sample of one series.
@@ -46,6 +50,12 @@ pub trait Detector: Send {
     /// Feeds the samples of one window (any order) and returns the series that are active
     /// at its end.
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection>;
+
+    /// The detector's state (per-series counters, baselines, samples) for a checkpoint.
+    fn save(&self) -> Saved;
+
+    /// Takes back a saved state; an error leaves the detector as it was.
+    fn restore(&mut self, state: Saved) -> Result<(), String>;
 }
 
 /// A detector with the alerts (one per level) it reports under.
@@ -54,12 +64,45 @@ struct Installed {
     specs: Vec<Arc<AlertSpec>>,
 }
 
+impl Installed {
+    /// The detector's id (its specs share it).
+    fn id(&self) -> &str {
+        self.specs.first().map_or("", |s| s.id.as_str())
+    }
+}
+
 /// The detectors of one shard.
 pub struct DetectorSet {
     detectors: Vec<Installed>,
 }
 
 impl DetectorSet {
+    /// Each detector's state under its id, for a checkpoint.
+    pub fn save(&self) -> Vec<(String, Saved)> {
+        self.detectors
+            .iter()
+            .map(|d| (d.id().to_string(), d.detector.save()))
+            .collect()
+    }
+
+    /// Takes back saved states by detector id: a detector no longer configured is skipped,
+    /// a new one starts empty. Errors name the detectors whose state did not fit.
+    pub fn restore(&mut self, saved: Vec<(String, Saved)>) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for (id, state) in saved {
+            if let Some(d) = self.detectors.iter_mut().find(|d| d.id() == id) {
+                if let Err(e) = d.detector.restore(state) {
+                    errors.push(format!("detector {id}: {e}"));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     pub fn new(configs: &[DetectorConfig]) -> Self {
         DetectorSet {
             detectors: configs
@@ -147,6 +190,18 @@ impl<S: Default> SeriesMap<S> {
 
     pub fn retain(&mut self, mut keep: impl FnMut(&(EventTime, S)) -> bool) {
         self.series.retain(|_, v| keep(v));
+    }
+}
+
+impl<S: Serialize + DeserializeOwned> SeriesMap<S> {
+    /// The series and the eviction count (the bound comes from the configuration).
+    pub fn save(&self) -> Saved {
+        saved::save(&(&self.series, self.evicted))
+    }
+
+    pub fn restore(&mut self, state: Saved) -> Result<(), String> {
+        (self.series, self.evicted) = saved::load(state)?;
+        Ok(())
     }
 }
 

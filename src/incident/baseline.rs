@@ -8,7 +8,9 @@ use super::config::{Direction, IncidentConfig, IndicatorConfig};
 use crate::model::QueryRow;
 
 /// What a series is about. `callee` is set for an edge of the call graph.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SeriesKey {
     /// Index of the indicator in `[[incidents.indicators]]`.
     pub indicator: usize,
@@ -31,14 +33,14 @@ pub struct Observation {
     pub deviation: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Series {
     values: VecDeque<f64>,
     last_seen: u64,
 }
 
 /// Every series' recent history.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Baselines {
     series: BTreeMap<SeriesKey, Series>,
     /// Windows observed so far.

@@ -50,7 +50,7 @@ pub fn edges_of(spans: &RecordBatch) -> BTreeSet<(String, String)> {
 }
 
 /// The call edges of the last few windows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CallGraph {
     windows: VecDeque<BTreeSet<(String, String)>>,
 }

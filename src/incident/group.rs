@@ -13,7 +13,7 @@ use crate::model::EventTime;
 pub const MAX_TIMELINE: usize = 200;
 
 /// An alert as its incident lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Member {
     pub fingerprint: String,
     pub alertname: String,
@@ -37,16 +37,16 @@ pub struct Member {
 }
 
 /// One thing that happened to an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TimelineEntry {
     pub time: String,
     /// `alert_firing`, `alert_resolved`, `alert_folded` or `suspect_changed`.
-    pub event: &'static str,
+    pub event: String,
     pub detail: String,
 }
 
 /// An open or just-resolved incident.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub id: String,
     pub opened_at: EventTime,
@@ -75,7 +75,7 @@ impl Incident {
     pub fn note(&mut self, time: EventTime, event: &'static str, detail: String) {
         self.timeline.push(TimelineEntry {
             time: time.to_rfc3339(),
-            event,
+            event: event.to_string(),
             detail,
         });
         if self.timeline.len() > MAX_TIMELINE {

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::Serialize;
 
 use crate::alert::{fnv_hex, Alert, AlertStatus};
+use crate::model::saved::{self, Saved};
 use crate::model::{EventTime, QueryRow, Window};
 use baseline::{Baselines, Observation};
 pub use config::IncidentConfig;
@@ -48,13 +49,16 @@ pub struct IncidentRecord {
     pub timeline: Vec<TimelineEntry>,
     /// `suspect`, `unknown` (abstained), `no_evidence`, or `no_indicators` (the pipeline
     /// has no `[[incidents.indicators]]`).
-    pub verdict: &'static str,
+    pub verdict: String,
     pub suspects: Vec<Suspect>,
     pub first_anomaly: Option<FirstAnomaly>,
     pub propagation_path: Vec<String>,
     /// Bytes of baseline state the ranking holds (all series of the shard).
     pub state_bytes: usize,
 }
+
+/// A member alert's fingerprint, labels and trace ids (kept out of incident records).
+type MemberDetail = (String, BTreeMap<String, String>, BTreeSet<String>);
 
 /// One shard's incidents and baselines.
 pub struct IncidentTracker {
@@ -69,6 +73,41 @@ pub struct IncidentTracker {
 }
 
 impl IncidentTracker {
+    /// Baselines, the call graph, recent scores and open incidents, for a checkpoint.
+    /// (Members' labels and trace ids, which incident records leave out, go alongside.)
+    pub fn save(&self) -> Saved {
+        let members: Vec<Vec<MemberDetail>> = self
+            .open
+            .iter()
+            .map(|inc| {
+                inc.alerts
+                    .iter()
+                    .map(|(fp, m)| (fp.clone(), m.labels.clone(), m.trace_ids.clone()))
+                    .collect()
+            })
+            .collect();
+        saved::save(&(
+            &self.baselines,
+            &self.graph,
+            &self.recent,
+            &self.open,
+            members,
+        ))
+    }
+
+    pub fn restore(&mut self, state: Saved) -> Result<(), String> {
+        let members: Vec<Vec<MemberDetail>>;
+        (self.baselines, self.graph, self.recent, self.open, members) = saved::load(state)?;
+        for (inc, details) in self.open.iter_mut().zip(members) {
+            for (fp, labels, trace_ids) in details {
+                if let Some(m) = inc.alerts.get_mut(&fp) {
+                    (m.labels, m.trace_ids) = (labels, trace_ids);
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(pipeline: &str, config: IncidentConfig) -> Self {
         IncidentTracker {
             config,
@@ -233,9 +272,9 @@ impl IncidentTracker {
     fn record(&self, inc: &Incident, status: &'static str, at: EventTime) -> IncidentRecord {
         let r = &inc.ranking;
         let verdict = if self.config.indicators.is_empty() {
-            "no_indicators"
+            "no_indicators".to_string()
         } else {
-            r.verdict
+            r.verdict.to_string()
         };
         IncidentRecord {
             id: inc.id.clone(),
@@ -270,7 +309,7 @@ impl IncidentTracker {
             return notes;
         }
         notes.insert("incident_id".into(), inc.id.clone());
-        if let (Some(s), "suspect") = (inc.ranking.suspects.first(), inc.ranking.verdict) {
+        if let (Some(s), "suspect") = (inc.ranking.suspects.first(), inc.ranking.verdict.as_ref()) {
             notes.insert("root_cause".into(), s.entity.clone());
             notes.insert("root_cause_score".into(), format!("{:.2}", s.score));
         }
@@ -304,7 +343,9 @@ fn entity_name(entity: &str) -> &str {
 }
 
 fn top(r: &Ranking) -> Option<(&str, &str)> {
-    r.suspects.first().map(|s| (s.entity.as_str(), r.verdict))
+    r.suspects
+        .first()
+        .map(|s| (s.entity.as_str(), r.verdict.as_ref()))
 }
 
 #[cfg(test)]

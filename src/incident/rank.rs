@@ -22,7 +22,7 @@ const IN: bool = true;
 const EVIDENCE_ITEMS: usize = 3;
 
 /// One indicator reading that makes an entity suspect.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// The indicator's id in `[[incidents.indicators]]`.
     pub method: String,
@@ -39,7 +39,7 @@ pub struct Evidence {
 }
 
 /// An entity's score in one window.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct EntityScore {
     pub score: f64,
     /// Per indicator id.
@@ -48,7 +48,7 @@ pub struct EntityScore {
 }
 
 /// Every entity's score in one window, and the call edges seen.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WindowScores {
     pub window: Window,
     pub entities: BTreeMap<String, EntityScore>,
@@ -221,7 +221,7 @@ pub fn score_window(
 
 /// One entity across an incident's windows: its best window, and when it first was
 /// anomalous.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 struct Accumulated {
     best: EntityScore,
     /// Sum of its window scores: a cause persists, noise comes and goes.
@@ -233,14 +233,14 @@ struct Accumulated {
 }
 
 /// What an incident has seen so far, bounded by its entities and edges.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Accumulator {
     entities: BTreeMap<String, Accumulated>,
     edges: BTreeSet<(String, String)>,
 }
 
 /// A ranked suspect.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Suspect {
     pub rank: usize,
     /// The entity (for service indicators, the service name).
@@ -257,7 +257,7 @@ pub struct Suspect {
 }
 
 /// The first anomalous point of an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FirstAnomaly {
     pub entity: String,
     pub indicator: String,
@@ -265,11 +265,11 @@ pub struct FirstAnomaly {
 }
 
 /// An incident's ranking.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
 pub struct Ranking {
     /// `suspect`: the top suspect stands out; `unknown`: it does not (abstained; the
     /// ranking is still listed with its evidence); `no_evidence`: no indicator deviated.
-    pub verdict: &'static str,
+    pub verdict: std::borrow::Cow<'static, str>,
     pub suspects: Vec<Suspect>,
     pub first_anomaly: Option<FirstAnomaly>,
     /// `caller->callee` edges walked from the entry to the candidate.
@@ -395,7 +395,7 @@ impl Accumulator {
         let first_anomaly =
             self.first_anomaly(suspects.first().map(|s| s.entity.as_str()), walk.as_ref());
         Ranking {
-            verdict,
+            verdict: verdict.into(),
             suspects,
             first_anomaly,
             propagation_path: walk.map(|(_, p)| p).unwrap_or_default(),

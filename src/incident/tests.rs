@@ -185,7 +185,7 @@ fn an_incident_resolves_when_all_its_alerts_do_and_nothing_reopens_it() {
     let out = t.observe_rows(window(1), &[], std::slice::from_ref(&b));
     assert_eq!(out[0].status, "resolved");
     assert!(out[0].resolved_at.is_some());
-    let events: Vec<&str> = out[0].timeline.iter().map(|e| e.event).collect();
+    let events: Vec<&str> = out[0].timeline.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(events, vec!["alert_firing", "alert_resolved"]);
     // A late resolution of an alert no incident holds opens nothing.
     assert!(t.observe_rows(window(2), &[], &[b]).is_empty());

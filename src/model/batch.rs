@@ -7,7 +7,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::{AckId, EventTime, Record};
 
 /// The half-open event-time interval `[start, end)` a batch covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Window {
     pub start: EventTime,
     pub end: EventTime,

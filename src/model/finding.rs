@@ -52,7 +52,7 @@ impl std::fmt::Display for Param {
 }
 
 /// The alert a rule or a detector raises: everything the lifecycle needs besides the rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertSpec {
     /// The rule's or detector's id: the alerts' `rule_id`.
     pub id: String,
@@ -75,7 +75,7 @@ pub struct AlertSpec {
 }
 
 /// What the producer of a finding decided about its series for this window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// The condition holds: the alert becomes (or stays) pending or firing.
     Fire,
@@ -101,7 +101,7 @@ pub struct QueryRow {
 }
 
 /// An alert instance before the lifecycle: a row, under the spec it raises, with its verdict.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
     pub spec: std::sync::Arc<AlertSpec>,
     pub verdict: Verdict,

@@ -10,6 +10,7 @@
 //! - [`parsed`]: what log cleaning found in a log record (`ParsedLog`).
 //! - [`query`]: what a rule or detector asks of each window (`Query`: SQL, parameters, its
 //!   `file:line`).
+//! - [`saved`]: a stage's saved state for checkpoints (`Saved`, a CBOR value).
 //! - [`finding`]: what rules and detectors hand to the alert stage: `AlertSpec` (the alert a
 //!   rule or detector produces), `QueryRow` (one result row of a SQL query) and `Finding`
 //!   (a row with its spec and its fire/keep/clear `Verdict`).
@@ -20,6 +21,7 @@ pub mod flow;
 pub mod parsed;
 pub mod query;
 pub mod record;
+pub mod saved;
 
 pub use batch::{AlignedBatch, Late, TraceSummary, Window};
 pub use finding::{AlertSpec, Finding, Param, QueryRow, Severity, Verdict};

@@ -11,7 +11,19 @@ use super::{ParsedLog, PartitionKey};
 
 /// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
 /// wall clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct EventTime(pub i64);
 
 impl EventTime {

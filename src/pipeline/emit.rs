@@ -87,6 +87,15 @@ impl Emitter {
         acks
     }
 
+    /// Waits for every delivery in flight (a checkpoint): the released messages of all.
+    pub async fn settle_all(&mut self) -> Result<Vec<AckId>> {
+        let mut acks = Vec::new();
+        while let Some(done) = self.in_flight.next().await {
+            acks.extend(self.settle(done?));
+        }
+        Ok(acks)
+    }
+
     /// Flushes the sink, lets the Alertmanager forwarder finish, and waits for every
     /// delivery: the released messages of all of them.
     pub async fn close(&mut self) -> Result<Vec<AckId>> {

@@ -38,6 +38,18 @@ pub struct HealthReport {
     pub reason: Option<String>,
     /// How many times it became degraded since the start.
     pub degraded_episodes: u64,
+    /// Offset commits that failed (retried; after a lost membership the new owner re-reads).
+    pub commit_failures: u64,
+    /// State checkpoints written (all shards each time).
+    pub checkpoints: u64,
+    /// Bytes of the latest snapshot per shard held here.
+    pub snapshot_bytes: std::collections::BTreeMap<i32, usize>,
+    /// Messages behind the end of the assigned input partitions (consumer lag; grows under
+    /// overload, and `null` until librdkafka's first statistics report).
+    pub consumer_lag: Option<i64>,
+    /// Estimated bytes held in open traces and windows (capped by
+    /// `limits.max_buffered_bytes`: beyond it the oldest window is evaluated early).
+    pub buffered_bytes: usize,
     /// Input messages consumed.
     pub messages: u64,
     /// Alert notifications sent.
@@ -57,6 +69,11 @@ impl Default for Health {
             status: Status::Connecting,
             reason: None,
             degraded_episodes: 0,
+            commit_failures: 0,
+            checkpoints: 0,
+            snapshot_bytes: Default::default(),
+            consumer_lag: None,
+            buffered_bytes: 0,
             messages: 0,
             alerts: 0,
             uptime_s: 0,
@@ -84,6 +101,25 @@ impl Health {
         }
         report.status = status;
         report.reason = reason;
+    }
+
+    /// An offset commit failed.
+    pub fn commit_failed(&self) {
+        self.inner.lock().expect("health lock").0.commit_failures += 1;
+    }
+
+    /// A checkpoint was written; `sizes` are the latest snapshot sizes per shard.
+    pub fn checkpointed(&self, sizes: &std::collections::BTreeMap<i32, usize>) {
+        let mut guard = self.inner.lock().expect("health lock");
+        guard.0.checkpoints += 1;
+        guard.0.snapshot_bytes = sizes.clone();
+    }
+
+    /// Where consumption stands: lag and buffered bytes.
+    pub fn load(&self, consumer_lag: Option<i64>, buffered_bytes: usize) {
+        let mut guard = self.inner.lock().expect("health lock");
+        guard.0.consumer_lag = consumer_lag;
+        guard.0.buffered_bytes = buffered_bytes;
     }
 
     /// The counters the report shows.

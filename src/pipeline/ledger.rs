@@ -84,6 +84,12 @@ impl Ledger {
     pub fn held(&self) -> usize {
         self.holds.len()
     }
+
+    /// The oldest message still held (ids grow with arrival).
+    #[cfg(test)]
+    pub fn oldest_held(&self) -> Option<AckId> {
+        self.holds.keys().min().copied()
+    }
 }
 
 /// Per shard: the input messages of evaluated windows, held while an alert state depends

@@ -13,6 +13,7 @@
 //!   touch sources, sinks and the wall clock.
 
 mod budget;
+pub mod checkpoint;
 pub mod emit;
 pub mod files;
 pub mod health;
@@ -97,6 +98,8 @@ pub struct Pipeline {
     logs: LogCleaner,
     /// Outputs produced where no emission is returned (revocation), sent with the next one.
     carry: Emission,
+    /// State checkpoints keep alert states (see `checkpoint`): their input is not held.
+    checkpointed: bool,
 }
 
 /// How many earlier batches a shard keeps: enough for the longest rule or indicator window.
@@ -144,6 +147,7 @@ impl Pipeline {
             stats: Stats::default(),
             logs: LogCleaner::new(miner),
             carry: Emission::default(),
+            checkpointed: false,
             config,
         })
     }
@@ -489,6 +493,7 @@ impl Pipeline {
                 kb: &self.kb,
                 history: self.history,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
+                hold_alert_state: !self.checkpointed,
             };
             let s = self
                 .shards

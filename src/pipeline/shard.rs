@@ -31,6 +31,9 @@ pub struct Stages<'a> {
     pub history: usize,
     /// `limits.max_deferred_acks`.
     pub max_deferred_acks: usize,
+    /// Hold the input of windows alert states depend on (no state checkpoints: a new owner
+    /// rebuilds the states by re-reading it).
+    pub hold_alert_state: bool,
 }
 
 /// What evaluating one window produced.
@@ -137,6 +140,7 @@ impl Shard {
             self.lifecycle.earliest_since(),
             self.grouper.earliest_queued(),
         ) {
+            _ if !stages.hold_alert_state => None,
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

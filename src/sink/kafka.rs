@@ -110,6 +110,15 @@ impl TopicWriter {
         Self::with_settings(brokers, topic, Vec::new())
     }
 
+    /// The state topic's writer: the pipeline's settings, messages up to the snapshot limit.
+    pub fn for_state(brokers: &str, topic: &str, config: &KafkaConfig) -> Result<Self> {
+        let mut settings = config.producer_settings()?;
+        let max = super::state::MAX_SNAPSHOT_BYTES + (1 << 20);
+        settings.push(("message.max.bytes".into(), max.to_string()));
+        settings.push(("compression.type".into(), "lz4".into()));
+        Self::with_settings(brokers, topic, settings)
+    }
+
     /// A writer with the pipeline's client and producer settings (TLS, SASL, ...).
     pub fn for_pipeline(brokers: &str, topic: &str, config: &KafkaConfig) -> Result<Self> {
         Self::with_settings(brokers, topic, config.producer_settings()?)

@@ -7,10 +7,12 @@
 mod alertmanager;
 mod file;
 mod kafka;
+mod state;
 
 pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
 pub use kafka::{KafkaSink, TopicWriter};
+pub use state::{ensure_state_topic, MAX_SNAPSHOT_BYTES};
 
 use futures::future::BoxFuture;
 

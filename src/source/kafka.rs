@@ -201,6 +201,20 @@ impl KafkaSource {
         self.consumer.context().chatter.brokers_up()
     }
 
+    /// Messages behind the end of the assigned partitions (librdkafka statistics, every 2 s).
+    pub fn consumer_lag(&self) -> Option<i64> {
+        self.consumer.context().chatter.consumer_lag()
+    }
+
+    /// Whether a partition had messages waiting in Kafka at the last statistics report (a
+    /// slow consumer is not a quiet input).
+    pub fn lagging(&self, partition: &PartitionKey) -> bool {
+        self.consumer
+            .context()
+            .chatter
+            .lagging(&partition.topic, partition.partition)
+    }
+
     /// The consumer's last error event (a broker down, a failed connection): when, and what.
     pub fn last_error(&self) -> Option<(std::time::Instant, String)> {
         self.consumer.context().chatter.last_error()

@@ -21,6 +21,10 @@ pub struct OffsetTracker {
     next_ack: AckId,
     acks: HashMap<AckId, (String, i32, i64)>,
     partitions: BTreeMap<(String, i32), PartitionState>,
+    /// With state checkpoints: per partition, the offset the latest written checkpoint
+    /// covers; commits never go past it (a partition without one commits nothing). `None`:
+    /// no checkpoints, commits follow deliveries.
+    caps: Option<BTreeMap<(String, i32), i64>>,
 }
 
 impl OffsetTracker {
@@ -48,18 +52,46 @@ impl OffsetTracker {
         }
     }
 
+    /// Commits from now on follow state checkpoints ([`OffsetTracker::cap`]).
+    pub fn follow_checkpoints(&mut self) {
+        self.caps.get_or_insert_with(BTreeMap::new);
+    }
+
+    /// A checkpoint covering a partition up to `offset` (next to read) was written.
+    pub fn cap(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(caps) = &mut self.caps {
+            caps.insert((topic.to_string(), partition), offset);
+        }
+    }
+
+    /// The oldest offset of a partition not done (or the one after the newest seen): what
+    /// a checkpoint taken now covers.
+    pub fn next_undone(&self, topic: &str, partition: i32) -> Option<i64> {
+        let p = self.partitions.get(&(topic.to_string(), partition))?;
+        match p.pending.first() {
+            Some(oldest) => Some(*oldest),
+            None => Some(p.last_seen? + 1),
+        }
+    }
+
     /// Offsets (next to read) that may be committed and differ from the last commit.
     pub fn committable(&self) -> Vec<(String, i32, i64)> {
-        self.partitions
-            .iter()
-            .filter_map(|((topic, partition), p)| {
-                let next = match p.pending.first() {
-                    Some(oldest) => *oldest,
-                    None => p.last_seen? + 1,
+        let mut out = Vec::new();
+        for ((topic, partition), p) in &self.partitions {
+            let Some(mut next) = self.next_undone(topic, *partition) else {
+                continue;
+            };
+            if let Some(caps) = &self.caps {
+                let Some(cap) = caps.get(&(topic.clone(), *partition)) else {
+                    continue;
                 };
-                (p.committed != Some(next)).then(|| (topic.clone(), *partition, next))
-            })
-            .collect()
+                next = next.min(*cap);
+            }
+            if p.committed != Some(next) {
+                out.push((topic.clone(), *partition, next));
+            }
+        }
+        out
     }
 
     /// Records that `committable()` offsets were committed.
@@ -87,6 +119,9 @@ impl OffsetTracker {
     /// Forgets a revoked partition and its pending messages.
     pub fn forget(&mut self, topic: &str, partition: i32) {
         self.partitions.remove(&(topic.to_string(), partition));
+        if let Some(caps) = &mut self.caps {
+            caps.remove(&(topic.to_string(), partition));
+        }
         self.acks
             .retain(|_, (t, p, _)| !(t == topic && *p == partition));
     }
@@ -140,5 +175,29 @@ mod tests {
         let mut c = t.committable();
         c.sort();
         assert_eq!(c, vec![("t".into(), 0, 5), ("t".into(), 1, 8)]);
+    }
+
+    #[test]
+    fn with_checkpoints_commits_stop_at_the_checkpoint() {
+        let mut t = OffsetTracker::default();
+        t.follow_checkpoints();
+        let acks: Vec<_> = (0..5).map(|o| t.register("t", 0, o)).collect();
+        acks.iter().for_each(|&a| t.done(a));
+        assert!(t.committable().is_empty(), "no checkpoint yet: nothing");
+        assert_eq!(t.next_undone("t", 0), Some(5));
+        t.cap("t", 0, 3);
+        assert_eq!(t.committable(), vec![("t".into(), 0, 3)]);
+        t.cap("t", 0, 9);
+        assert_eq!(
+            t.committable(),
+            vec![("t".into(), 0, 5)],
+            "never past delivery"
+        );
+        t.forget("t", 0);
+        t.register("t", 0, 5);
+        assert!(
+            t.committable().is_empty(),
+            "a forgotten partition's cap goes too"
+        );
     }
 }

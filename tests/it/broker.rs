@@ -52,6 +52,8 @@ pub struct Topics {
     pub feedback: String,
     /// The watermark journal (created by the first write).
     pub watermarks: String,
+    /// The checkpoints' state topic (created compacted by the first instance).
+    pub state: String,
 }
 
 impl Topics {
@@ -69,6 +71,7 @@ impl Topics {
             incidents: format!("{p}.incidents"),
             feedback: format!("{p}.feedback"),
             watermarks: format!("{p}.watermarks"),
+            state: format!("{p}.state"),
         }
     }
 
@@ -89,6 +92,11 @@ impl Topics {
 
     /// `settings` (TOML for `[window]`, `[traces]`, ...) followed by this test's topics.
     pub fn pipeline_toml(&self, settings: &str) -> String {
+        self.pipeline_toml_checkpointed(settings, "10s")
+    }
+
+    /// [`Topics::pipeline_toml`] with state checkpoints every `interval` (`"0s"`: none).
+    pub fn pipeline_toml_checkpointed(&self, settings: &str, interval: &str) -> String {
         format!(
             r#"
 {settings}
@@ -114,6 +122,10 @@ review = "{}"
 incidents = "{}"
 feedback = "{}"
 watermarks = "{}"
+
+[kafka.checkpoints]
+topic = "{}"
+interval = "{interval}"
 "#,
             self.logs,
             self.metrics,
@@ -125,7 +137,8 @@ watermarks = "{}"
             self.review,
             self.incidents,
             self.feedback,
-            self.watermarks
+            self.watermarks,
+            self.state
         )
     }
 

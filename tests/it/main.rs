@@ -34,6 +34,7 @@ mod alerting;
 mod alertmanager;
 mod architecture;
 mod broker;
+mod checkpoint;
 mod cli;
 mod common;
 mod deploy;

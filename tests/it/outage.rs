@@ -1,6 +1,8 @@
 //! A broker outage drill on a broker of its own (`scripts/kafka` on another port, restarted
 //! with `KAFKA_KEEP_DATA=1`): faultline keeps running without busy-looping, reports itself
-//! degraded on `/readyz`, reconnects, and loses nothing.
+//! degraded on `/readyz`, reconnects, and loses nothing. And an overload drill on the shared
+//! broker: far more input than it can take at once stays within the memory cap, shows as
+//! consumer lag on `/healthz`, and is all processed.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -205,4 +207,79 @@ async fn a_broker_outage_is_survived_reported_and_loses_nothing() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success(), "{}", text());
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_keeps_memory_capped_reports_lag_and_processes_everything() {
+    const MESSAGES: u32 = 100_000;
+    const CAP: u64 = 2 << 20;
+    let topics = Topics::new();
+    topics.create().await;
+    // Far more than it processes per second, all there before it starts: 5 000 requests a
+    // minute for 20 minutes.
+    let t0 = minute_from_now(240);
+    let p = producer();
+    let spans: Vec<String> = (0..MESSAGES)
+        .map(|n| {
+            let at = t0 + i64::from(n) * 60_000_000_000 / 5000;
+            let mut span = flat_span("svc", 0, at, 20 + i64::from(n % 7));
+            span["trace_id"] = format!("{:032x}", u64::from(n) + 1).into();
+            span["span_id"] = format!("{:016x}", u64::from(n) + 1).into();
+            span.to_string()
+        })
+        .collect();
+    for chunk in spans.chunks(1000) {
+        let sends = chunk.iter().map(|s| {
+            p.send(
+                FutureRecord::<(), _>::to(&topics.spans).payload(s),
+                Duration::from_secs(30),
+            )
+        });
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| e).unwrap();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "{}[traces]\ngap = \"1s\"\n[limits]\nmax_buffered_bytes = {CAP}\n",
+        window("1m")
+    );
+    let pipeline = pipeline_dir(tmp.path(), &topics.pipeline_toml(&settings));
+    let health = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let log = tmp.path().join("run.log");
+    let mut fl = Instance::start_with(&pipeline, &unique("load"), log, &["--health-addr", &health]);
+    let (mut max_lag, mut max_buffered, mut max_rss) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (_, report) = get(&health, "/healthz");
+        max_lag = max_lag.max(report["consumer_lag"].as_i64().unwrap_or(0));
+        max_buffered = max_buffered.max(report["buffered_bytes"].as_u64().unwrap_or(0));
+        max_rss = max_rss.max(rss_mib(fl.child.id()));
+        if report["messages"].as_u64() == Some(u64::from(MESSAGES)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report}\n{}", fl.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("overload: consumer lag up to {max_lag}, buffered up to {max_buffered} B (cap {CAP}), RSS up to {max_rss} MiB");
+    assert!(max_lag >= 1000, "lag reported: at most {max_lag}");
+    assert!(
+        max_buffered <= CAP + (64 << 10),
+        "buffered {max_buffered} bytes, cap {CAP}"
+    );
+    assert!(max_rss < 1024, "{max_rss} MiB resident");
+    assert!(fl.stop().success(), "{}", fl.log_text());
 }

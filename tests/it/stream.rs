@@ -230,6 +230,7 @@ async fn clean_run_ids(
         incidents: clean.incidents,
         feedback: clean.feedback,
         watermarks: clean.watermarks,
+        state: clean.state,
     };
     let pipeline = pipeline_dir(&dir.join("clean"), &reference.pipeline_toml(settings));
     let mut fl = Instance::start(&pipeline, &unique("clean"), dir.join("clean.log"));

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::super::{by_series, Detection, Detector, Sample, SeriesMap};
 use super::{detection, three_f};
+use crate::model::saved::{self, Saved};
 use crate::model::Window;
 
 /// `burst`: the value (a count per window, e.g. of an error signature) above `factor` times
@@ -56,6 +57,17 @@ impl Burst {
 }
 
 impl Detector for Burst {
+    fn save(&self) -> Saved {
+        saved::save(&(self.series.save(), self.windows))
+    }
+
+    fn restore(&mut self, state: Saved) -> Result<(), String> {
+        let (series, windows): (Saved, u32) = saved::load(state)?;
+        self.series.restore(series)?;
+        self.windows = windows;
+        Ok(())
+    }
+
     fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         for (_, (_, (_, _, current))) in self.series.iter_mut() {
             *current = None;

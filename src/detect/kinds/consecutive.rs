@@ -37,6 +37,8 @@ impl Consecutive {
 }
 
 impl Detector for Consecutive {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         for (key, list) in by_series(samples) {
             let at = list.last().expect("non-empty").time;

@@ -158,6 +158,8 @@ fn problems(
 }
 
 impl Detector for EnvDrift {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         let mut out = Vec::new();
         for (process, snapshots) in snapshots(samples) {

@@ -41,7 +41,7 @@ pub struct Hysteresis {
     series: SeriesMap<HysteresisState>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct HysteresisState {
     /// Index into the levels, `None` below the lowest.
     level: Option<usize>,
@@ -60,6 +60,8 @@ impl Hysteresis {
 }
 
 impl Detector for Hysteresis {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         let levels = &self.cfg.levels;
         for (key, list) in by_series(samples) {

@@ -1,6 +1,19 @@
 //! The detectors, one file per kind, each with its parameters (what `[[detectors]]` takes
 //! beside `kind = "…"`). Each keeps bounded state per series (`SeriesMap`) in event time.
 
+/// `save`/`restore` of a detector whose whole state is its `series` map.
+macro_rules! series_state {
+    () => {
+        fn save(&self) -> $crate::model::saved::Saved {
+            self.series.save()
+        }
+
+        fn restore(&mut self, state: $crate::model::saved::Saved) -> Result<(), String> {
+            self.series.restore(state)
+        }
+    };
+}
+
 mod burst;
 mod consecutive;
 mod env_drift;

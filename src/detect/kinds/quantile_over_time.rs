@@ -37,7 +37,7 @@ pub struct QuantileOverTime {
     series: SeriesMap<QuantileState>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct QuantileState {
     exact: VecDeque<(EventTime, f64)>,
     /// Start of the newest window whose samples did not all fit in `exact`.
@@ -60,6 +60,8 @@ fn sketch() -> DDSketch {
 }
 
 impl Detector for QuantileOverTime {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
         for (key, list) in by_series(samples) {
             let at = list.last().expect("non-empty").time;

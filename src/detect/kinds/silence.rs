@@ -64,6 +64,8 @@ impl Silence {
 }
 
 impl Detector for Silence {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], window: Window) -> Vec<Detection> {
         for (key, list) in by_series(samples) {
             let at = list.last().expect("non-empty").time;

@@ -47,6 +47,8 @@ impl ZScore {
 }
 
 impl Detector for ZScore {
+    series_state!();
+
     fn observe(&mut self, samples: &[Sample], _window: Window) -> Vec<Detection> {
         let a = self.cfg.alpha;
         for (key, list) in by_series(samples) {

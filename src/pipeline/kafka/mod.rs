@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::CommitMode;
 use tracing::{debug, error, info, warn};
 
+mod checkpoint;
+
+use checkpoint::{without_repeats, Checkpoints, Restored};
+
 use super::emit::Emitter;
 use super::health::{Health, Status};
 use super::{Emission, Pipeline, Stats, WallClock};
@@ -123,6 +127,8 @@ struct Driver {
     /// When the process began to start, until the first input message is logged (the
     /// time a restart takes to get back to work).
     started: Option<Instant>,
+    /// State checkpoints (`[kafka.checkpoints]`), when on.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Driver {
@@ -133,6 +139,11 @@ impl Driver {
         };
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let checkpoints = Checkpoints::start(brokers, group, &config.kafka).await?;
+        if checkpoints.is_some() {
+            pipeline.use_checkpoints();
+            tracker.lock().expect("tracker lock").follow_checkpoints();
+        }
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
         let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
         let mut emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
@@ -188,6 +199,7 @@ impl Driver {
             chatter: Chatter::default(),
             started: Some(Instant::now()),
             health: Health::default(),
+            checkpoints,
         })
     }
 
@@ -242,12 +254,24 @@ impl Driver {
             .expect("tracker lock")
             .register(topic, *partition, *offset);
         let key = PartitionKey::new(topic.as_str(), *partition);
+        let restored = match &mut self.checkpoints {
+            Some(cp) => cp.classify(&key, *offset),
+            None => Restored::Normal,
+        };
+        if restored == Restored::Skip {
+            self.tracker.lock().expect("tracker lock").done(ack);
+            self.positions.insert(key, offset + 1);
+            return Ok(());
+        }
         self.last_seen.insert(key.clone(), self.last_input);
         self.positions.insert(key.clone(), *offset);
         self.journal_decisions().await;
         self.positions.insert(key.clone(), offset + 1);
         let em = self.pipeline.ingest(&msg, ack, &key).await;
-        self.emit(em)
+        match restored {
+            Restored::Replay => self.emit(without_repeats(em)),
+            _ => self.emit(em),
+        }
     }
 
     /// Writes the wall-clock decisions made since the last message to the journal, with the
@@ -312,8 +336,9 @@ impl Driver {
                 self.reload("Rule files changed; reloading rules.").await;
             }
         }
+        self.checkpoint(false).await?;
         if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-            self.commit(CommitMode::Async)?;
+            self.commit(CommitMode::Async);
             self.last_commit = Instant::now();
         }
         Ok(())
@@ -324,6 +349,8 @@ impl Driver {
     fn check_health(&mut self) {
         let stats = self.pipeline.stats();
         self.health.count(stats.messages, stats.alerts);
+        self.health
+            .load(self.source.consumer_lag(), self.pipeline.buffered_bytes());
         let error = self.source.last_error();
         let failing = match self.source.brokers_up() {
             // librdkafka's own view of its connections, every 2 s.
@@ -340,8 +367,9 @@ impl Driver {
     }
 
     /// Partitions quiet for the idle timeout stop holding the watermark back. Not while the
-    /// consumer is paused: their records are waiting in Kafka, and treating them as quiet
-    /// would close windows without them (and make their series look silent).
+    /// consumer is paused, nor a partition with messages waiting in Kafka (a loaded machine
+    /// reading slowly): treating them as quiet would close windows without their records
+    /// (and make their series look silent).
     async fn idle_partitions(&mut self) -> Result<()> {
         if self.paused {
             return Ok(());
@@ -350,7 +378,9 @@ impl Driver {
         let quiet: Vec<PartitionKey> = self
             .last_seen
             .iter()
-            .filter(|(p, at)| at.elapsed() >= idle && !self.pipeline.is_idle(p))
+            .filter(|(p, at)| {
+                at.elapsed() >= idle && !self.pipeline.is_idle(p) && !self.source.lagging(p)
+            })
             .map(|(p, _)| p.clone())
             .collect();
         for p in quiet {
@@ -399,17 +429,28 @@ impl Driver {
         }
     }
 
-    /// Commits the oldest undelivered offset per partition.
-    fn commit(&mut self, mode: CommitMode) -> Result<()> {
+    /// Commits the oldest undelivered offset per partition. A failed commit is not fatal:
+    /// the offsets stay committable and are tried again at the next interval; if the
+    /// partitions move first (the membership was lost while the coordinator was away), the
+    /// new owner re-reads from the last commit, so outputs may repeat but none are lost.
+    fn commit(&mut self, mode: CommitMode) {
         let offsets = self.tracker.lock().expect("tracker lock").committable();
-        if !offsets.is_empty() {
-            self.source.commit(&offsets, mode)?;
-            self.tracker
+        if offsets.is_empty() {
+            return;
+        }
+        match self.source.commit(&offsets, mode) {
+            Ok(()) => self
+                .tracker
                 .lock()
                 .expect("tracker lock")
-                .mark_committed(&offsets);
+                .mark_committed(&offsets),
+            Err(error) => {
+                self.health.commit_failed();
+                if self.chatter.fresh(&error.to_string()) {
+                    warn!(%error, "Commit failed; retried at the next interval, re-read from the last commit if the partitions move (repeats are not logged for a minute).");
+                }
+            }
         }
-        Ok(())
     }
 
     /// Stops fetching while too many outputs await acknowledgement; resumes once half of
@@ -452,8 +493,13 @@ impl Driver {
             t.forget(&p.topic, p.partition);
             self.last_seen.remove(&p);
             self.positions.remove(&p);
+            if let Some(cp) = &mut self.checkpoints {
+                cp.forget(&p);
+            }
         }
-        for p in self.source.take_assigned() {
+        let assigned = self.source.take_assigned();
+        self.restore_shards(&assigned);
+        for p in assigned {
             self.pipeline.register(&p);
             self.last_seen.insert(p, Instant::now());
         }
@@ -466,7 +512,8 @@ impl Driver {
         info!("Shutting down: waiting for deliveries, then committing.");
         let acks = self.emitter.close().await?;
         self.delivered(acks);
-        self.commit(CommitMode::Sync)?;
+        self.checkpoint(true).await?;
+        self.commit(CommitMode::Sync);
         let uncommitted = self.tracker.lock().expect("tracker lock").in_flight();
         save_states(
             &self.dir,
@@ -484,6 +531,7 @@ impl Driver {
             feedback = stats.feedback,
             rule_timeouts = stats.rule_timeouts,
             uncommitted,
+            commit_failures = self.health.report().commit_failures,
             "Stopped."
         );
         Ok(stats)
