@@ -96,6 +96,13 @@ impl Emitter {
         Ok(acks)
     }
 
+    /// Forgets every delivery in flight: their transaction was aborted, and the messages
+    /// they would release are read again.
+    pub fn discard(&mut self) {
+        self.in_flight = FuturesUnordered::new();
+        self.in_flight_outputs = 0;
+    }
+
     /// Flushes the sink, lets the Alertmanager forwarder finish, and waits for every
     /// delivery: the released messages of all of them.
     pub async fn close(&mut self) -> Result<Vec<AckId>> {

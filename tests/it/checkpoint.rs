@@ -17,7 +17,7 @@ const S: i64 = 1_000_000_000;
 
 /// `minutes` minutes of slow requests from `t0` (numbered from `first`): the latency alert
 /// fires in the first window and keeps firing.
-fn slow_minutes(first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
+pub fn slow_minutes(first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for m in 0..minutes {
         for k in 0..10 {
@@ -34,7 +34,7 @@ fn committed_lag(group: &str, topic: &str) -> i64 {
 }
 
 /// Messages of one partition of `topic` after the group's committed offset.
-fn committed_lag_of(group: &str, topic: &str, partition: i32) -> i64 {
+pub fn committed_lag_of(group: &str, topic: &str, partition: i32) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)

@@ -16,6 +16,7 @@ use rdkafka::consumer::CommitMode;
 use tracing::{debug, error, info, warn};
 
 mod checkpoint;
+mod exactly_once;
 
 use checkpoint::{without_repeats, Checkpoints, Restored};
 
@@ -28,7 +29,7 @@ use crate::error::Result;
 use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::output::{JournalPartition, JournalPosition, WatermarkDecision};
-use crate::sink::{KafkaSink, TopicWriter};
+use crate::sink::{KafkaSink, TopicWriter, Transactions};
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
 
 /// How the Kafka driver is run, besides the pipeline.
@@ -129,6 +130,8 @@ struct Driver {
     started: Option<Instant>,
     /// State checkpoints (`[kafka.checkpoints]`), when on.
     checkpoints: Option<Checkpoints>,
+    /// The transactional producer, with `[kafka.checkpoints] exactly_once`.
+    txn: Option<Transactions>,
 }
 
 impl Driver {
@@ -139,14 +142,22 @@ impl Driver {
         };
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
-        let checkpoints = Checkpoints::start(brokers, group, &config.kafka).await?;
+        let txn = match config.kafka.checkpoints.exactly_once {
+            true => Some(Transactions::start(brokers, group, &config.kafka)?),
+            false => None,
+        };
+        let checkpoints = Checkpoints::start(brokers, group, &config.kafka, txn.as_ref()).await?;
         if checkpoints.is_some() {
             pipeline.use_checkpoints();
             tracker.lock().expect("tracker lock").follow_checkpoints();
         }
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
         let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
-        let mut emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
+        let sink = match &txn {
+            Some(t) => KafkaSink::with_producer(t.producer(), &config.kafka),
+            None => KafkaSink::new(brokers, &config.kafka)?,
+        };
+        let mut emitter = Emitter::new(Box::new(sink), &config);
         for m in feedback.history().await? {
             emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
         }
@@ -200,6 +211,7 @@ impl Driver {
             started: Some(Instant::now()),
             health: Health::default(),
             checkpoints,
+            txn,
         })
     }
 
@@ -232,7 +244,7 @@ impl Driver {
                 return Ok(());
             }
         };
-        self.rebalanced();
+        self.rebalanced().await?;
         self.last_input = Instant::now();
         if let Some(started) = self.started.take() {
             info!(
@@ -325,7 +337,7 @@ impl Driver {
     /// Periodic work: rebalances, idle partitions, the wall-clock watermark, rule files,
     /// commits.
     async fn on_tick(&mut self) -> Result<()> {
-        self.rebalanced();
+        self.rebalanced().await?;
         self.check_health();
         self.idle_partitions().await?;
         self.follow_wall_clock().await?;
@@ -434,6 +446,9 @@ impl Driver {
     /// partitions move first (the membership was lost while the coordinator was away), the
     /// new owner re-reads from the last commit, so outputs may repeat but none are lost.
     fn commit(&mut self, mode: CommitMode) {
+        if self.txn.is_some() {
+            return; // offsets go with the transaction at each checkpoint
+        }
         let offsets = self.tracker.lock().expect("tracker lock").committable();
         if offsets.is_empty() {
             return;
@@ -479,30 +494,6 @@ impl Driver {
             );
         }
         Ok(())
-    }
-
-    /// Applies assignments and revocations the consumer reported: assigned partitions hold
-    /// their shard's watermark until they deliver or idle; revoked ones lose their
-    /// uncommitted state, which the new owner re-reads.
-    fn rebalanced(&mut self) {
-        for p in self.source.take_revoked() {
-            let mut t = self.tracker.lock().expect("tracker lock");
-            self.pipeline.revoke(&p, |ack| {
-                t.partition_of(ack) == Some((p.topic.as_str(), p.partition))
-            });
-            t.forget(&p.topic, p.partition);
-            self.last_seen.remove(&p);
-            self.positions.remove(&p);
-            if let Some(cp) = &mut self.checkpoints {
-                cp.forget(&p);
-            }
-        }
-        let assigned = self.source.take_assigned();
-        self.restore_shards(&assigned);
-        for p in assigned {
-            self.pipeline.register(&p);
-            self.last_seen.insert(p, Instant::now());
-        }
     }
 
     /// Graceful stop: every delivery awaited, a synchronous commit, the template state
