@@ -263,6 +263,17 @@ async fn a_poison_message_is_dead_lettered_once_across_a_crash() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
+    rebalance_mid_alert(false).await;
+}
+
+/// The same under exactly-once outputs: the rebalance aborts the open transaction, and a
+/// read_committed consumer sees no notification twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_mid_alert_under_exactly_once_repeats_nothing() {
+    rebalance_mid_alert(true).await;
+}
+
+async fn rebalance_mid_alert(exactly_once: bool) {
     let topics = Topics::new();
     topics.create_with(2, 1).await;
     let t0 = minute_from_now(240);
@@ -286,10 +297,9 @@ async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
-    let pipeline = pipeline_dir(
-        tmp.path(),
-        &topics.pipeline_toml_checkpointed(&settings, "1s"),
-    );
+    let toml = topics.pipeline_toml_checkpointed(&settings, "1s")
+        + &format!("exactly_once = {exactly_once}\n");
+    let pipeline = pipeline_dir(tmp.path(), &toml);
     let group = unique("rebalance");
     let mut alerts = TopicReader::new(&topics.alerts);
     let mut first = Instance::start(&pipeline, &group, tmp.path().join("first.log"));
@@ -348,6 +358,18 @@ async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
             .filter(|a| a["status"] == "resolved" && a["labels"]["service"] == service)
             .count();
         assert_eq!(resolutions, 1, "service {service}: {:#?}", alerts.seen);
+    }
+    if exactly_once {
+        let mut payloads: Vec<String> = alerts.seen.iter().map(|a| a.to_string()).collect();
+        let all = payloads.len();
+        payloads.sort();
+        payloads.dedup();
+        assert_eq!(payloads.len(), all, "repeats: {:#?}", alerts.seen);
+        assert!(
+            first.log_text().contains("the open transaction is aborted"),
+            "{}",
+            first.log_text()
+        );
     }
     assert!(first.stop().success());
     assert!(second.stop().success());

@@ -275,11 +275,11 @@ async fn overload_keeps_memory_capped_reports_lag_and_processes_everything() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("overload: consumer lag up to {max_lag}, buffered up to {max_buffered} B (cap {CAP}), RSS up to {max_rss} MiB");
-    assert!(max_lag >= 1000, "lag reported: at most {max_lag}");
+    assert!(max_lag >= 20_000, "lag reported: at most {max_lag}");
     assert!(
         max_buffered <= CAP + (64 << 10),
         "buffered {max_buffered} bytes, cap {CAP}"
     );
-    assert!(max_rss < 1024, "{max_rss} MiB resident");
+    assert!(max_rss < 300, "{max_rss} MiB resident");
     assert!(fl.stop().success(), "{}", fl.log_text());
 }
