@@ -222,6 +222,11 @@ impl KafkaSource {
         self.consumer.context().chatter.consumer_lag()
     }
 
+    /// Consumer lag per assigned partition (librdkafka statistics, every 2 s).
+    pub fn partition_lags(&self) -> Vec<(String, i32, i64)> {
+        self.consumer.context().chatter.partition_lags()
+    }
+
     /// Whether a partition had messages waiting in Kafka at the last statistics report (a
     /// slow consumer is not a quiet input).
     pub fn lagging(&self, partition: &PartitionKey) -> bool {

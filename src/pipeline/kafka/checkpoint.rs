@@ -77,6 +77,11 @@ impl Checkpoints {
         }))
     }
 
+    /// Time since the latest checkpoint (or the start).
+    pub fn age(&self) -> Duration {
+        self.last.elapsed()
+    }
+
     pub fn due(&self) -> bool {
         self.last.elapsed() >= self.interval
     }

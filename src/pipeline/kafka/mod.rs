@@ -17,12 +17,14 @@ use tracing::{debug, error, info, warn};
 
 mod checkpoint;
 mod exactly_once;
+mod observe;
 
 use checkpoint::{without_repeats, Checkpoints, Restored};
+use observe::serve_metrics;
 
 use super::emit::Emitter;
 use super::health::{Health, Status};
-use super::{Emission, Pipeline, Stats, WallClock};
+use super::{Emission, Metrics, Pipeline, Stats, WallClock};
 use crate::broker::{wait_for_brokers, Chatter};
 use crate::config::PipelineConfig;
 use crate::error::Result;
@@ -39,6 +41,8 @@ pub struct KafkaOptions {
     pub connect_timeout: Option<Duration>,
     /// Serve `/healthz` and `/readyz` here.
     pub health_addr: Option<String>,
+    /// Serve the pipeline's own metrics (`GET /metrics`) here.
+    pub metrics_addr: Option<String>,
 }
 
 /// A broker error this recent, with nothing received since, makes the driver degraded.
@@ -67,11 +71,15 @@ pub async fn run_kafka(
     if let Some(addr) = &options.health_addr {
         health.serve(addr)?;
     }
+    let metrics = match &options.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr)?),
+        None => None,
+    };
     let connect_timeout = options.connect_timeout;
     let kafka = loaded.config.kafka.clone();
     let started = async {
         wait_for_brokers(brokers, &kafka, connect_timeout).await?;
-        Driver::start(loaded, brokers, group).await
+        Driver::start(loaded, brokers, group, metrics).await
     };
     let mut d = tokio::select! {
         d = started => d?,
@@ -132,13 +140,24 @@ struct Driver {
     checkpoints: Option<Checkpoints>,
     /// The transactional producer, with `[kafka.checkpoints] exactly_once`.
     txn: Option<Transactions>,
+    /// The pipeline's own metrics (`--metrics-addr`) and what is counted for them between
+    /// updates: messages and bytes per topic.
+    metrics: Option<Arc<Metrics>>,
+    received: HashMap<String, (u64, u64)>,
+    last_metrics: Instant,
 }
 
 impl Driver {
-    async fn start(loaded: Loaded, brokers: &str, group: &str) -> Result<Self> {
+    async fn start(
+        loaded: Loaded,
+        brokers: &str,
+        group: &str,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self> {
         let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
         let budget = WallClock {
             timeout: config.evaluation.timeout,
+            metrics: metrics.clone(),
         };
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
@@ -212,6 +231,9 @@ impl Driver {
             health: Health::default(),
             checkpoints,
             txn,
+            metrics,
+            received: HashMap::new(),
+            last_metrics: Instant::now(),
         })
     }
 
@@ -260,6 +282,11 @@ impl Driver {
         else {
             unreachable!("kafka source yields kafka locations")
         };
+        if self.metrics.is_some() {
+            let counts = self.received.entry(topic.clone()).or_default();
+            counts.0 += 1;
+            counts.1 += msg.size as u64;
+        }
         let ack = self
             .tracker
             .lock()
@@ -339,6 +366,7 @@ impl Driver {
     async fn on_tick(&mut self) -> Result<()> {
         self.rebalanced().await?;
         self.check_health();
+        self.record_metrics();
         self.idle_partitions().await?;
         self.follow_wall_clock().await?;
         if self.last_rules_check.elapsed() >= RULES_POLL {
