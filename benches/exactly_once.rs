@@ -8,9 +8,12 @@
 //! binary is `FAULTLINE_BIN`, else target/release/faultline, else target/debug/faultline.
 //! `cargo bench --bench exactly_once` (`EOS_BENCH_MESSAGES`, default 40000).
 
+#[path = "support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -18,6 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use support::{faultline_binary, now_ns, quantile};
 
 const S: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * S;
@@ -276,33 +280,4 @@ fn committed_reader(brokers: &str, topic: &str) -> BaseConsumer {
         .unwrap();
     c.assign(&tpl).unwrap();
     c
-}
-
-fn faultline_binary() -> PathBuf {
-    if let Ok(b) = std::env::var("FAULTLINE_BIN") {
-        return b.into();
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let release = root.join("target/release/faultline");
-    if release.exists() {
-        release
-    } else {
-        root.join("target/debug/faultline")
-    }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-fn quantile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
