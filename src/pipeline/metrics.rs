@@ -116,7 +116,7 @@ impl Metrics {
         build
             .get_or_create(&Build {
                 version: env!("CARGO_PKG_VERSION"),
-                revision: option_env!("FAULTLINE_GIT_REVISION").unwrap_or("unknown"),
+                revision: option_env!("FAULTLINE_GIT_REV").unwrap_or("unknown"),
             })
             .set(1);
         let r = &mut registry;
