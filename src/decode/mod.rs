@@ -140,13 +140,18 @@ impl Decoder {
                 format!("payload is not valid UTF-8: {e}"),
             )
         })?;
+        let force_flat = ctx.encoding == Encoding::FlatJson;
+        if !force_flat {
+            if let Some(records) = otlp::decode_json_text(text, ctx.fallback_time) {
+                return records;
+            }
+        }
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             DecodeError::new(DecodeErrorKind::InvalidJson, format!("invalid JSON: {e}"))
         })?;
         let serde_json::Value::Object(object) = value else {
             return Err(DecodeError::record("expected a JSON object"));
         };
-        let force_flat = ctx.encoding == Encoding::FlatJson;
         if !force_flat {
             if let Some(records) = otlp::decode_json(&object, ctx.fallback_time)? {
                 return Ok(records);
@@ -206,7 +211,13 @@ pub(crate) fn bytes_id(
             raw.len()
         )));
     }
-    Ok(Some(raw.iter().map(|b| format!("{b:02x}")).collect()))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(raw.len() * 2);
+    for b in raw {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    Ok(Some(hex))
 }
 
 #[cfg(test)]
