@@ -14,7 +14,14 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let rev = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // A build without the repository (a container build) may be given the revision.
+    println!("cargo:rerun-if-env-changed=FAULTLINE_GIT_REV");
+    let given = std::env::var("FAULTLINE_GIT_REV")
+        .ok()
+        .filter(|r| !r.is_empty());
+    let rev = given
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=FAULTLINE_GIT_REV={rev}");
     // Rebuild when HEAD moves: HEAD itself (a branch switch) and the ref it points at (a
     // commit). In a worktree the git dir is not `.git`, so ask git where it is.
@@ -24,7 +31,10 @@ fn main() {
             let common = git(&["rev-parse", "--git-common-dir"])
                 .map(PathBuf::from)
                 .unwrap_or(dir.clone());
-            println!("cargo:rerun-if-changed={}", common.join(reference).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                common.join(reference).display()
+            );
         }
     }
     println!("cargo:rerun-if-changed=build.rs");

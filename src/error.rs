@@ -73,9 +73,7 @@ impl Error {
                 }
                 _ => ExitStatus::Environment,
             },
-            Error::Kafka { .. } | Error::KafkaSetup(_) | Error::Agent(_) => {
-                ExitStatus::Environment
-            }
+            Error::Kafka { .. } | Error::KafkaSetup(_) | Error::Agent(_) => ExitStatus::Environment,
             Error::Internal(_) => ExitStatus::Internal,
         }
     }
@@ -96,9 +94,9 @@ impl Error {
                 "check --brokers and the [kafka.client] settings; `--log rdkafka=debug` \
                  shows the client's own view",
             ),
-            Error::Internal(_) => Some(
-                "this is a bug in faultline; please report it with the command and input",
-            ),
+            Error::Internal(_) => {
+                Some("this is a bug in faultline; please report it with the command and input")
+            }
             _ => None,
         }
     }
@@ -117,4 +115,33 @@ pub fn toml_line(text: &str, e: &toml::de::Error) -> usize {
     e.span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_says_who_must_act() {
+        let io = |kind| Error::Io {
+            path: "x".into(),
+            source: std::io::Error::from(kind),
+        };
+        let cases = [
+            (Error::Usage("u".into()), ExitStatus::User),
+            (Error::BadInput("b".into()), ExitStatus::User),
+            (io(std::io::ErrorKind::NotFound), ExitStatus::User),
+            (
+                io(std::io::ErrorKind::PermissionDenied),
+                ExitStatus::Environment,
+            ),
+            (Error::KafkaSetup("k".into()), ExitStatus::Environment),
+            (Error::Agent("a".into()), ExitStatus::Environment),
+            (Error::Internal("i".into()), ExitStatus::Internal),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.exit_status(), status, "{e}");
+        }
+        assert_eq!(ExitStatus::Internal as u8, 3);
+    }
 }

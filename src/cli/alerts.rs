@@ -71,7 +71,8 @@ impl AlertsArgs {
         let time = alert[time_key]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        let any = |wanted: &[String], have: &str| wanted.is_empty() || wanted.iter().any(|w| w == have);
+        let any =
+            |wanted: &[String], have: &str| wanted.is_empty() || wanted.iter().any(|w| w == have);
         any(&self.alertname, label("alertname"))
             && any(&self.severity, label("severity"))
             && self.label.iter().all(|(k, v)| label(k) == v)
@@ -126,8 +127,7 @@ fn file_lines(files: &[PathBuf]) -> Result<Vec<(String, String)>> {
     let files = if files.is_empty() { &stdin[..] } else { files };
     let mut lines = Vec::new();
     for file in files {
-        let (name, reader): (String, Box<dyn Read>) = if file.as_os_str() == crate::source::STDIN
-        {
+        let (name, reader): (String, Box<dyn Read>) = if file.as_os_str() == crate::source::STDIN {
             ("<stdin>".into(), Box::new(std::io::stdin()))
         } else {
             let path = match file.is_dir() {

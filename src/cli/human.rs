@@ -148,7 +148,10 @@ impl Tally {
         let mut tally = Tally::default();
         let mut renderer = Renderer::new(false);
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        for alert in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        for alert in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
             let (_, resend) = renderer.alert(&alert);
             tally.count(&alert, resend);
         }
@@ -297,7 +300,10 @@ mod tests {
         assert!(resend);
         assert!(again.contains(" resent "), "{again}");
         let (resolved, _) = r.alert(&alert("b", "resolved"));
-        assert!(resolved.starts_with("2026-11-01 12:15:00 RESOLVED"), "{resolved}");
+        assert!(
+            resolved.starts_with("2026-11-01 12:15:00 RESOLVED"),
+            "{resolved}"
+        );
     }
 
     #[test]

@@ -119,18 +119,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         run_kafka(loaded, brokers, &group, &options, shutdown_signal()).await?;
         return Ok(());
     }
-    let format = args.format.unwrap_or(match std::io::stdout().is_terminal() {
-        true => Format::Human,
-        false => Format::Json,
-    });
+    let format = args
+        .format
+        .unwrap_or(match std::io::stdout().is_terminal() {
+            true => Format::Human,
+            false => Format::Json,
+        });
     let (sink, tally): (Box<dyn Sink>, _) = match (&args.output, format) {
         (Some(dir), _) => (Box::new(FileSink::create(dir)?), None),
         (None, Format::Json) => (Box::new(StdoutSink::new()), None),
         (None, Format::Human) => {
-            let (sink, tally) = HumanSink::new(
-                Box::new(std::io::stdout()),
-                super::color_for_stdout(),
-            );
+            let (sink, tally) =
+                HumanSink::new(Box::new(std::io::stdout()), super::color_for_stdout());
             (Box::new(sink), Some(tally))
         }
     };
@@ -156,8 +156,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     if stats.records == 0 && stats.dead_letters > 0 && !args.allow_bad_input {
         let hint = match &args.output {
-            Some(dir) => format!("their reasons are in {}", dir.join("deadletter.jsonl").display()),
-            None => "their reasons are in the log above; --output DIR keeps them in deadletter.jsonl".into(),
+            Some(dir) => format!(
+                "their reasons are in {}",
+                dir.join("deadletter.jsonl").display()
+            ),
+            None => {
+                "their reasons are in the log above; --output DIR keeps them in deadletter.jsonl"
+                    .into()
+            }
         };
         return Err(Error::BadInput(format!(
             "no input record could be decoded: all {} messages were dead letters ({hint}); \

@@ -40,8 +40,8 @@ use crate::model::{Param, Severity};
 pub use condition::Condition;
 pub use parse::{bare_query, parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
 pub use query::{
-    plan_query, plan_unbound, EvalBudget, EvalLimits, Evaluation, ExtraTable, FailureKind, QueryEngine,
-    RuleFailure, Unbounded, MAX_SAMPLE_TRACE_IDS,
+    plan_query, plan_unbound, EvalBudget, EvalLimits, Evaluation, ExtraTable, FailureKind,
+    QueryEngine, RuleFailure, Unbounded, MAX_SAMPLE_TRACE_IDS,
 };
 
 /// `_defaults.toml` of a rule directory: what its rules (and those of its subdirectories)

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn errors_without_a_position_are_unchanged() {
-        let e = query_error(&query("r.sql", 3), "Error during planning: table 'x' not found");
+        let e = query_error(
+            &query("r.sql", 3),
+            "Error during planning: table 'x' not found",
+        );
         assert_eq!(
             e.to_string(),
             "r.sql:3: Error during planning: table 'x' not found"

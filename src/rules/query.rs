@@ -233,7 +233,9 @@ async fn plan_unbound_in(
 pub async fn plan_unbound(query: &Query, limits: EvalLimits) -> Result<()> {
     let tables = new_tables(&[]);
     let ctx = context(&tables, limits)?;
-    plan_unbound_in(&ctx, query, &names(&tables)).await.map(|_| ())
+    plan_unbound_in(&ctx, query, &names(&tables))
+        .await
+        .map(|_| ())
 }
 
 /// The result must have a numeric `value`; `sample_trace_ids`, when present, strings.

@@ -42,7 +42,11 @@ pub fn expand_inputs(inputs: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>
                     location: input.display().to_string(),
                     message: format!(
                         "directory holds no .jsonl, .json or .gz files{}",
-                        if recursive { "" } else { " (subdirectories are read with --recursive)" }
+                        if recursive {
+                            ""
+                        } else {
+                            " (subdirectories are read with --recursive)"
+                        }
                     ),
                 });
             }
@@ -244,7 +248,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("sub")).unwrap();
-        for name in ["b.jsonl", "a.json", "c.jsonl.gz", "notes.txt", "sub/d.jsonl"] {
+        for name in [
+            "b.jsonl",
+            "a.json",
+            "c.jsonl.gz",
+            "notes.txt",
+            "sub/d.jsonl",
+        ] {
             std::fs::write(d.join(name), "").unwrap();
         }
         let names = |recursive| {
@@ -255,7 +265,10 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(false), ["a.json", "b.jsonl", "c.jsonl.gz"]);
-        assert_eq!(names(true), ["a.json", "b.jsonl", "c.jsonl.gz", "sub/d.jsonl"]);
+        assert_eq!(
+            names(true),
+            ["a.json", "b.jsonl", "c.jsonl.gz", "sub/d.jsonl"]
+        );
         let only_sub = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(only_sub.path().join("x")).unwrap();
         std::fs::write(only_sub.path().join("x/e.jsonl"), "").unwrap();
