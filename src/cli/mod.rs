@@ -28,7 +28,13 @@ pub const VERSION: &str = concat!(
 /// Streaming diagnostics for AI/ML services: OTLP logs, metrics and traces in, SQL rules,
 /// Alertmanager-compatible alerts out.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version = VERSION)]
+#[command(
+    name = "faultline",
+    version = VERSION,
+    after_help = "Exit status: 0 ok; 1 the user must act (command line, pipeline, rule, input \
+                  path or input); 2 the environment must (Kafka, disk, driver); 3 a bug in \
+                  faultline."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,7 +64,7 @@ pub enum Command {
     /// and suggestions expected. Prints each failure as expected/got; exits 1 if any test
     /// fails. See README "Replay and rule tests".
     Test(TestArgs),
-    /// Ask a running `faultline run --health-addr` instance whether it is ready (GET URL,
+    /// Ask a running instance (`run --health-addr`) whether it is ready (GET URL,
     /// default `http://127.0.0.1:8080/readyz`): prints its report, exits 0 when it answered
     /// 200, else 1. For container health checks.
     Health(health::HealthArgs),

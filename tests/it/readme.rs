@@ -506,3 +506,33 @@ fn a_broken_example_is_caught() {
     );
     assert!(faultline::cli::Cli::try_parse_from(["faultline", "run", "--inptu", "x"]).is_err());
 }
+
+/// Every `faultline …` example quoted in `--help` (of every command) parses.
+#[test]
+fn every_help_example_parses() {
+    use clap::CommandFactory;
+    let mut cli = faultline::cli::Cli::command();
+    let mut helps = vec![cli.render_long_help().to_string()];
+    for sub in cli.get_subcommands_mut() {
+        helps.push(sub.render_long_help().to_string());
+    }
+    let quoted = regex::Regex::new(r"`(faultline [^`]*)`").unwrap();
+    let mut examples = 0;
+    for help in &helps {
+        for c in quoted.captures_iter(&help.replace('\n', " ")) {
+            let words: Vec<&str> = c[1]
+                .split_whitespace()
+                .take_while(|w| !["<", ">", "|"].contains(w))
+                .collect();
+            examples += 1;
+            if let Err(e) = faultline::cli::Cli::try_parse_from(&words) {
+                assert!(
+                    !e.use_stderr(),
+                    "`{}` in --help does not parse:\n{e}",
+                    &c[1]
+                );
+            }
+        }
+    }
+    assert!(examples >= 3, "only {examples} examples in --help");
+}
