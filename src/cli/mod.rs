@@ -57,12 +57,12 @@ pub enum Command {
     /// through a pipeline at full speed in event time, sandboxed: its own consumer, no group
     /// commits, outputs to files or to prefixed topics, never the live ones. Prints a
     /// summary; with `--rules DIR --diff`, what a rule change would have changed. See README
-    /// "Replay and rule tests".
+    /// "Test and replay".
     Replay(replay::ReplayArgs),
     /// Unit-test rules, in the spirit of `promtool test rules` and in its notation where it
     /// applies: YAML files with input series, logs and spans, and the alerts, alert counts
     /// and suggestions expected. Prints each failure as expected/got; exits 1 if any test
-    /// fails. See README "Replay and rule tests".
+    /// fails. See README "Test and replay".
     Test(TestArgs),
     /// Ask a running instance (`run --health-addr`) whether it is ready (GET URL,
     /// default `http://127.0.0.1:8080/readyz`): prints its report, exits 0 when it answered

@@ -535,4 +535,20 @@ fn every_help_example_parses() {
         }
     }
     assert!(examples >= 3, "only {examples} examples in --help");
+    // A README section named in --help exists.
+    let headings: Vec<String> = readme()
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let section = regex::Regex::new(r#"README\s+"([^"]+)""#).unwrap();
+    for help in &helps {
+        for c in section.captures_iter(help) {
+            let name = c[1].split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                headings.iter().any(|h| h.contains(&name)),
+                "--help names README section {name:?}, which does not exist"
+            );
+        }
+    }
 }
