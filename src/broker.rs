@@ -128,6 +128,14 @@ impl Chatter {
 
     /// Whether a partition had fetched messages waiting for the application at the last
     /// statistics report.
+    /// Consumer lag per partition at the last statistics report.
+    pub fn partition_lags(&self) -> Vec<(String, i32, i64)> {
+        let lag = self.lag.lock().expect("chatter lock");
+        let mut out: Vec<_> = lag.iter().map(|((t, p), l)| (t.clone(), *p, *l)).collect();
+        out.sort();
+        out
+    }
+
     pub fn lagging(&self, topic: &str, partition: i32) -> bool {
         self.waiting
             .lock()

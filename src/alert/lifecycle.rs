@@ -85,6 +85,16 @@ impl Lifecycle {
             .min()
     }
 
+    /// Alerts pending and firing now.
+    pub fn counts(&self) -> (usize, usize) {
+        let firing = self
+            .alerts
+            .values()
+            .filter(|t| matches!(t.state, AlertState::Firing { .. }))
+            .count();
+        (self.alerts.len() - firing, firing)
+    }
+
     /// The state of the alert with `fingerprint`, if it is pending or firing.
     pub fn state(&self, fingerprint: &str) -> Option<AlertState> {
         self.alerts.get(fingerprint).map(|t| t.state)

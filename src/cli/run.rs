@@ -67,6 +67,14 @@ pub struct RunArgs {
     #[arg(long, requires = "brokers", env = "FAULTLINE_HEALTH_ADDR")]
     pub health_addr: Option<String>,
 
+    /// With `--brokers`: serve the pipeline's own metrics for Prometheus (`GET /metrics`,
+    /// OpenMetrics text: records and bytes per topic, outputs per kind, dead letters, late
+    /// records, windows, rule evaluation times, consumer lag per partition, watermark lag per
+    /// shard, open traces, buffered bytes, alerts by state, checkpoint size and age, build
+    /// info) on this address, e.g. `0.0.0.0:9464`. Default: off.
+    #[arg(long, requires = "brokers", env = "FAULTLINE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// Static group membership: this instance's stable name (e.g. the pod name), so that a
     /// restart gets its partitions back at once [default: `kafka.instance_id`].
     #[arg(long, requires = "brokers", env = "FAULTLINE_INSTANCE_ID")]
@@ -115,6 +123,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let options = crate::pipeline::kafka::KafkaOptions {
             connect_timeout: args.connect_timeout,
             health_addr: args.health_addr.clone(),
+            metrics_addr: args.metrics_addr.clone(),
         };
         run_kafka(loaded, brokers, &group, &options, shutdown_signal()).await?;
         return Ok(());

@@ -74,6 +74,18 @@ pub struct CheckpointConfig {
     /// missing. Default `faultline.state`.
     #[serde(default = "default_state_topic")]
     pub topic: String,
+    /// Exactly-once outputs (Kafka transactions): each interval's outputs, the state
+    /// snapshots and the input offsets they cover are committed in one transaction, so a
+    /// consumer with `isolation.level = read_committed` sees every alert once, across
+    /// crashes, restarts and rebalances. Outputs become visible at the commit, up to one
+    /// interval later; a rebalance or a failed commit rolls the instance back to its last
+    /// checkpoint (the aborted outputs are produced again). The transactional id is
+    /// `faultline-<group>-<instance_id>`: give `instance_id` so that a restarted member
+    /// fences its predecessor's open transaction at once (without it, read_committed
+    /// consumers wait up to three intervals, at least 10 s, for the broker to abort it).
+    /// The Alertmanager is not transactional. Default false (at least once).
+    #[serde(default)]
+    pub exactly_once: bool,
 }
 
 impl Default for CheckpointConfig {
@@ -81,6 +93,7 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             interval: ten_seconds(),
             topic: default_state_topic(),
+            exactly_once: false,
         }
     }
 }

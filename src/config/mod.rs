@@ -404,6 +404,11 @@ impl PipelineConfig {
                 "decode.max_message_bytes must be greater than zero".into(),
             ));
         }
+        if self.kafka.checkpoints.exactly_once && !self.kafka.checkpoints.enabled() {
+            return Err(fail(
+                "kafka.checkpoints.exactly_once needs checkpoints: an interval above 0s".into(),
+            ));
+        }
         if self.kafka.inputs.is_empty() {
             return Err(fail("kafka.inputs must name at least one topic".into()));
         }

@@ -2,27 +2,40 @@
 //! consumer must not stall on one runaway query; a file run or replay never uses this, so its
 //! output cannot depend on machine speed.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::Metrics;
 use crate::model::QueryRow;
 use crate::rules::{EvalBudget, Evaluation};
 
 /// Runs each evaluation as its own task (so a runaway query cannot hold up the others on a
-/// multi-threaded runtime) and abandons it after `timeout`.
+/// multi-threaded runtime) and abandons it after `timeout`; times each into `metrics`.
 pub struct WallClock {
     pub timeout: Duration,
+    /// Where evaluation times go (`run --metrics-addr`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 #[async_trait]
 impl EvalBudget for WallClock {
-    async fn run(&self, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>> {
-        match tokio::time::timeout(self.timeout, tokio::spawn(evaluation)).await {
+    async fn run(
+        &self,
+        query_id: &str,
+        evaluation: Evaluation,
+    ) -> Result<Vec<QueryRow>, Option<String>> {
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(self.timeout, tokio::spawn(evaluation)).await {
             Ok(Ok(result)) => result.map_err(Some),
             Ok(Err(join)) => Err(Some(format!("evaluation panicked: {join}"))),
             Err(_) => Err(None),
+        };
+        if let Some(m) = &self.metrics {
+            m.rule_evaluated(query_id, started.elapsed());
         }
+        outcome
     }
 }
 
@@ -45,13 +58,15 @@ mod tests {
     async fn wall_clock_abandons_a_slow_evaluation_unbounded_waits_for_it() {
         let budget = WallClock {
             timeout: Duration::from_millis(10),
+            metrics: None,
         };
-        assert_eq!(budget.run(slow()).await, Err(None));
-        assert_eq!(Unbounded.run(slow()).await.map(|r| r.len()), Ok(1));
+        assert_eq!(budget.run("q", slow()).await, Err(None));
+        assert_eq!(Unbounded.run("q", slow()).await.map(|r| r.len()), Ok(1));
         let roomy = WallClock {
             timeout: Duration::from_secs(30),
+            metrics: None,
         };
-        assert_eq!(roomy.run(slow()).await.map(|r| r.len()), Ok(1));
+        assert_eq!(roomy.run("q", slow()).await.map(|r| r.len()), Ok(1));
     }
 
     /// One window of `n` spans.
@@ -92,6 +107,7 @@ mod tests {
         let b = spans(150);
         let budget = WallClock {
             timeout: Duration::from_millis(20),
+            metrics: None,
         };
         let (_, failures) = e.evaluate(&b, &[], &budget).await;
         assert_eq!(failures.len(), 1);

@@ -2,6 +2,8 @@
 //! to the Alertmanager, best effort); its released input messages come back once every one
 //! of those outputs is delivered — never before.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -10,6 +12,7 @@ use super::Emission;
 use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::model::AckId;
+use crate::output::OutputKind;
 use crate::sink::{AlertmanagerSink, Sink};
 
 /// The released messages of one emission and how many outputs it had.
@@ -20,6 +23,8 @@ pub struct Emitter {
     alertmanager: Option<AlertmanagerSink>,
     in_flight: FuturesUnordered<Delivered>,
     in_flight_outputs: usize,
+    /// Outputs sent per kind since [`Emitter::take_sent`] (for the metrics).
+    sent: BTreeMap<OutputKind, u64>,
 }
 
 impl Emitter {
@@ -32,6 +37,7 @@ impl Emitter {
                 .map(|a| AlertmanagerSink::new(&a.url, a.timeout)),
             in_flight: FuturesUnordered::new(),
             in_flight_outputs: 0,
+            sent: BTreeMap::new(),
         }
     }
 
@@ -42,6 +48,9 @@ impl Emitter {
             am.forward(&em.outputs);
         }
         let outputs = em.outputs.len();
+        for o in &em.outputs {
+            *self.sent.entry(o.kind).or_default() += 1;
+        }
         let deliveries = em
             .outputs
             .iter()
@@ -56,6 +65,11 @@ impl Emitter {
             Ok((released, outputs))
         }));
         Ok(())
+    }
+
+    /// Outputs sent per kind since the last call.
+    pub fn take_sent(&mut self) -> BTreeMap<OutputKind, u64> {
+        std::mem::take(&mut self.sent)
     }
 
     /// Outputs sent and not yet acknowledged.
@@ -94,6 +108,13 @@ impl Emitter {
             acks.extend(self.settle(done?));
         }
         Ok(acks)
+    }
+
+    /// Forgets every delivery in flight: their transaction was aborted, and the messages
+    /// they would release are read again.
+    pub fn discard(&mut self) {
+        self.in_flight = FuturesUnordered::new();
+        self.in_flight_outputs = 0;
     }
 
     /// Flushes the sink, lets the Alertmanager forwarder finish, and waits for every

@@ -3,8 +3,9 @@
 //! it is connected and consuming, 503 while connecting or degraded (readiness); both with a
 //! JSON body.
 //!
-//! Hand-written on `std::net`: two fixed GET routes with a JSON body need no HTTP framework,
-//! and the endpoint must keep answering while the pipeline is busy (its own thread).
+//! Hand-written on `std::net`: a few fixed GET routes (these two, and `/metrics` of
+//! `--metrics-addr`) need no HTTP framework, and the endpoints must keep answering while the
+//! pipeline is busy (a thread of their own).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -138,53 +139,75 @@ impl Health {
 
     /// Serves `/healthz` and `/readyz` on `addr` from a thread of its own.
     pub fn serve(&self, addr: &str) -> Result<()> {
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| Error::KafkaSetup(format!("health endpoint on {addr}: {e}")))?;
+        let health = self.clone();
+        serve_http(addr, "health", move |path| {
+            let report = health.report();
+            let code = match path {
+                "/healthz" => 200,
+                "/readyz" if report.status == Status::Ok => 200,
+                "/readyz" => 503,
+                _ => 404,
+            };
+            let body = serde_json::to_string(&report).expect("health serializes");
+            (code, "application/json", body)
+        })?;
         info!(
             addr,
             "Health endpoint: GET /healthz (liveness), /readyz (readiness)."
         );
-        let health = self.clone();
-        std::thread::Builder::new()
-            .name("health".into())
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let _ = health.answer(stream);
-                }
-            })
-            .map_err(|e| Error::Internal(format!("health thread: {e}")))?;
         Ok(())
     }
+}
 
-    fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        // The whole request head: closing with unread bytes would reset the connection and
-        // lose the answer.
-        let mut head = Vec::new();
-        let mut buf = [0u8; 512];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                break;
+/// Answers GET requests on `addr` from a thread of its own (so it keeps answering while the
+/// pipeline is busy): `route(path)` gives the status code, content type and body.
+pub fn serve_http(
+    addr: &str,
+    name: &str,
+    route: impl Fn(&str) -> (u16, &'static str, String) + Send + 'static,
+) -> Result<()> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| Error::KafkaSetup(format!("{name} endpoint on {addr}: {e}")))?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = answer(stream, &route);
             }
-            head.extend_from_slice(&buf[..n]);
+        })
+        .map_err(|e| Error::Internal(format!("{name} thread: {e}")))?;
+    Ok(())
+}
+
+fn answer(
+    mut stream: TcpStream,
+    route: &impl Fn(&str) -> (u16, &'static str, String),
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    // The whole request head: closing with unread bytes would reset the connection and
+    // lose the answer.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        let request = String::from_utf8_lossy(&head);
-        let path = request.split_whitespace().nth(1).unwrap_or("/");
-        let report = self.report();
-        let (code, text) = match path {
-            "/healthz" => (200, "OK"),
-            "/readyz" if report.status == Status::Ok => (200, "OK"),
-            "/readyz" => (503, "Service Unavailable"),
-            _ => (404, "Not Found"),
-        };
-        let body = serde_json::to_string(&report).expect("health serializes");
-        let response = format!(
-            "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(response.as_bytes())?;
-        stream.shutdown(std::net::Shutdown::Write)
+        head.extend_from_slice(&buf[..n]);
     }
+    let request = String::from_utf8_lossy(&head);
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (code, content_type, body) = route(path);
+    let text = match code {
+        200 => "OK",
+        503 => "Service Unavailable",
+        _ => "Not Found",
+    };
+    let response = format!(
+        "HTTP/1.1 {code} {text}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)
 }

@@ -20,6 +20,7 @@ pub mod health;
 pub mod kafka;
 mod ledger;
 mod logclean;
+mod metrics;
 mod recording;
 pub mod replay;
 mod shard;
@@ -27,6 +28,7 @@ mod shard;
 pub use budget::WallClock;
 pub use ledger::Emission;
 pub use logclean::CleanStats;
+pub use metrics::Metrics;
 
 use std::collections::BTreeMap;
 

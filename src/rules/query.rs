@@ -89,7 +89,12 @@ pub type Evaluation = BoxFuture<'static, Result<Vec<QueryRow>, String>>;
 pub trait EvalBudget: Send + Sync {
     /// Runs `evaluation`; `Err(None)` when the budget abandoned it (it may finish in the
     /// background, the query is skipped until it has), `Err(Some(message))` when it failed.
-    async fn run(&self, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>>;
+    /// `query_id` names the rule or detector (a budget may time it).
+    async fn run(
+        &self,
+        query_id: &str,
+        evaluation: Evaluation,
+    ) -> Result<Vec<QueryRow>, Option<String>>;
 }
 
 /// No budget: every evaluation runs to its end, inline. What file runs and replays use, so
@@ -98,7 +103,7 @@ pub struct Unbounded;
 
 #[async_trait]
 impl EvalBudget for Unbounded {
-    async fn run(&self, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>> {
+    async fn run(&self, _: &str, evaluation: Evaluation) -> Result<Vec<QueryRow>, Option<String>> {
         evaluation.await.map_err(Some)
     }
 }
@@ -417,13 +422,16 @@ impl QueryEngine {
         // The scan copies the table contents when the physical plan is built, so a later
         // window's swap cannot change what this evaluation reads.
         let evaluation = run(c.ctx.clone(), c.plan.clone(), c.busy.clone());
-        budget.run(Box::pin(evaluation)).await.map_err(|e| match e {
-            Some(message) => (FailureKind::Error, message),
-            None => (
-                FailureKind::OverBudget,
-                "evaluation exceeded the wall-clock budget and was abandoned".into(),
-            ),
-        })
+        budget
+            .run(&c.query.id, Box::pin(evaluation))
+            .await
+            .map_err(|e| match e {
+                Some(message) => (FailureKind::Error, message),
+                None => (
+                    FailureKind::OverBudget,
+                    "evaluation exceeded the wall-clock budget and was abandoned".into(),
+                ),
+            })
     }
 }
 

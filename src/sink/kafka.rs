@@ -44,8 +44,13 @@ impl KafkaSink {
         let producer: FutureProducer<QuietContext> = c
             .create_with_context(QuietContext::default())
             .map_err(|e| Error::kafka("creating producer", e))?;
+        Ok(Self::with_producer(producer, config))
+    }
+
+    /// Outputs through `producer` (the transactional one, for exactly-once outputs).
+    pub fn with_producer(producer: FutureProducer<QuietContext>, config: &KafkaConfig) -> Self {
         let o = &config.outputs;
-        Ok(KafkaSink {
+        KafkaSink {
             producer,
             topics: [
                 o.alerts.clone(),
@@ -55,7 +60,7 @@ impl KafkaSink {
                 o.review.clone(),
                 o.incidents.clone(),
             ],
-        })
+        }
     }
 }
 
@@ -117,6 +122,15 @@ impl TopicWriter {
         settings.push(("message.max.bytes".into(), max.to_string()));
         settings.push(("compression.type".into(), "lz4".into()));
         Self::with_settings(brokers, topic, settings)
+    }
+
+    /// A writer through `producer` (the transactional one: its writes belong to the open
+    /// transaction and are acknowledged before it commits).
+    pub fn with_producer(producer: FutureProducer<QuietContext>, topic: &str) -> Self {
+        TopicWriter {
+            producer,
+            topic: topic.to_string(),
+        }
     }
 
     /// A writer with the pipeline's client and producer settings (TLS, SASL, ...).

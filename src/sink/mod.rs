@@ -8,11 +8,13 @@ mod alertmanager;
 mod file;
 mod kafka;
 mod state;
+mod transaction;
 
 pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
 pub use kafka::{KafkaSink, TopicWriter};
 pub use state::{ensure_state_topic, MAX_SNAPSHOT_BYTES};
+pub use transaction::{Transactions, TxnFailure};
 
 use futures::future::BoxFuture;
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+    StreamConsumer,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -33,6 +34,9 @@ pub struct RebalanceContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     revoked: Arc<Mutex<Vec<PartitionKey>>>,
     assigned: Arc<Mutex<Vec<PartitionKey>>>,
+    /// Off with exactly-once outputs: offsets are committed only in a transaction, with
+    /// the outputs and state they cover.
+    commit_on_revoke: bool,
 }
 
 impl ClientContext for RebalanceContext {
@@ -54,6 +58,11 @@ impl ConsumerContext for RebalanceContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
+        if !self.commit_on_revoke {
+            info!(partitions = ?partition_names(tpl), "Partitions revoked; what was not committed in a transaction is re-read by the new owner.");
+            self.revoked_now(tpl);
+            return;
+        }
         let tracker = self.tracker.lock().expect("tracker lock");
         let mut commit = TopicPartitionList::new();
         for e in tpl.elements() {
@@ -69,12 +78,7 @@ impl ConsumerContext for RebalanceContext {
             }
         }
         info!(partitions = ?partition_names(tpl), "Partitions revoked; committed what was delivered.");
-        let mut revoked = self.revoked.lock().expect("revoked lock");
-        revoked.extend(
-            tpl.elements()
-                .iter()
-                .map(|e| PartitionKey::new(e.topic(), e.partition())),
-        );
+        self.revoked_now(tpl);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -87,6 +91,17 @@ impl ConsumerContext for RebalanceContext {
                     .map(|e| PartitionKey::new(e.topic(), e.partition())),
             );
         }
+    }
+}
+
+impl RebalanceContext {
+    fn revoked_now(&self, tpl: &TopicPartitionList) {
+        let mut revoked = self.revoked.lock().expect("revoked lock");
+        revoked.extend(
+            tpl.elements()
+                .iter()
+                .map(|e| PartitionKey::new(e.topic(), e.partition())),
+        );
     }
 }
 
@@ -165,6 +180,7 @@ impl KafkaSource {
             tracker,
             revoked: revoked.clone(),
             assigned: assigned.clone(),
+            commit_on_revoke: !config.checkpoints.exactly_once,
         };
         let consumer: StreamConsumer<RebalanceContext> = c
             .create_with_context(context)
@@ -206,6 +222,11 @@ impl KafkaSource {
         self.consumer.context().chatter.consumer_lag()
     }
 
+    /// Consumer lag per assigned partition (librdkafka statistics, every 2 s).
+    pub fn partition_lags(&self) -> Vec<(String, i32, i64)> {
+        self.consumer.context().chatter.partition_lags()
+    }
+
     /// Whether a partition had messages waiting in Kafka at the last statistics report (a
     /// slow consumer is not a quiet input).
     pub fn lagging(&self, partition: &PartitionKey) -> bool {
@@ -243,6 +264,37 @@ impl KafkaSource {
         self.consumer
             .commit(&tpl, mode)
             .map_err(|e| Error::kafka("committing offsets", e))
+    }
+
+    /// The group's generation and member, which a transaction's offsets carry (the broker
+    /// refuses them from a member that lost its partitions).
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// Goes back to the committed offsets of `partitions` (the beginning where none is
+    /// committed): after an aborted transaction, what it covered is read again.
+    pub fn rewind(&self, partitions: &[PartitionKey]) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&p.topic, p.partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .map_err(|e| Error::kafka("reading committed offsets", e))?;
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            self.consumer
+                .seek(e.topic(), e.partition(), offset, Duration::from_secs(10))
+                .map_err(|err| {
+                    Error::kafka(format!("seeking {}/{}", e.topic(), e.partition()), err)
+                })?;
+        }
+        Ok(())
     }
 
     /// Stops (`true`) or resumes fetching on every assigned partition: backpressure.

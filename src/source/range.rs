@@ -228,7 +228,11 @@ pub fn read_whole_topic(brokers: &str, config: &KafkaConfig, topic: &str) -> Res
             "group.id",
             format!("faultline-replay-{}", std::process::id()),
         )
-        .set("enable.auto.commit", "false");
+        .set("enable.auto.commit", "false")
+        // Transactional writes end in control records and may be open: the end of what is
+        // committed is where the broker says the partition ends, not the high watermark.
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
     for (k, v) in config.consumer_settings()? {
         c.set(k, v);
     }
@@ -266,6 +270,7 @@ pub fn read_whole_topic(brokers: &str, config: &KafkaConfig, topic: &str) -> Res
                     next = m.offset() + 1;
                     out.push(m.payload().unwrap_or_default().to_vec());
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) => return Err(Error::kafka(format!("reading {topic}"), e)),
                 None => {
                     return Err(Error::KafkaSetup(format!(

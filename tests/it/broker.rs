@@ -219,10 +219,17 @@ fn reader(topic: &str) -> BaseConsumer {
 
 /// [`reader`] on other brokers (a test's own broker).
 pub fn reader_on(brokers: &str, topic: &str) -> BaseConsumer {
+    reader_isolated(brokers, topic, "read_committed")
+}
+
+/// A reader with `isolation.level` `isolation` (`read_uncommitted` also sees what open and
+/// aborted transactions wrote).
+fn reader_isolated(brokers: &str, topic: &str, isolation: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -339,6 +346,14 @@ impl TopicReader {
     pub fn new(topic: &str) -> Self {
         TopicReader {
             consumer: reader(topic),
+            seen: Vec::new(),
+        }
+    }
+
+    /// A reader that also sees uncommitted and aborted transactional writes.
+    pub fn uncommitted(topic: &str) -> Self {
+        TopicReader {
+            consumer: reader_isolated(&brokers(), topic, "read_uncommitted"),
             seen: Vec::new(),
         }
     }

@@ -17,7 +17,7 @@ const S: i64 = 1_000_000_000;
 
 /// `minutes` minutes of slow requests from `t0` (numbered from `first`): the latency alert
 /// fires in the first window and keeps firing.
-fn slow_minutes(first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
+pub fn slow_minutes(first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for m in 0..minutes {
         for k in 0..10 {
@@ -34,7 +34,7 @@ fn committed_lag(group: &str, topic: &str) -> i64 {
 }
 
 /// Messages of one partition of `topic` after the group's committed offset.
-fn committed_lag_of(group: &str, topic: &str, partition: i32) -> i64 {
+pub fn committed_lag_of(group: &str, topic: &str, partition: i32) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
@@ -263,6 +263,17 @@ async fn a_poison_message_is_dead_lettered_once_across_a_crash() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
+    rebalance_mid_alert(false).await;
+}
+
+/// The same under exactly-once outputs: the rebalance aborts the open transaction, and a
+/// read_committed consumer sees no notification twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_mid_alert_under_exactly_once_repeats_nothing() {
+    rebalance_mid_alert(true).await;
+}
+
+async fn rebalance_mid_alert(exactly_once: bool) {
     let topics = Topics::new();
     topics.create_with(2, 1).await;
     let t0 = minute_from_now(240);
@@ -286,10 +297,9 @@ async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
-    let pipeline = pipeline_dir(
-        tmp.path(),
-        &topics.pipeline_toml_checkpointed(&settings, "1s"),
-    );
+    let toml = topics.pipeline_toml_checkpointed(&settings, "1s")
+        + &format!("exactly_once = {exactly_once}\n");
+    let pipeline = pipeline_dir(tmp.path(), &toml);
     let group = unique("rebalance");
     let mut alerts = TopicReader::new(&topics.alerts);
     let mut first = Instance::start(&pipeline, &group, tmp.path().join("first.log"));
@@ -348,6 +358,18 @@ async fn a_rebalance_mid_alert_moves_the_state_and_one_member_resolves() {
             .filter(|a| a["status"] == "resolved" && a["labels"]["service"] == service)
             .count();
         assert_eq!(resolutions, 1, "service {service}: {:#?}", alerts.seen);
+    }
+    if exactly_once {
+        let mut payloads: Vec<String> = alerts.seen.iter().map(|a| a.to_string()).collect();
+        let all = payloads.len();
+        payloads.sort();
+        payloads.dedup();
+        assert_eq!(payloads.len(), all, "repeats: {:#?}", alerts.seen);
+        assert!(
+            first.log_text().contains("the open transaction is aborted"),
+            "{}",
+            first.log_text()
+        );
     }
     assert!(first.stop().success());
     assert!(second.stop().success());

@@ -28,6 +28,8 @@
 //!   shipped rule tests, a test of the tester, JUnit validated against its XSD.
 //! - `secure`: TLS with SCRAM credentials from the environment on the broker's SASL_SSL
 //!   listener; wrong credentials, untrusted certificates and unreachable brokers.
+//! - `exactly_once`: exactly-once outputs (Kafka transactions): a `kill -9` with outputs in
+//!   an open transaction; read_committed consumers see every notification once.
 //! - `outage`: a 30 s broker outage on a broker of the test's own: no busy loop, `/readyz`
 //!   degraded, reconnected, nothing lost.
 //! - `kafka`: the pipeline on a real Apache Kafka broker (`scripts/kafka`): formats, dead
@@ -43,6 +45,7 @@ mod checkpoint;
 mod cli;
 mod common;
 mod deploy;
+mod exactly_once;
 mod files;
 mod invalid;
 mod kafka;

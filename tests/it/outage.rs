@@ -61,7 +61,13 @@ impl Drop for Killed {
 /// `GET path` on the health endpoint: status code and body (0 and null when it does not
 /// answer).
 fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
-    let attempt = || -> std::io::Result<(u16, serde_json::Value)> {
+    let (code, body) = get_text(addr, path);
+    (code, serde_json::from_str(&body).unwrap_or_default())
+}
+
+/// `GET path`: status code and body text (0 and "" when it does not answer).
+fn get_text(addr: &str, path: &str) -> (u16, String) {
+    let attempt = || -> std::io::Result<(u16, String)> {
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
@@ -73,9 +79,92 @@ fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        Ok((code, serde_json::from_str(body).unwrap_or_default()))
+        Ok((code, body.to_string()))
     };
-    attempt().unwrap_or((0, serde_json::Value::Null))
+    attempt().unwrap_or((0, String::new()))
+}
+
+/// The value of the exposition line that starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_endpoint_reports_what_flowed_through() {
+    let topics = Topics::new();
+    topics.create().await;
+    let t0 = minute_from_now(240);
+    let p = producer();
+    let mut spans: Vec<serde_json::Value> = (0..30)
+        .map(|n| flat_span("svc", n, t0 + i64::from(n) * 6_000_000_000, 900))
+        .collect();
+    spans.push(flat_span("svc", 99, t0 + 5 * 60_000_000_000, 900));
+    let mut bytes = 0;
+    for s in &spans {
+        bytes += s.to_string().len();
+        send(&p, &topics.spans, s).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{}[traces]\ngap = \"1s\"\n", window("1m"));
+    let pipeline = pipeline_dir(
+        tmp.path(),
+        &topics.pipeline_toml_checkpointed(&settings, "1s"),
+    );
+    let addr = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let log = tmp.path().join("run.log");
+    let mut fl = Instance::start_with(
+        &pipeline,
+        &unique("metrics"),
+        log,
+        &["--metrics-addr", &addr],
+    );
+    let source = format!(
+        "faultline_component_received_events_total{{component_kind=\"source\",component_id=\"{}\"}}",
+        topics.spans
+    );
+    let firing = "faultline_alerts{state=\"firing\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let (code, text) = get_text(&addr, "/metrics");
+        if code == 200
+            && sample(&text, &source) == Some(spans.len() as f64)
+            && sample(&text, firing) == Some(1.0)
+            && text.contains("faultline_checkpoint_bytes{shard=\"0\"}")
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}\n{}", fl.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let bytes_series = source.replace("events_total", "bytes_total");
+    assert_eq!(sample(&text, &bytes_series), Some(bytes as f64), "{text}");
+    let alerts_sent =
+        "faultline_component_sent_events_total{component_kind=\"sink\",component_id=\"alerts\"}";
+    assert!(sample(&text, alerts_sent) >= Some(1.0), "{text}");
+    assert!(
+        sample(&text, "faultline_windows_evaluated_total") >= Some(3.0),
+        "{text}"
+    );
+    let evaluations = "faultline_rule_evaluation_seconds_count{rule_id=\"latency_p95_now\"}";
+    assert!(sample(&text, evaluations) >= Some(3.0), "{text}");
+    let lag = format!(
+        "faultline_consumer_lag_messages{{topic=\"{}\",partition=\"0\"}}",
+        topics.spans
+    );
+    assert_eq!(sample(&text, &lag), Some(0.0), "{text}");
+    assert!(
+        text.contains("faultline_watermark_lag_seconds{shard=\"0\"}"),
+        "{text}"
+    );
+    assert!(text.contains("faultline_build_info{version="), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(get_text(&addr, "/other").0, 404);
+    assert!(fl.stop().success(), "{}", fl.log_text());
 }
 
 /// CPU seconds (user + system) a process has used.
@@ -275,11 +364,11 @@ async fn overload_keeps_memory_capped_reports_lag_and_processes_everything() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("overload: consumer lag up to {max_lag}, buffered up to {max_buffered} B (cap {CAP}), RSS up to {max_rss} MiB");
-    assert!(max_lag >= 1000, "lag reported: at most {max_lag}");
+    assert!(max_lag >= 20_000, "lag reported: at most {max_lag}");
     assert!(
         max_buffered <= CAP + (64 << 10),
         "buffered {max_buffered} bytes, cap {CAP}"
     );
-    assert!(max_rss < 1024, "{max_rss} MiB resident");
+    assert!(max_rss < 300, "{max_rss} MiB resident");
     assert!(fl.stop().success(), "{}", fl.log_text());
 }

@@ -16,7 +16,7 @@ use crate::model::PartitionKey;
 use crate::output::OutputKind;
 use crate::pipeline::checkpoint::{ShardSnapshot, SNAPSHOT_VERSION};
 use crate::pipeline::Emission;
-use crate::sink::{ensure_state_topic, TopicWriter, MAX_SNAPSHOT_BYTES};
+use crate::sink::{ensure_state_topic, TopicWriter, Transactions, MAX_SNAPSHOT_BYTES};
 use crate::source::read_whole_topic;
 
 /// Checkpointing state of the driver.
@@ -48,14 +48,24 @@ pub(super) enum Restored {
 
 impl Checkpoints {
     /// `None` when `[kafka.checkpoints]` is off; creates the state topic when missing.
-    pub async fn start(brokers: &str, group: &str, config: &KafkaConfig) -> Result<Option<Self>> {
+    /// With exactly-once outputs the snapshots go through the transactional producer.
+    pub async fn start(
+        brokers: &str,
+        group: &str,
+        config: &KafkaConfig,
+        txn: Option<&Transactions>,
+    ) -> Result<Option<Self>> {
         let c = &config.checkpoints;
         if !c.enabled() {
             return Ok(None);
         }
         ensure_state_topic(brokers, &c.topic, config).await?;
+        let writer = match txn {
+            Some(t) => TopicWriter::with_producer(t.producer(), &c.topic),
+            None => TopicWriter::for_state(brokers, &c.topic, config)?,
+        };
         Ok(Some(Checkpoints {
-            writer: TopicWriter::for_state(brokers, &c.topic, config)?,
+            writer,
             topic: c.topic.clone(),
             brokers: brokers.to_string(),
             group: group.to_string(),
@@ -65,6 +75,11 @@ impl Checkpoints {
             replay: HashMap::new(),
             sizes: BTreeMap::new(),
         }))
+    }
+
+    /// Time since the latest checkpoint (or the start).
+    pub fn age(&self) -> Duration {
+        self.last.elapsed()
     }
 
     pub fn due(&self) -> bool {
@@ -83,6 +98,17 @@ impl Checkpoints {
             self.replay.remove(key);
             Restored::Normal
         }
+    }
+
+    /// Per held partition, the next offset the latest checkpoints cover.
+    pub fn covered_offsets(&self) -> Vec<(String, i32, i64)> {
+        let mut out: Vec<(String, i32, i64)> = self
+            .covered
+            .iter()
+            .map(|(p, o)| (p.topic.clone(), p.partition, *o))
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn forget(&mut self, key: &PartitionKey) {
@@ -217,7 +243,7 @@ impl Driver {
         if let Some(cp) = &self.checkpoints {
             self.health.checkpointed(&cp.sizes);
         }
-        Ok(())
+        self.commit_transaction(force).await
     }
 
     /// A shard's snapshot now: its state, and per partition the oldest message not done

@@ -16,19 +16,22 @@ use rdkafka::consumer::CommitMode;
 use tracing::{debug, error, info, warn};
 
 mod checkpoint;
+mod exactly_once;
+mod observe;
 
 use checkpoint::{without_repeats, Checkpoints, Restored};
+use observe::serve_metrics;
 
 use super::emit::Emitter;
 use super::health::{Health, Status};
-use super::{Emission, Pipeline, Stats, WallClock};
+use super::{Emission, Metrics, Pipeline, Stats, WallClock};
 use crate::broker::{wait_for_brokers, Chatter};
 use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::output::{JournalPartition, JournalPosition, WatermarkDecision};
-use crate::sink::{KafkaSink, TopicWriter};
+use crate::sink::{KafkaSink, TopicWriter, Transactions};
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
 
 /// How the Kafka driver is run, besides the pipeline.
@@ -38,6 +41,8 @@ pub struct KafkaOptions {
     pub connect_timeout: Option<Duration>,
     /// Serve `/healthz` and `/readyz` here.
     pub health_addr: Option<String>,
+    /// Serve the pipeline's own metrics (`GET /metrics`) here.
+    pub metrics_addr: Option<String>,
 }
 
 /// A broker error this recent, with nothing received since, makes the driver degraded.
@@ -66,11 +71,15 @@ pub async fn run_kafka(
     if let Some(addr) = &options.health_addr {
         health.serve(addr)?;
     }
+    let metrics = match &options.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr)?),
+        None => None,
+    };
     let connect_timeout = options.connect_timeout;
     let kafka = loaded.config.kafka.clone();
     let started = async {
         wait_for_brokers(brokers, &kafka, connect_timeout).await?;
-        Driver::start(loaded, brokers, group).await
+        Driver::start(loaded, brokers, group, metrics).await
     };
     let mut d = tokio::select! {
         d = started => d?,
@@ -129,24 +138,45 @@ struct Driver {
     started: Option<Instant>,
     /// State checkpoints (`[kafka.checkpoints]`), when on.
     checkpoints: Option<Checkpoints>,
+    /// The transactional producer, with `[kafka.checkpoints] exactly_once`.
+    txn: Option<Transactions>,
+    /// The pipeline's own metrics (`--metrics-addr`) and what is counted for them between
+    /// updates: messages and bytes per topic.
+    metrics: Option<Arc<Metrics>>,
+    received: HashMap<String, (u64, u64)>,
+    last_metrics: Instant,
 }
 
 impl Driver {
-    async fn start(loaded: Loaded, brokers: &str, group: &str) -> Result<Self> {
+    async fn start(
+        loaded: Loaded,
+        brokers: &str,
+        group: &str,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self> {
         let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
         let budget = WallClock {
             timeout: config.evaluation.timeout,
+            metrics: metrics.clone(),
         };
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
-        let checkpoints = Checkpoints::start(brokers, group, &config.kafka).await?;
+        let txn = match config.kafka.checkpoints.exactly_once {
+            true => Some(Transactions::start(brokers, group, &config.kafka)?),
+            false => None,
+        };
+        let checkpoints = Checkpoints::start(brokers, group, &config.kafka, txn.as_ref()).await?;
         if checkpoints.is_some() {
             pipeline.use_checkpoints();
             tracker.lock().expect("tracker lock").follow_checkpoints();
         }
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
         let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
-        let mut emitter = Emitter::new(Box::new(KafkaSink::new(brokers, &config.kafka)?), &config);
+        let sink = match &txn {
+            Some(t) => KafkaSink::with_producer(t.producer(), &config.kafka),
+            None => KafkaSink::new(brokers, &config.kafka)?,
+        };
+        let mut emitter = Emitter::new(Box::new(sink), &config);
         for m in feedback.history().await? {
             emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
         }
@@ -200,6 +230,10 @@ impl Driver {
             started: Some(Instant::now()),
             health: Health::default(),
             checkpoints,
+            txn,
+            metrics,
+            received: HashMap::new(),
+            last_metrics: Instant::now(),
         })
     }
 
@@ -232,7 +266,7 @@ impl Driver {
                 return Ok(());
             }
         };
-        self.rebalanced();
+        self.rebalanced().await?;
         self.last_input = Instant::now();
         if let Some(started) = self.started.take() {
             info!(
@@ -248,6 +282,11 @@ impl Driver {
         else {
             unreachable!("kafka source yields kafka locations")
         };
+        if self.metrics.is_some() {
+            let counts = self.received.entry(topic.clone()).or_default();
+            counts.0 += 1;
+            counts.1 += msg.size as u64;
+        }
         let ack = self
             .tracker
             .lock()
@@ -325,8 +364,9 @@ impl Driver {
     /// Periodic work: rebalances, idle partitions, the wall-clock watermark, rule files,
     /// commits.
     async fn on_tick(&mut self) -> Result<()> {
-        self.rebalanced();
+        self.rebalanced().await?;
         self.check_health();
+        self.record_metrics();
         self.idle_partitions().await?;
         self.follow_wall_clock().await?;
         if self.last_rules_check.elapsed() >= RULES_POLL {
@@ -434,6 +474,9 @@ impl Driver {
     /// partitions move first (the membership was lost while the coordinator was away), the
     /// new owner re-reads from the last commit, so outputs may repeat but none are lost.
     fn commit(&mut self, mode: CommitMode) {
+        if self.txn.is_some() {
+            return; // offsets go with the transaction at each checkpoint
+        }
         let offsets = self.tracker.lock().expect("tracker lock").committable();
         if offsets.is_empty() {
             return;
@@ -479,30 +522,6 @@ impl Driver {
             );
         }
         Ok(())
-    }
-
-    /// Applies assignments and revocations the consumer reported: assigned partitions hold
-    /// their shard's watermark until they deliver or idle; revoked ones lose their
-    /// uncommitted state, which the new owner re-reads.
-    fn rebalanced(&mut self) {
-        for p in self.source.take_revoked() {
-            let mut t = self.tracker.lock().expect("tracker lock");
-            self.pipeline.revoke(&p, |ack| {
-                t.partition_of(ack) == Some((p.topic.as_str(), p.partition))
-            });
-            t.forget(&p.topic, p.partition);
-            self.last_seen.remove(&p);
-            self.positions.remove(&p);
-            if let Some(cp) = &mut self.checkpoints {
-                cp.forget(&p);
-            }
-        }
-        let assigned = self.source.take_assigned();
-        self.restore_shards(&assigned);
-        for p in assigned {
-            self.pipeline.register(&p);
-            self.last_seen.insert(p, Instant::now());
-        }
     }
 
     /// Graceful stop: every delivery awaited, a synchronous commit, the template state

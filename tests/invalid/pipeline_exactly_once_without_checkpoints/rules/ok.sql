@@ -1,0 +1,2 @@
+-- severity = "info"
+SELECT count(*) AS value FROM spans
