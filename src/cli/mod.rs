@@ -1,21 +1,40 @@
 //! The command line. Doc comments here are the `--help` text.
 
+mod alerts;
 mod health;
+mod human;
 mod replay;
+mod run;
 mod templates;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::error::Result;
-use crate::pipeline::files::run_files;
-use crate::pipeline::kafka::run_kafka;
+use crate::error::{Error, Result};
+
+pub use human::{Format, Renderer};
+pub use run::RunArgs;
+
+/// `faultline --version`: the package version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("FAULTLINE_GIT_REV"),
+    ")"
+);
 
 /// Streaming diagnostics for AI/ML services: OTLP logs, metrics and traces in, SQL rules,
 /// Alertmanager-compatible alerts out.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version)]
+#[command(
+    name = "faultline",
+    version = VERSION,
+    after_help = "Exit status: 0 ok; 1 the user must act (command line, pipeline, rule, input \
+                  path or input); 2 the environment must (Kafka, disk, driver); 3 a bug in \
+                  faultline."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,17 +57,21 @@ pub enum Command {
     /// through a pipeline at full speed in event time, sandboxed: its own consumer, no group
     /// commits, outputs to files or to prefixed topics, never the live ones. Prints a
     /// summary; with `--rules DIR --diff`, what a rule change would have changed. See README
-    /// "Replay and rule tests".
+    /// "Test and replay".
     Replay(replay::ReplayArgs),
     /// Unit-test rules, in the spirit of `promtool test rules` and in its notation where it
     /// applies: YAML files with input series, logs and spans, and the alerts, alert counts
     /// and suggestions expected. Prints each failure as expected/got; exits 1 if any test
-    /// fails. See README "Replay and rule tests".
+    /// fails. See README "Test and replay".
     Test(TestArgs),
-    /// Ask a running `faultline run --health-addr` instance whether it is ready (GET URL,
+    /// Ask a running instance (`run --health-addr`) whether it is ready (GET URL,
     /// default `http://127.0.0.1:8080/readyz`): prints its report, exits 0 when it answered
     /// 200, else 1. For container health checks.
     Health(health::HealthArgs),
+    /// Print alert notifications for a person — from alert files, a `run --output`
+    /// directory, stdin or the alerts topic — filtered by alertname, severity, label, status
+    /// and time. Resends are marked.
+    Alerts(alerts::AlertsArgs),
     /// Collect telemetry beside a workload and produce it for a pipeline.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -58,6 +81,19 @@ pub enum Command {
     /// `fields`. The same miner the pipeline runs on log records; see README "The templates
     /// command".
     Templates(templates::TemplatesArgs),
+    /// Print a shell completion script (e.g. `faultline completions bash >
+    /// /etc/bash_completion.d/faultline`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `faultline man > faultline.1`.
+    Man,
+}
+
+/// `faultline completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `faultline agent`.
@@ -140,69 +176,31 @@ pub struct CheckArgs {
     pub pipeline: PathBuf,
 }
 
-/// `faultline run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Pipeline directory: holds `pipeline.toml` and the rule files it names.
-    #[arg(long, env = "FAULTLINE_PIPELINE")]
-    pub pipeline: PathBuf,
-
-    /// Input file, or directory of `.jsonl` files; repeatable. Each line is an OTLP/JSON
-    /// export request or a flat record. At end of input all windows are evaluated.
-    #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
-    pub input: Vec<PathBuf>,
-
-    /// With `--input`: write alerts.jsonl, incidents.jsonl, suggestions.jsonl, review.jsonl,
-    /// deadletter.jsonl and late.jsonl here. Without it, alerts and suggestions go to stdout.
-    #[arg(long, requires = "input")]
-    pub output: Option<PathBuf>,
-
-    /// Kafka bootstrap servers (HOST:PORT[,HOST:PORT]); consumes the input topics of
-    /// `pipeline.toml` and produces to its output topics until SIGINT/SIGTERM.
-    #[arg(long)]
-    pub brokers: Option<String>,
-
-    /// With `--brokers`: give up when no broker has answered within this time (e.g. `2m`).
-    /// Default: keep retrying (with backoff and a reminder every 30 s); wrong credentials or
-    /// an untrusted certificate end the run at once either way.
-    #[arg(long, requires = "brokers", value_parser = humantime::parse_duration)]
-    pub connect_timeout: Option<std::time::Duration>,
-
-    /// With `--brokers`: serve `GET /healthz` (liveness: 200 while running) and `GET
-    /// /readyz` (readiness: 200 while connected and consuming, 503 while connecting or while
-    /// the brokers report errors) on this address, e.g. `0.0.0.0:8080`.
-    #[arg(long, requires = "brokers", env = "FAULTLINE_HEALTH_ADDR")]
-    pub health_addr: Option<String>,
-
-    /// With `--brokers`: serve the pipeline's own metrics for Prometheus (`GET /metrics`,
-    /// OpenMetrics text: records and bytes per topic, outputs per kind, dead letters, late
-    /// records, windows, rule evaluation times, consumer lag per partition, watermark lag per
-    /// shard, open traces, buffered bytes, alerts by state, checkpoint size and age, build
-    /// info) on this address, e.g. `0.0.0.0:9464`. Default: off.
-    #[arg(long, requires = "brokers", env = "FAULTLINE_METRICS_ADDR")]
-    pub metrics_addr: Option<String>,
-
-    /// Static group membership: this instance's stable name (e.g. the pod name), so that a
-    /// restart gets its partitions back at once [default: `kafka.instance_id`].
-    #[arg(long, requires = "brokers", env = "FAULTLINE_INSTANCE_ID")]
-    pub instance_id: Option<String>,
-
-    /// Consumer group id [default: `kafka.group_id` of pipeline.toml, else `faultline`].
-    #[arg(long, requires = "brokers")]
-    pub group: Option<String>,
-
-    /// With `--input`: feedback on earlier suggestions (JSON lines of `{suggestion_id,
-    /// alert_fingerprint, verdict: fixed|not_fixed|wrong, action?, by?, at}`), applied to the
-    /// knowledge base before the input. With Kafka, feedback comes from the
-    /// `kafka.outputs.feedback` topic instead.
-    #[arg(long, requires = "input")]
-    pub feedback: Option<PathBuf>,
-}
-
 /// Runs a parsed command line; the exit code on success.
 pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run(args) => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Run(args) => run::run(args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Alerts(args) => alerts::run(&args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "faultline",
+                &mut std::io::stdout(),
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|source| Error::Io {
+                    path: "<stdout>".into(),
+                    source,
+                })?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Check(args) => Ok(check(&args.pipeline).await),
         Command::Health(args) => Ok(match health::check(&args)? {
             true => std::process::ExitCode::SUCCESS,
@@ -217,7 +215,7 @@ pub async fn execute(cli: Cli) -> Result<std::process::ExitCode> {
                 .as_deref()
                 .map(regex::Regex::new)
                 .transpose()
-                .map_err(|e| crate::Error::Config {
+                .map_err(|e| Error::Config {
                     location: "--run".into(),
                     message: e.to_string(),
                 })?;
@@ -285,40 +283,17 @@ async fn check(dir: &std::path::Path) -> std::process::ExitCode {
             for e in &errors {
                 println!("{e}");
             }
-            std::process::ExitCode::FAILURE
+            // Problems with the pipeline are the user's (1); one the environment causes (a
+            // file it cannot read) says so (2).
+            let worst = errors.iter().map(|e| e.exit_status() as u8).max();
+            std::process::ExitCode::from(worst.unwrap_or(1))
         }
     }
 }
 
-async fn run(args: RunArgs) -> Result<()> {
-    let mut loaded = crate::load::load(&args.pipeline).await?;
-    if let Some(id) = &args.instance_id {
-        loaded.config.kafka.instance_id = Some(id.clone());
-    }
-    match &args.brokers {
-        Some(brokers) => {
-            let group = args
-                .group
-                .clone()
-                .unwrap_or_else(|| loaded.config.kafka.group_id.clone());
-            let options = crate::pipeline::kafka::KafkaOptions {
-                connect_timeout: args.connect_timeout,
-                health_addr: args.health_addr.clone(),
-                metrics_addr: args.metrics_addr.clone(),
-            };
-            run_kafka(loaded, brokers, &group, &options, shutdown_signal()).await?;
-        }
-        None => {
-            run_files(
-                loaded,
-                &args.input,
-                args.output.as_deref(),
-                args.feedback.as_deref(),
-            )
-            .await?;
-        }
-    }
-    Ok(())
+/// Colour on stdout: only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn color_for_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -21,7 +21,7 @@ use crate::kb::entry::Entry;
 use crate::kb::feedback::KbState;
 use crate::logparse::{MinerConfig, MinerState, TemplateMiner};
 use crate::model::Query;
-use crate::rules::{parse_rules, plan_query, Rule, RuleText};
+use crate::rules::{bare_query, parse_rules, plan_query, plan_unbound, Rule, RuleText};
 
 pub use kb::{kb_state_path, read_kb_state, save_kb_state};
 pub use tree::{read_rules, rules_stamp, RulesStamp};
@@ -86,8 +86,23 @@ pub async fn check_with(
     let mut errors = Vec::new();
     let sources = detector_sources(&config, &toml, &text, &mut errors);
     let indicators = indicator_queries(&config, &toml, &text, &mut errors);
-    let rules = validated_rules(dir, &config, &mut errors);
+    let (rules, bare) = validated_rules(dir, &config, &mut errors);
+    if rules.is_empty() && config.detectors.is_empty() && errors.is_empty() {
+        errors.push(Error::Config {
+            location: toml.display().to_string(),
+            message: format!(
+                "no rules and no detectors: nothing can raise an alert (rules = {:?} holds no \
+                 .sql files)",
+                config.rules
+            ),
+        });
+    }
     let limits = config.evaluation.limits();
+    for query in &bare {
+        if let Err(e) = plan_unbound(query, limits).await {
+            errors.push(e);
+        }
+    }
     for query in rules
         .iter()
         .map(|r| &r.query)
@@ -125,18 +140,12 @@ pub async fn check_with(
 
 /// Errors sorted by file and line (each once), as a person fixes them.
 fn in_file_order(errors: Vec<Error>) -> Vec<Error> {
-    let mut keyed: Vec<(String, usize, String, Error)> = errors
+    let mut keyed: Vec<(String, (usize, usize), String, Error)> = errors
         .into_iter()
         .map(|e| {
             let text = e.to_string();
             let location = text.split(": ").next().unwrap_or("");
-            let (path, line) = match location.rsplit_once(':') {
-                Some((path, line)) => match line.parse() {
-                    Ok(n) => (path.to_string(), n),
-                    Err(_) => (location.to_string(), 0),
-                },
-                None => (location.to_string(), 0),
-            };
+            let (path, line) = split_location(location);
             (path, line, text, e)
         })
         .collect();
@@ -147,6 +156,23 @@ fn in_file_order(errors: Vec<Error>) -> Vec<Error> {
         .filter(|(_, _, text, _)| seen.insert(text.clone()))
         .map(|(_, _, _, e)| e)
         .collect()
+}
+
+/// `file`, `file:line` or `file:line:column` as the file and (line, column), for sorting.
+fn split_location(location: &str) -> (String, (usize, usize)) {
+    let mut path = location;
+    let mut numbers = Vec::new();
+    while let Some((rest, n)) = path.rsplit_once(':') {
+        match n.parse::<usize>() {
+            Ok(n) if numbers.len() < 2 => {
+                numbers.insert(0, n);
+                path = rest;
+            }
+            _ => break,
+        }
+    }
+    let at = |i: usize| numbers.get(i).copied().unwrap_or(0);
+    (path.to_string(), (at(0), at(1)))
 }
 
 /// [`check`], returning its first error.
@@ -165,7 +191,7 @@ pub async fn load_with(dir: &Path, overrides: &Overrides) -> Result<Loaded> {
 /// rules, first error returned.
 pub async fn reload_rules(dir: &Path, config: &PipelineConfig) -> Result<Vec<Rule>> {
     let mut errors = Vec::new();
-    let rules = validated_rules(dir, config, &mut errors);
+    let (rules, _) = validated_rules(dir, config, &mut errors);
     for rule in &rules {
         if let Err(e) = plan_query(&rule.query, config.evaluation.limits(), &[]).await {
             errors.push(e);
@@ -177,13 +203,18 @@ pub async fn reload_rules(dir: &Path, config: &PipelineConfig) -> Result<Vec<Rul
     }
 }
 
-/// The rules of the pipeline, parsed, with the checks that need the pipeline's windows.
-fn validated_rules(dir: &Path, config: &PipelineConfig, errors: &mut Vec<Error>) -> Vec<Rule> {
+/// The rules of the pipeline, parsed, with the checks that need the pipeline's windows; and
+/// the bare queries of the files that did not become rules, still to be checked.
+fn validated_rules(
+    dir: &Path,
+    config: &PipelineConfig,
+    errors: &mut Vec<Error>,
+) -> (Vec<Rule>, Vec<Query>) {
     let (texts, mut read_errors) = read_rules(dir, &config.rules);
     errors.append(&mut read_errors);
     let (rules, mut parse_errors) = parse_rules(&texts);
     errors.append(&mut parse_errors);
-    rules
+    let rules: Vec<Rule> = rules
         .into_iter()
         .filter(|r| match check_rule_window(r, config, &texts) {
             Ok(()) => true,
@@ -192,7 +223,13 @@ fn validated_rules(dir: &Path, config: &PipelineConfig, errors: &mut Vec<Error>)
                 false
             }
         })
-        .collect()
+        .collect();
+    let bare = texts
+        .iter()
+        .filter(|t| !rules.iter().any(|r| r.query.path == t.path))
+        .filter_map(bare_query)
+        .collect();
+    (rules, bare)
 }
 
 /// A rule's `window` must be a whole multiple of the pipeline's tumbling window; the error

@@ -13,12 +13,12 @@ use super::{Pipeline, Stats};
 use crate::error::Result;
 use crate::load::{save_states, Loaded};
 use crate::rules::Unbounded;
-use crate::sink::{FileSink, Sink, StdoutSink};
+use crate::sink::Sink;
 use crate::source::{expand_inputs, FileSource};
 
-/// Runs the pipeline over JSON-lines files. Writes one file per output kind
-/// (`OutputKind::file_name`: alerts, incidents, suggestions, review, dead letters, late
-/// records) into `output`, or alerts and suggestions to stdout when `output` is `None`.
+/// Runs the pipeline over JSON-lines files (`-`: stdin; directories expanded, into their
+/// subdirectories when `recursive`), writing every output to `sink` (the command line
+/// chooses: files per output kind, JSON lines or lines for a person on stdout).
 ///
 /// Each file is a partition with its own watermark. Files are read interleaved, always the
 /// line of the file that is furthest behind in event time, so a log file and a trace file of
@@ -27,14 +27,11 @@ use crate::source::{expand_inputs, FileSource};
 pub async fn run_files(
     loaded: Loaded,
     inputs: &[PathBuf],
-    output: Option<&Path>,
+    recursive: bool,
+    sink: Box<dyn Sink>,
     feedback: Option<&Path>,
 ) -> Result<Stats> {
     let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
-    let sink: Box<dyn Sink> = match output {
-        Some(dir) => Box::new(FileSink::create(dir)?),
-        None => Box::new(StdoutSink::new()),
-    };
     let mut emitter = Emitter::new(sink, &loaded.config);
     let max_line = loaded.config.decode.max_message_bytes;
     let mut pipeline = Pipeline::new(loaded, Box::new(Unbounded)).await?;
@@ -45,7 +42,7 @@ pub async fn run_files(
         }
         emitter.ready()?;
     }
-    let files = expand_inputs(inputs)?;
+    let files = expand_inputs(inputs, recursive)?;
     let mut recording = Recording::files(&files, max_line)?;
     let mut lanes = [Lane {
         pipeline,

@@ -22,6 +22,7 @@
 
 mod condition;
 mod parse;
+mod position;
 mod query;
 mod rows;
 mod sandbox;
@@ -37,10 +38,10 @@ use crate::model::Query;
 use crate::model::{AlertSpec, AlignedBatch, Finding, Verdict};
 use crate::model::{Param, Severity};
 pub use condition::Condition;
-pub use parse::{parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
+pub use parse::{bare_query, parse_defaults, parse_rule, parse_rules, rule_error, RuleText};
 pub use query::{
-    plan_query, EvalBudget, EvalLimits, Evaluation, ExtraTable, FailureKind, QueryEngine,
-    RuleFailure, Unbounded, MAX_SAMPLE_TRACE_IDS,
+    plan_query, plan_unbound, EvalBudget, EvalLimits, Evaluation, ExtraTable, FailureKind,
+    QueryEngine, RuleFailure, Unbounded, MAX_SAMPLE_TRACE_IDS,
 };
 
 /// `_defaults.toml` of a rule directory: what its rules (and those of its subdirectories)

@@ -86,6 +86,27 @@ pub fn parse_rules(files: &[RuleText]) -> (Vec<Rule>, Vec<Error>) {
     (rules, errors)
 }
 
+/// The query of a rule file whose header may not parse: what `check` still plans (with
+/// parameters unbound) so that one run reports a file's SQL errors beside its header's.
+/// `None` when the file has no query.
+pub fn bare_query(file: &RuleText) -> Option<Query> {
+    let (_, sql, line) = split_header(&file.text);
+    let id = file
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("rule")
+        .to_string();
+    (!sql.is_empty()).then(|| Query {
+        id,
+        sql: sql.trim_end_matches(';').trim().to_string(),
+        params: BTreeMap::new(),
+        window: None,
+        path: file.path.clone(),
+        line,
+    })
+}
+
 /// Splits a rule file into its header and query (the text after the leading block of `--`
 /// and blank lines), without directory defaults; its group is its directory's name.
 pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {

@@ -25,7 +25,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::future::BoxFuture;
 
-use super::{columns, rows, rule_error, sandbox};
+use super::position::query_error;
+use super::{columns, rows, sandbox};
 use crate::error::{Error, Result};
 use crate::model::{AlignedBatch, Param, Query, QueryRow};
 use crate::tables;
@@ -202,24 +203,44 @@ async fn plan_in(
     query: &Query,
     allowed: &[&str],
 ) -> Result<(LogicalPlan, Vec<String>)> {
-    let fail = |m: String| rule_error(&query.path, query.line, m);
-    let df = ctx
-        .sql_with_options(&query.sql, sandbox::sql_options())
-        .await
-        .map_err(|e| fail(e.to_string()))?;
     let values: HashMap<String, ScalarValue> = query
         .params
         .iter()
         .map(|(k, v)| (k.clone(), scalar(v)))
         .collect();
-    let plan = df
-        .logical_plan()
-        .clone()
+    let plan = plan_unbound_in(ctx, query, allowed)
+        .await?
         .with_param_values(ParamValues::from(values))
-        .map_err(|e| fail(e.to_string()))?;
-    let scans = sandbox::check_plan(&plan, allowed).map_err(fail)?;
-    check_columns(&plan).map_err(fail)?;
+        .map_err(|e| query_error(query, &e.to_string()))?;
+    let scans = sandbox::check_plan(&plan, allowed).map_err(|m| query_error(query, &m))?;
+    check_columns(&plan).map_err(|m| query_error(query, &m))?;
     Ok((plan, scans))
+}
+
+/// Parses and plans with parameters left as placeholders, and checks the sandbox.
+async fn plan_unbound_in(
+    ctx: &SessionContext,
+    query: &Query,
+    allowed: &[&str],
+) -> Result<LogicalPlan> {
+    let fail = |m: String| query_error(query, &m);
+    let df = ctx
+        .sql_with_options(&query.sql, sandbox::sql_options())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let plan = df.logical_plan().clone();
+    sandbox::check_plan(&plan, allowed).map_err(fail)?;
+    Ok(plan)
+}
+
+/// Checks a query whose parameters are unknown (its rule's header did not parse): syntax,
+/// tables and sandbox, so that `check` reports a file's SQL errors beside its header's.
+pub async fn plan_unbound(query: &Query, limits: EvalLimits) -> Result<()> {
+    let tables = new_tables(&[]);
+    let ctx = context(&tables, limits)?;
+    plan_unbound_in(&ctx, query, &names(&tables))
+        .await
+        .map(|_| ())
 }
 
 /// The result must have a numeric `value`; `sample_trace_ids`, when present, strings.

@@ -10,7 +10,7 @@ mod offsets;
 mod range;
 
 pub use feedback::{FeedbackMessage, FeedbackSource};
-pub use file::{expand_inputs, FileSource};
+pub use file::{expand_inputs, FileSource, STDIN};
 pub use kafka::{KafkaSource, RebalanceContext};
 pub use offsets::OffsetTracker;
 pub use range::{read_whole_topic, KafkaRange, RangeEnd, RangeStart};

@@ -21,8 +21,11 @@ fn help_lists_only_working_subcommands() {
             "replay",
             "test",
             "health",
+            "alerts",
             "agent",
             "templates",
+            "completions",
+            "man",
             "help"
         ]
     );
@@ -233,7 +236,7 @@ fn check_reports_every_bad_rule_with_file_and_line() {
     assert!(!stdout.contains("g_ok.sql"), "{stdout}");
 }
 
-/// Without an NVIDIA driver the agent says so in one line and exits 1; with one (a GPU
+/// Without an NVIDIA driver the agent says so in one line and exits 2; with one (a GPU
 /// machine) it writes OTLP metrics of every GPU.
 #[test]
 fn gpu_agent_samples_gpus_or_fails_cleanly_without_a_driver() {
@@ -251,7 +254,8 @@ fn gpu_agent_samples_gpus_or_fails_cleanly_without_a_driver() {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("hw.gpu.memory.usage") && text.contains("hw.gpu.memory.limit"));
     } else {
-        assert_eq!(out.status.code(), Some(1));
+        // The environment must act: exit status 2.
+        assert_eq!(out.status.code(), Some(2));
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {err}");
         assert!(lines[0].starts_with("error: cannot load NVML"), "{err}");

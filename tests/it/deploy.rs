@@ -52,7 +52,26 @@ fn docker_compose_validates_against_the_compose_specification() {
     }
     let fl = &compose["services"]["faultline"];
     assert_eq!(fl["environment"]["FAULTLINE_INSTANCE_ID"], "faultline-0");
-    assert_eq!(fl["deploy"]["resources"]["limits"]["memory"], "512M");
+    let limit = fl["deploy"]["resources"]["limits"]["memory"]
+        .as_str()
+        .unwrap();
+    let limit: u64 = limit.strip_suffix('M').unwrap().parse::<u64>().unwrap() << 20;
+    let needed = memory_needed(&repo().join("pipelines/inference"));
+    assert!(
+        limit >= needed && limit < needed + (64 << 20),
+        "memory limit {} MiB, the caps need {} MiB",
+        limit >> 20,
+        needed >> 20
+    );
+    // The pipelines are a volume (hot reload without a rebuild), mounted where the
+    // command reads them.
+    let volumes: Vec<&str> = fl["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(volumes, ["./pipelines:/etc/faultline/pipelines:ro"]);
     assert_eq!(
         fl["healthcheck"]["test"],
         serde_json::json!(["CMD", "faultline", "health", "http://127.0.0.1:8080/readyz"])
@@ -66,4 +85,47 @@ fn docker_compose_validates_against_the_compose_specification() {
     assert!(command
         .windows(2)
         .any(|w| w == ["--health-addr", "0.0.0.0:8080"]));
+}
+
+/// The memory a pipeline's caps allow it to use, as README "Deploy with Docker" derives it:
+/// open windows, two rule evaluations (one running, one abandoned at its timeout),
+/// librdkafka's prefetch queue (64 MiB), outputs in flight (2 KiB each), and the process
+/// itself (under 200 MiB in the overload drill).
+fn memory_needed(pipeline: &std::path::Path) -> u64 {
+    let toml = pipeline.join("pipeline.toml");
+    let config =
+        faultline::config::PipelineConfig::parse(&std::fs::read_to_string(&toml).unwrap(), &toml)
+            .unwrap();
+    (config.limits.max_buffered_bytes
+        + 2 * config.evaluation.max_memory_bytes
+        + (64 << 20)
+        + config.limits.max_in_flight_outputs * 2048
+        + (200 << 20)) as u64
+}
+
+#[test]
+fn the_build_context_leaves_out_build_outputs_and_history() {
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    let entries: Vec<&str> = ignore
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    for must in ["target/", ".git/", ".kafka/", "fuzz/"] {
+        assert!(entries.contains(&must), "{must} not in .dockerignore");
+    }
+    // What the Dockerfile copies is not ignored.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for src in &words[1..words.len() - 1] {
+            assert!(
+                !entries.iter().any(|e| e.trim_end_matches('/') == *src),
+                "{src} is copied but ignored"
+            );
+            assert!(repo().join(src).exists(), "{src} is copied but missing");
+        }
+    }
 }

@@ -247,3 +247,47 @@ async fn sigterm_commits_delivered_input_but_not_records_of_open_windows() {
     // `stream::two_instances_then_one_leaves_produce_the_alerts_of_one`.)
     assert_eq!(offset, Offset::Offset(held), "log:\n{}", fl.log_text());
 }
+
+/// `faultline alerts --brokers` reads the alerts topic (every partition, in notification time
+/// order) and filters it like a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_reads_and_filters_the_alerts_topic() {
+    let topic = unique("alerts-topic");
+    let p = producer();
+    let alert = |id: &str, name: &str, status: &str, start: &str| {
+        serde_json::json!({"id": id, "rule_id": name, "status": status,
+            "labels": {"alertname": name, "severity": "critical"},
+            "annotations": {"summary": format!("{name} {status}")},
+            "startsAt": start, "endsAt": "2026-11-01T12:30:00Z"})
+    };
+    // Produced out of time order: the command sorts by notification time.
+    send(
+        &p,
+        &topic,
+        &alert("b", "Later", "firing", "2026-11-01T12:20:00Z"),
+    )
+    .await;
+    send(
+        &p,
+        &topic,
+        &alert("a", "Earlier", "firing", "2026-11-01T12:10:00Z"),
+    )
+    .await;
+    let out = run_ok(faultline().args(["alerts", "--brokers", &brokers(), "--topic", &topic]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(names, ["Earlier", "Later"], "{text}");
+    let out = run_ok(faultline().args([
+        "alerts",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &topic,
+        "--alertname",
+        "Later",
+    ]));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+}

@@ -4,7 +4,10 @@
 //! - `architecture`: module layers, pure stages, file and function sizes (reads `src/`).
 //! - `alerting`: an incident on the broker, grouped and inhibited; hot reload of rules.
 //! - `alertmanager`: forwarding to a real Alertmanager (`scripts/alertmanager`).
-//! - `cli`: the command line, its help and its errors.
+//! - `cli`: the command line, its help and its errors; `usage`: the first hour of a new
+//!   user: `--help` snapshots (`tests/cli/`), every bad input said once with a hint and its
+//!   exit status, gzip/stdin/directory inputs, human output, `faultline alerts`,
+//!   completions, man page, `--version`.
 //! - `deploy`: the Dockerfile passes hadolint; docker-compose.yml validates against the
 //!   Compose Specification's schema.
 //! - `rules`: the shipped rules' data tests (`pipelines/*/tests/*/`).
@@ -17,6 +20,8 @@
 //!   from a file and from the broker's feedback topic (ranking, restart, rebuild).
 //! - `training`: the training fault-injection suite (`tests/training/`): the culprit rank is
 //!   the top suspect of the incident a fault opens; healthy and finished jobs open none.
+//! - `readme`: the README's examples run (commands, transcripts, TOML and SQL snippets,
+//!   alertnames, the rule-header table), so none can rot.
 //! - `files`: the pipeline on files: the example incident (golden), bad input, late records.
 //! - `replay`: `faultline replay` on the broker (live vs replay, sandboxing) and on files
 //!   (`--rules --diff`, the progress bar on a terminal); `ruletest`: `faultline test` on the
@@ -46,6 +51,7 @@ mod invalid;
 mod kafka;
 mod kb;
 mod outage;
+mod readme;
 mod replay;
 mod rules;
 mod ruletest;
@@ -53,3 +59,4 @@ mod secure;
 mod stream;
 mod templates;
 mod training;
+mod usage;

@@ -143,7 +143,8 @@ async fn wrong_credentials_or_an_untrusted_certificate_are_one_clear_error() {
             &sasl_brokers,
             &[("KAFKA_PASSWORD", "not-the-password")],
         ));
-        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        // Kafka refused us: the environment must act (exit status 2).
+        assert_eq!(status.code(), Some(2), "{name}: {stderr}");
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{name}: took {:?}",
@@ -213,7 +214,7 @@ fn an_unreachable_broker_is_one_line_a_clean_stop_or_a_deadline() {
     c.args(["--connect-timeout", "3s"]);
     let started = Instant::now();
     let (status, stderr) = outcome(c);
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(
         stderr.lines().last().unwrap().starts_with(&format!(

@@ -243,7 +243,7 @@ fn open_recording(
 ) -> Result<(Recording, Vec<WatermarkDecision>)> {
     Ok(match input {
         ReplayInput::Files(files) => {
-            let files = expand_inputs(files)?;
+            let files = expand_inputs(files, false)?;
             (
                 Recording::files(&files, config.decode.max_message_bytes)?,
                 Vec::new(),
