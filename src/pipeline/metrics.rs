@@ -112,6 +112,12 @@ impl Metrics {
             last: Mutex::new(Stats::default()),
             registry: Registry::default(),
         };
+        m.register(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// What flowed: build, inputs, outputs, counts.
+    fn register(&self, r: &mut Registry) {
         let build: Family<Build, Gauge> = Family::default();
         build
             .get_or_create(&Build {
@@ -119,76 +125,94 @@ impl Metrics {
                 revision: option_env!("FAULTLINE_GIT_REV").unwrap_or("unknown"),
             })
             .set(1);
-        let r = &mut registry;
         r.register("build_info", "Version of this binary (value 1)", build);
-        r.register(
-            "component_received_events",
-            "Input messages consumed, per topic",
-            m.received_events.clone(),
-        );
-        r.register(
-            "component_received_bytes",
-            "Input payload bytes consumed, per topic",
-            m.received_bytes.clone(),
-        );
-        r.register(
-            "component_sent_events",
-            "Output records sent, per output (alerts, suggestions, …)",
-            m.sent_events.clone(),
-        );
-        r.register(
-            "dead_letters",
-            "Undecodable input messages and lines",
-            m.dead_letters.clone(),
-        );
-        r.register(
-            "late_records",
-            "Records too late for their window",
-            m.late_records.clone(),
-        );
-        r.register("windows_evaluated", "Windows evaluated", m.windows.clone());
-        r.register(
-            "rule_failures",
-            "Rule and detector evaluations that failed or ran over budget",
-            m.rule_failures.clone(),
-        );
+        let families = [
+            (
+                "component_received_events",
+                "Input messages consumed, per topic",
+                &self.received_events,
+            ),
+            (
+                "component_received_bytes",
+                "Input payload bytes consumed, per topic",
+                &self.received_bytes,
+            ),
+            (
+                "component_sent_events",
+                "Output records sent, per output (alerts, suggestions, …)",
+                &self.sent_events,
+            ),
+        ];
+        for (name, help, family) in families {
+            r.register(name, help, family.clone());
+        }
+        let counters = [
+            (
+                "dead_letters",
+                "Undecodable input messages and lines",
+                &self.dead_letters,
+            ),
+            (
+                "late_records",
+                "Records too late for their window",
+                &self.late_records,
+            ),
+            ("windows_evaluated", "Windows evaluated", &self.windows),
+            (
+                "rule_failures",
+                "Rule and detector evaluations that failed or ran over budget",
+                &self.rule_failures,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
+        }
+        let gauges = [
+            (
+                "buffered_bytes",
+                "Estimated bytes in open traces and windows",
+                &self.buffered_bytes,
+            ),
+            ("open_traces", "Traces being aligned", &self.open_traces),
+        ];
+        for (name, help, gauge) in gauges {
+            r.register(name, help, gauge.clone());
+        }
+        self.register_state(r);
+    }
+
+    /// The gauges and histograms of where the pipeline stands.
+    fn register_state(&self, r: &mut Registry) {
         r.register(
             "consumer_lag_messages",
             "Messages between the position and the end, per assigned partition",
-            m.consumer_lag.clone(),
+            self.consumer_lag.clone(),
         );
-        r.register(
-            "buffered_bytes",
-            "Estimated bytes in open traces and windows",
-            m.buffered_bytes.clone(),
-        );
-        r.register("open_traces", "Traces being aligned", m.open_traces.clone());
         r.register(
             "watermark_lag_seconds",
             "Wall clock minus the shard's watermark (event time)",
-            m.watermark_lag.clone(),
+            self.watermark_lag.clone(),
         );
         r.register(
             "alerts",
             "Alerts by state (pending, firing)",
-            m.alerts.clone(),
+            self.alerts.clone(),
         );
         r.register(
             "rule_evaluation_seconds",
             "Wall-clock time of one rule or detector query over one window",
-            m.rule_seconds.clone(),
+            self.rule_seconds.clone(),
         );
         r.register(
             "checkpoint_bytes",
             "Size of the latest state snapshot, per shard",
-            m.checkpoint_bytes.clone(),
+            self.checkpoint_bytes.clone(),
         );
         r.register(
             "checkpoint_age_seconds",
             "Time since the latest state checkpoint",
-            m.checkpoint_age.clone(),
+            self.checkpoint_age.clone(),
         );
-        Metrics { registry, ..m }
     }
 
     /// The text exposition (`GET /metrics`).

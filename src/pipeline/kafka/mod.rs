@@ -108,6 +108,30 @@ pub async fn run_kafka(
     d.stop().await
 }
 
+/// The co-partitioning check needs metadata: waits for it rather than skip it.
+async fn check_topics(source: &KafkaSource, config: &PipelineConfig) -> Result<()> {
+    let mut waited = false;
+    loop {
+        match source.check_topics(&config.kafka, Duration::from_secs(10)) {
+            Ok(missing) if !missing.is_empty() => warn!(
+                ?missing,
+                "Input topics do not exist yet; waiting for them to be created."
+            ),
+            Ok(_) => {}
+            Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
+            Err(error) => {
+                if !waited {
+                    warn!(%error, "Cluster metadata not available yet; waiting for it.");
+                    waited = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        return Ok(());
+    }
+}
+
 /// The driver's state between steps.
 struct Driver {
     pipeline: Pipeline,
@@ -181,27 +205,7 @@ impl Driver {
             emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
         }
         info!(feedback = pipeline.stats().feedback, "Feedback replayed.");
-        // The co-partitioning check needs metadata: wait for it rather than skip it.
-        let mut waited = false;
-        loop {
-            match source.check_topics(&config.kafka, Duration::from_secs(10)) {
-                Ok(missing) if !missing.is_empty() => warn!(
-                    ?missing,
-                    "Input topics do not exist yet; waiting for them to be created."
-                ),
-                Ok(_) => {}
-                Err(e @ crate::Error::KafkaSetup(_)) => return Err(e),
-                Err(error) => {
-                    if !waited {
-                        warn!(%error, "Cluster metadata not available yet; waiting for it.");
-                        waited = true;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            }
-            break;
-        }
+        check_topics(&source, &config).await?;
         let journal =
             TopicWriter::for_pipeline(brokers, &config.kafka.outputs.watermarks, &config.kafka)?;
         info!(brokers, group, rules = pipeline.rule_count(), "Consuming.");
