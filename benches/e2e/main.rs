@@ -305,8 +305,14 @@ async fn paced_run(
         tick.tick().await;
         let elapsed = started.elapsed().as_secs();
         let k = elapsed / 20;
-        if k >= 1 && elapsed + 90 < seconds {
-            faults.lock().unwrap().entry(100 + k).or_insert_with(now_ns);
+        if k >= 1 && elapsed + 90 < seconds && !faults.lock().unwrap().contains_key(&(100 + k)) {
+            // The faulty gateway's next requests go out at once: the fault shows from its
+            // injection, not from the gateway's next turn.
+            faults.lock().unwrap().insert(100 + k, now_ns());
+            for b in gen::requests(n, 100 + k, now_ns(), 1_000, &faulty) {
+                send(&p, topics, b);
+            }
+            n += gen::BATCH;
         }
         let mut budget = per_tick as i64;
         let now = now_ns();

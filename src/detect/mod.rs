@@ -56,6 +56,9 @@ pub trait Detector: Send {
 
     /// Takes back a saved state; an error leaves the detector as it was.
     fn restore(&mut self, state: Saved) -> Result<(), String>;
+
+    /// Series it keeps state for now (for the metrics).
+    fn series(&self) -> usize;
 }
 
 /// A detector with the alerts (one per level) it reports under.
@@ -77,6 +80,11 @@ pub struct DetectorSet {
 }
 
 impl DetectorSet {
+    /// Series kept by all detectors.
+    pub fn series(&self) -> usize {
+        self.detectors.iter().map(|d| d.detector.series()).sum()
+    }
+
     /// Each detector's state under its id, for a checkpoint.
     pub fn save(&self) -> Vec<(String, Saved)> {
         self.detectors
@@ -155,6 +163,10 @@ pub(crate) struct SeriesMap<S> {
 }
 
 impl<S: Default> SeriesMap<S> {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
     pub fn new(max: usize) -> Self {
         SeriesMap {
             max: max.max(1),

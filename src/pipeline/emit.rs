@@ -25,6 +25,8 @@ pub struct Emitter {
     in_flight_outputs: usize,
     /// Outputs sent per kind since [`Emitter::take_sent`] (for the metrics).
     sent: BTreeMap<OutputKind, u64>,
+    /// Confidences of the suggestions sent since then.
+    confidences: Vec<f64>,
 }
 
 impl Emitter {
@@ -38,6 +40,7 @@ impl Emitter {
             in_flight: FuturesUnordered::new(),
             in_flight_outputs: 0,
             sent: BTreeMap::new(),
+            confidences: Vec::new(),
         }
     }
 
@@ -50,6 +53,9 @@ impl Emitter {
         let outputs = em.outputs.len();
         for o in &em.outputs {
             *self.sent.entry(o.kind).or_default() += 1;
+            if o.kind == OutputKind::Suggestions {
+                self.confidences.extend(confidence(&o.json));
+            }
         }
         let deliveries = em
             .outputs
@@ -70,6 +76,11 @@ impl Emitter {
     /// Outputs sent per kind since the last call.
     pub fn take_sent(&mut self) -> BTreeMap<OutputKind, u64> {
         std::mem::take(&mut self.sent)
+    }
+
+    /// Confidences of the suggestions sent since the last call.
+    pub fn take_confidences(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.confidences)
     }
 
     /// Outputs sent and not yet acknowledged.
@@ -130,4 +141,10 @@ impl Emitter {
         }
         Ok(acks)
     }
+}
+
+/// A suggestion record's `confidence` (suggestions are few: parsing them again is cheap).
+fn confidence(json: &str) -> Option<f64> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    value.get("confidence")?.as_f64()
 }

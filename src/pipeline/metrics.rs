@@ -50,6 +50,11 @@ struct AlertState {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Confidence {
+    confidence: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Build {
     version: &'static str,
     revision: &'static str,
@@ -72,6 +77,8 @@ pub struct Metrics {
     open_traces: Gauge,
     watermark_lag: Family<Shard, FloatGauge>,
     alerts: Family<AlertState, Gauge>,
+    suggestions: Family<Confidence, Counter>,
+    detector_series: Gauge,
     rule_seconds: Family<Rule, Histogram, fn() -> Histogram>,
     checkpoint_bytes: Family<Shard, Gauge>,
     checkpoint_age: FloatGauge,
@@ -106,6 +113,8 @@ impl Metrics {
             open_traces: Gauge::default(),
             watermark_lag: Family::default(),
             alerts: Family::default(),
+            suggestions: Family::default(),
+            detector_series: Gauge::default(),
             rule_seconds: Family::new_with_constructor(rule_histogram),
             checkpoint_bytes: Family::default(),
             checkpoint_age: FloatGauge::default(),
@@ -143,6 +152,11 @@ impl Metrics {
                 &self.sent_events,
             ),
         ];
+        r.register(
+            "suggestions",
+            "Suggestions sent, by confidence bucket",
+            self.suggestions.clone(),
+        );
         for (name, help, family) in families {
             r.register(name, help, family.clone());
         }
@@ -174,6 +188,11 @@ impl Metrics {
                 &self.buffered_bytes,
             ),
             ("open_traces", "Traces being aligned", &self.open_traces),
+            (
+                "detector_series",
+                "Series the detectors keep state for",
+                &self.detector_series,
+            ),
         ];
         for (name, help, gauge) in gauges {
             r.register(name, help, gauge.clone());
@@ -269,6 +288,26 @@ impl Metrics {
         }
     }
 
+    /// Suggestions sent since the last call, by their confidence.
+    pub fn suggested(&self, confidences: Vec<f64>) {
+        for c in confidences {
+            let confidence = match c {
+                c if c >= 0.9 => "0.9-1",
+                c if c >= 0.7 => "0.7-0.9",
+                c if c >= 0.5 => "0.5-0.7",
+                _ => "0-0.5",
+            };
+            self.suggestions
+                .get_or_create(&Confidence { confidence })
+                .inc();
+        }
+    }
+
+    /// Series the detectors keep now.
+    pub fn detector_series(&self, series: usize) {
+        self.detector_series.set(series as i64);
+    }
+
     /// Consumer lag per partition (librdkafka's statistics).
     pub fn lag(&self, per_partition: &[(String, i32, i64)]) {
         for (topic, partition, lag) in per_partition {
@@ -325,6 +364,11 @@ impl super::Pipeline {
         })
     }
 
+    /// Series the detectors keep, all shards.
+    pub fn detector_series(&self) -> usize {
+        self.shards.values().map(|s| s.detectors.series()).sum()
+    }
+
     /// Each shard's watermark (event time up to which its windows are complete).
     pub fn shard_watermarks(&self) -> Vec<(i32, EventTime)> {
         self.shards
@@ -355,6 +399,8 @@ mod tests {
         m.pipeline(&stats, (0, 3), 0);
         m.rule_evaluated("latency", Duration::from_millis(3));
         m.lag(&[("otlp_spans".into(), 0, 42)]);
+        m.suggested(vec![0.95, 0.6]);
+        m.detector_series(4);
         let text = m.encode();
         for line in [
             r#"faultline_component_received_events_total{component_kind="source",component_id="otlp_spans"} 3"#,
@@ -365,6 +411,9 @@ mod tests {
             r#"faultline_alerts{state="firing"} 3"#,
             r#"faultline_rule_evaluation_seconds_count{rule_id="latency"} 1"#,
             r#"faultline_consumer_lag_messages{topic="otlp_spans",partition="0"} 42"#,
+            r#"faultline_suggestions_total{confidence="0.9-1"} 1"#,
+            r#"faultline_suggestions_total{confidence="0.5-0.7"} 1"#,
+            "faultline_detector_series 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

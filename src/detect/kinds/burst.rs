@@ -57,6 +57,10 @@ impl Burst {
 }
 
 impl Detector for Burst {
+    fn series(&self) -> usize {
+        self.series.len()
+    }
+
     fn save(&self) -> Saved {
         saved::save(&(self.series.save(), self.windows))
     }

@@ -11,6 +11,10 @@ macro_rules! series_state {
         fn restore(&mut self, state: $crate::model::saved::Saved) -> Result<(), String> {
             self.series.restore(state)
         }
+
+        fn series(&self) -> usize {
+            self.series.len()
+        }
     };
 }
 

@@ -42,6 +42,8 @@ impl Driver {
         self.last_metrics = Instant::now();
         m.received(&mut self.received);
         m.sent(self.emitter.take_sent());
+        m.suggested(self.emitter.take_confidences());
+        m.detector_series(self.pipeline.detector_series());
         m.pipeline(
             &self.pipeline.stats(),
             self.pipeline.alert_counts(),
