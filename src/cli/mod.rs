@@ -25,6 +25,13 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Streaming diagnostics for AI/ML services: OTLP logs, metrics and traces in, SQL rules,
 /// Alertmanager-compatible alerts out.
 #[derive(Debug, Parser)]
@@ -42,6 +49,11 @@ pub struct Cli {
     /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `info`, `faultline=debug`).
     #[arg(long, global = true, env = "FAULTLINE_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log lines on stderr: `text` (for people) or `json` (one object per line, with the
+    /// event's fields, for log shippers).
+    #[arg(long, global = true, env = "FAULTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

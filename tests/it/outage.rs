@@ -162,7 +162,11 @@ async fn the_metrics_endpoint_reports_what_flowed_through() {
         "{text}"
     );
     assert!(text.contains("faultline_build_info{version="), "{text}");
-    assert_eq!(sample(&text, "faultline_detector_series"), Some(0.0), "{text}");
+    assert_eq!(
+        sample(&text, "faultline_detector_series"),
+        Some(0.0),
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(get_text(&addr, "/other").0, 404);
     assert!(fl.stop().success(), "{}", fl.log_text());

@@ -378,3 +378,31 @@ fn version_completions_and_man_page_come_from_the_command_line_definitions() {
     );
     assert!(man.contains(".TH faultline 1") && man.contains("alerts"));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_events_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, err) = faultline_in_repo(&[
+        "run",
+        "--log-format",
+        "json",
+        "--pipeline",
+        "pipelines/inference",
+        "--input",
+        "examples/incident.jsonl",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let done = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "Finished reading input.")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(done["level"], "INFO");
+    assert_eq!(done["fields"]["messages"], 496, "{done}");
+}
