@@ -33,6 +33,34 @@ pub(super) struct Checkpoints {
     replay: HashMap<PartitionKey, (i64, i64)>,
     /// Sizes of the latest snapshot per shard (bytes), for `/healthz` and the logs.
     pub sizes: BTreeMap<i32, usize>,
+    /// Shards whose last snapshot was over the limit: encoding one is costly (hundreds of
+    /// MB), so they are tried again after a growing number of intervals.
+    oversized: HashMap<i32, Backoff>,
+}
+
+/// Intervals to skip after a failure: 1, 2, 4 … up to 64; none after a success.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Backoff {
+    skip: u32,
+    next: u32,
+}
+
+impl Backoff {
+    /// Whether to try this interval (a skipped interval counts down).
+    pub fn ready(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    /// A failure: the intervals skipped before the next try.
+    pub fn failed(&mut self) -> u32 {
+        self.next = (self.next * 2).clamp(1, 64);
+        self.skip = self.next;
+        self.skip
+    }
 }
 
 /// What the driver does with a message of a restored partition.
@@ -74,6 +102,7 @@ impl Checkpoints {
             covered: HashMap::new(),
             replay: HashMap::new(),
             sizes: BTreeMap::new(),
+            oversized: HashMap::new(),
         }))
     }
 
@@ -215,6 +244,12 @@ impl Driver {
         }
         let numbers = self.pipeline.shard_numbers();
         for &shard in &numbers {
+            let cp = self.checkpoints.as_mut().expect("checked above");
+            if let Some(backoff) = cp.oversized.get_mut(&shard) {
+                if !backoff.ready() {
+                    continue;
+                }
+            }
             let with_templates = Some(&shard) == numbers.first();
             let Some(snapshot) = self.snapshot(shard, with_templates) else {
                 continue;
@@ -222,9 +257,11 @@ impl Driver {
             let cp = self.checkpoints.as_mut().expect("checked above");
             let bytes = snapshot.encode();
             if bytes.len() > MAX_SNAPSHOT_BYTES {
-                warn!(shard, bytes = bytes.len(), "Snapshot over the state topic's limit; not written (offsets stay at the previous checkpoint).");
+                let skipped = cp.oversized.entry(shard).or_default().failed();
+                warn!(shard, bytes = bytes.len(), skipped_intervals = skipped, "Snapshot over the state topic's limit; not written (offsets stay at the previous checkpoint; tried again after the skipped intervals).");
                 continue;
             }
+            cp.oversized.remove(&shard);
             if let Err(error) = cp.writer.send(&snapshot.key(), &bytes).await {
                 if self.chatter.fresh(&error.to_string()) {
                     warn!(%error, shard, "Checkpoint not written; offsets stay at the previous one (repeats are not logged for a minute).");
@@ -280,5 +317,26 @@ impl Driver {
             state,
             templates: with_templates.then(|| self.pipeline.template_state()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+
+    #[test]
+    fn an_oversized_shard_is_tried_again_after_doubling_intervals() {
+        let mut b = Backoff::default();
+        assert!(b.ready());
+        assert_eq!(b.failed(), 1);
+        assert!(!b.ready());
+        assert!(b.ready());
+        assert_eq!(b.failed(), 2);
+        assert!(!b.ready() && !b.ready());
+        assert!(b.ready());
+        for _ in 0..10 {
+            b.failed();
+        }
+        assert_eq!(b.failed(), 64, "capped");
     }
 }
