@@ -287,9 +287,14 @@ impl Driver {
             unreachable!("kafka source yields kafka locations")
         };
         if self.metrics.is_some() {
-            let counts = self.received.entry(topic.clone()).or_default();
-            counts.0 += 1;
-            counts.1 += msg.size as u64;
+            // No topic name copied per message: only a topic's first message since the
+            // last metrics update inserts one.
+            match self.received.get_mut(topic.as_str()) {
+                Some(counts) => *counts = (counts.0 + 1, counts.1 + msg.size as u64),
+                None => {
+                    self.received.insert(topic.clone(), (1, msg.size as u64));
+                }
+            }
         }
         let ack = self
             .tracker
