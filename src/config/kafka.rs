@@ -86,6 +86,13 @@ pub struct CheckpointConfig {
     /// The Alertmanager is not transactional. Default false (at least once).
     #[serde(default)]
     pub exactly_once: bool,
+    /// The largest look-back (the earlier windows kept for rules and indicators whose
+    /// `window` spans several) saved in a snapshot, in bytes of memory. A larger one is left
+    /// out and rebuilt from the input after a restart: the checkpoint then covers each
+    /// partition only up to the look-back's oldest message, so committed offsets stay that
+    /// far behind and a restart re-reads that much more. Default 16777216 (16 MiB).
+    #[serde(default = "default_max_history_bytes")]
+    pub max_history_bytes: usize,
 }
 
 impl Default for CheckpointConfig {
@@ -94,6 +101,7 @@ impl Default for CheckpointConfig {
             interval: ten_seconds(),
             topic: default_state_topic(),
             exactly_once: false,
+            max_history_bytes: default_max_history_bytes(),
         }
     }
 }
@@ -102,6 +110,10 @@ impl CheckpointConfig {
     pub fn enabled(&self) -> bool {
         !self.interval.is_zero()
     }
+}
+
+fn default_max_history_bytes() -> usize {
+    16 << 20
 }
 
 fn ten_seconds() -> std::time::Duration {

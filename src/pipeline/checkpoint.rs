@@ -11,6 +11,11 @@
 //! their records in windows already evaluated (and so already in the state) come out as
 //! late, and the driver drops those late and dead-letter outputs, which went out before.
 //!
+//! The look-back is saved while it is small. A large one (a busy shard's minutes of spans
+//! and logs: hundreds of MB) is left out: the checkpoint then covers each partition only up
+//! to the oldest message of a look-back window, and the new owner rebuilds those windows
+//! from the re-read input without evaluating them again ([`ShardState::rebuild_from`]).
+//!
 //! Snapshots are CBOR, versioned ([`SNAPSHOT_VERSION`]); one that cannot be read is
 //! reported and the shard starts empty from the committed offsets. Pure: no I/O, no clock.
 
@@ -26,10 +31,10 @@ use super::shard::Shard;
 use super::Pipeline;
 use crate::logparse::{MinerState, TemplateMiner};
 use crate::model::saved::Saved;
-use crate::model::{AlignedBatch, EventTime, Window};
+use crate::model::{AckId, AlignedBatch, EventTime, Window};
 
 /// The snapshot layout this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// One shard's checkpoint, as written to the state topic (key `group/pipeline/shard`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,6 +67,9 @@ pub struct ShardState {
     incidents: Saved,
     suggested: BTreeMap<String, BTreeMap<String, String>>,
     history: Vec<SavedBatch>,
+    /// Set when the look-back was left out: the start of its oldest window. Windows from
+    /// here to `next_start` are rebuilt from re-read input, not evaluated again.
+    rebuild_from: Option<EventTime>,
 }
 
 /// A batch of the look-back history: its window and tables in Arrow IPC stream format.
@@ -139,10 +147,15 @@ impl Pipeline {
         self.shards.contains_key(&number)
     }
 
-    /// A shard's state for a checkpoint (`None`: the shard is not held here).
-    pub fn save_shard(&self, number: i32) -> Option<ShardState> {
+    /// A shard's state for a checkpoint (`None`: the shard is not held here), with its
+    /// look-back or, without, where to rebuild the look-back from.
+    pub fn save_shard(&self, number: i32, with_history: bool) -> Option<ShardState> {
         let s = self.shards.get(&number)?;
         let (watermark, next_start) = s.aligner.progress();
+        let (history, rebuild_from) = match with_history {
+            true => (s.history.iter().map(save_batch).collect(), None),
+            false => (Vec::new(), s.history.front().map(|b| b.window.start)),
+        };
         Some(ShardState {
             watermark,
             next_start,
@@ -151,8 +164,38 @@ impl Pipeline {
             detectors: s.detectors.save(),
             incidents: s.incidents.save(),
             suggested: s.suggested.clone(),
-            history: s.history.iter().map(save_batch).collect(),
+            history,
+            rebuild_from,
         })
+    }
+
+    /// The in-memory size of a shard's look-back (what saving it would roughly cost).
+    pub fn history_bytes(&self, number: i32) -> usize {
+        let Some(s) = self.shards.get(&number) else {
+            return 0;
+        };
+        s.history
+            .iter()
+            .flat_map(|b| [&b.logs, &b.metrics, &b.spans, &b.traces])
+            .map(|t| t.get_array_memory_size())
+            .sum()
+    }
+
+    /// The input messages a shard holds only for its look-back: a checkpoint that saves the
+    /// look-back covers them.
+    pub fn held_for_history_only(&self, number: i32) -> Vec<AckId> {
+        let Some(s) = self.shards.get(&number) else {
+            return Vec::new();
+        };
+        let mut acks: Vec<AckId> = s
+            .alert_hold
+            .counts()
+            .into_iter()
+            .filter(|(ack, n)| self.ledger.holds(*ack) == *n)
+            .map(|(ack, _)| ack)
+            .collect();
+        acks.sort_unstable();
+        acks
     }
 
     /// Restores a shard from a checkpoint before any of its input is read. On an error the
@@ -178,7 +221,15 @@ impl Pipeline {
     fn restored(&self, state: ShardState) -> Result<Shard, SnapshotError> {
         let mismatch = SnapshotError::Mismatch;
         let mut s = Shard::new(&self.config, &self.detectors);
-        s.aligner.resume((state.watermark, state.next_start));
+        match state.rebuild_from {
+            // Event time restarts with the re-read input, so traces close and windows are
+            // released as they were; records before the look-back are late.
+            Some(from) => {
+                s.aligner.resume((EventTime::MIN, Some(from)));
+                s.rebuild_until = state.next_start;
+            }
+            None => s.aligner.resume((state.watermark, state.next_start)),
+        }
         s.lifecycle.restore(state.lifecycle).map_err(mismatch)?;
         s.grouper.restore(state.grouper).map_err(mismatch)?;
         s.detectors.restore(state.detectors).map_err(mismatch)?;

@@ -80,15 +80,22 @@ impl Ledger {
         false
     }
 
+    /// How many holds a message has (0: released or never seen).
+    pub fn holds(&self, ack: AckId) -> u32 {
+        self.holds.get(&ack).copied().unwrap_or(0)
+    }
+
     /// Messages with at least one hold.
     pub fn held(&self) -> usize {
         self.holds.len()
     }
 
-    /// The oldest message still held (ids grow with arrival).
+    /// Every message held, oldest first.
     #[cfg(test)]
-    pub fn oldest_held(&self) -> Option<AckId> {
-        self.holds.keys().min().copied()
+    pub fn held_acks(&self) -> Vec<AckId> {
+        let mut acks: Vec<AckId> = self.holds.keys().copied().collect();
+        acks.sort_unstable();
+        acks
     }
 }
 
@@ -149,6 +156,15 @@ impl AlertStateHold {
         }
         self.acks -= removed.len();
         removed
+    }
+
+    /// Per deferred message, how many holds the deferral has on it.
+    pub fn counts(&self) -> HashMap<AckId, u32> {
+        let mut counts = HashMap::new();
+        for ack in self.deferred.iter().flat_map(|(_, acks)| acks) {
+            *counts.entry(*ack).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// Every deferred message (end of input, or the shard is dropped).

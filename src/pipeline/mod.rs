@@ -496,6 +496,7 @@ impl Pipeline {
                 history: self.history,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
                 hold_alert_state: !self.checkpointed,
+                hold_history: self.checkpointed,
             };
             let s = self
                 .shards

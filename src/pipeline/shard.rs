@@ -15,7 +15,7 @@ use crate::detect::{DetectorConfig, DetectorSet};
 use crate::incident::{IncidentRecord, IncidentTracker};
 use crate::kb::suggestion::Suggestion;
 use crate::kb::KnowledgeBase;
-use crate::model::{AckId, AlignedBatch};
+use crate::model::{AckId, AlignedBatch, EventTime};
 use crate::rules::{EvalBudget, QueryEngine, RuleEngine, RuleFailure};
 
 /// What every shard evaluates its windows with.
@@ -34,6 +34,9 @@ pub struct Stages<'a> {
     /// Hold the input of windows alert states depend on (no state checkpoints: a new owner
     /// rebuilds the states by re-reading it).
     pub hold_alert_state: bool,
+    /// Hold the input of the look-back windows instead (state checkpoints: a snapshot too
+    /// large to carry the look-back leaves it to be rebuilt from this input).
+    pub hold_history: bool,
 }
 
 /// What evaluating one window produced.
@@ -68,6 +71,9 @@ pub struct Shard {
     pub suggested: BTreeMap<String, BTreeMap<String, String>>,
     /// Incidents and the baselines of their root-cause ranking.
     pub incidents: IncidentTracker,
+    /// Restored from a checkpoint without its look-back: windows starting before this were
+    /// evaluated by the previous owner, and their re-read input only rebuilds the look-back.
+    pub rebuild_until: Option<EventTime>,
 }
 
 impl Shard {
@@ -91,12 +97,19 @@ impl Shard {
             alert_hold: AlertStateHold::default(),
             suggested: BTreeMap::new(),
             incidents: IncidentTracker::new(&config.name, config.incidents.clone()),
+            rebuild_until: None,
         }
     }
 
     /// Runs one window through rules and detectors, the lifecycle and grouping; its input
     /// goes to the alert-state hold, and what the states no longer need comes back.
     pub async fn evaluate(&mut self, batch: AlignedBatch, stages: &Stages<'_>) -> Evaluated {
+        if let Some(until) = self.rebuild_until {
+            if batch.window.start < until {
+                return self.rebuild(batch, stages);
+            }
+            self.rebuild_until = None;
+        }
         let history = self.history.make_contiguous().to_vec();
         let (mut findings, mut failures) =
             stages.rules.evaluate(&batch, &history, stages.budget).await;
@@ -113,15 +126,7 @@ impl Shard {
             warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,
                 "Rule failed on a window; other rules still ran.");
         }
-        if stages.history > 0 {
-            self.history.push_back(AlignedBatch {
-                acks: Vec::new(),
-                ..batch.clone()
-            });
-            while self.history.len() > stages.history {
-                self.history.pop_front();
-            }
-        }
+        self.remember(&batch, stages);
         let notifications = self.lifecycle.observe(batch.window, findings);
         let incidents = self
             .observe_incidents(&batch, &history, &notifications, stages, &mut failures)
@@ -135,18 +140,7 @@ impl Shard {
             let notes = self.incidents.annotations(&alert.fingerprint);
             alert.annotations.extend(notes);
         }
-        self.alert_hold.defer(batch.window.start, batch.acks);
-        let needed_from = match (
-            self.lifecycle.earliest_since(),
-            self.grouper.earliest_queued(),
-        ) {
-            _ if !stages.hold_alert_state => None,
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let (release, unreplayable) = self
-            .alert_hold
-            .release_unneeded(needed_from, stages.max_deferred_acks);
+        let (release, unreplayable) = self.hold(batch.window.start, batch.acks, stages);
         Evaluated {
             alerts,
             suggestions,
@@ -155,6 +149,59 @@ impl Shard {
             release,
             unreplayable,
         }
+    }
+
+    /// A window the previous owner evaluated (its outcome is in the restored state): it
+    /// only goes back into the look-back.
+    fn rebuild(&mut self, batch: AlignedBatch, stages: &Stages<'_>) -> Evaluated {
+        debug!(window_start = %batch.window.start, "Look-back window rebuilt from re-read input.");
+        self.remember(&batch, stages);
+        let (release, unreplayable) = self.hold(batch.window.start, batch.acks, stages);
+        Evaluated {
+            release,
+            unreplayable,
+            ..Evaluated::default()
+        }
+    }
+
+    /// Keeps an evaluated window for the rules that look back on several.
+    fn remember(&mut self, batch: &AlignedBatch, stages: &Stages<'_>) {
+        if stages.history == 0 {
+            return;
+        }
+        self.history.push_back(AlignedBatch {
+            acks: Vec::new(),
+            ..batch.clone()
+        });
+        while self.history.len() > stages.history {
+            self.history.pop_front();
+        }
+    }
+
+    /// Defers an evaluated window's input and returns what nothing needs any more: the
+    /// input of windows an alert state depends on, or of the look-back, stays held.
+    fn hold(
+        &mut self,
+        start: EventTime,
+        acks: Vec<AckId>,
+        stages: &Stages<'_>,
+    ) -> (Vec<AckId>, u64) {
+        self.alert_hold.defer(start, acks);
+        if stages.hold_history {
+            // Bounded by the look-back's length, not by `max_deferred_acks`.
+            let look_back = self.history.front().map(|b| b.window.start);
+            return self.alert_hold.release_unneeded(look_back, usize::MAX);
+        }
+        let alert_states = match (
+            self.lifecycle.earliest_since(),
+            self.grouper.earliest_queued(),
+        ) {
+            _ if !stages.hold_alert_state => None,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.alert_hold
+            .release_unneeded(alert_states, stages.max_deferred_acks)
     }
 
     /// The window's indicator rows and notifications through the incident tracker.

@@ -2,7 +2,7 @@
 //! derived from it has been delivered, and a partition commits up to its oldest message that
 //! is not done.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::model::AckId;
 
@@ -74,19 +74,37 @@ impl OffsetTracker {
         }
     }
 
+    /// Like [`OffsetTracker::next_undone`], passing over the messages at `covered` offsets
+    /// (held, but only for state a checkpoint saves).
+    pub fn next_undone_except(
+        &self,
+        topic: &str,
+        partition: i32,
+        covered: &HashSet<i64>,
+    ) -> Option<i64> {
+        let p = self.partitions.get(&(topic.to_string(), partition))?;
+        match p.pending.iter().find(|o| !covered.contains(o)) {
+            Some(oldest) => Some(*oldest),
+            None => Some(p.last_seen? + 1),
+        }
+    }
+
     /// Offsets (next to read) that may be committed and differ from the last commit.
     pub fn committable(&self) -> Vec<(String, i32, i64)> {
         let mut out = Vec::new();
         for ((topic, partition), p) in &self.partitions {
-            let Some(mut next) = self.next_undone(topic, *partition) else {
-                continue;
+            let next = match &self.caps {
+                // The checkpoint decides: below its offset everything is delivered or in
+                // the state it saved (which may hold messages not yet done here).
+                Some(caps) => match (caps.get(&(topic.clone(), *partition)), p.last_seen) {
+                    (Some(cap), Some(last)) => (*cap).min(last + 1),
+                    _ => continue,
+                },
+                None => match self.next_undone(topic, *partition) {
+                    Some(next) => next,
+                    None => continue,
+                },
             };
-            if let Some(caps) = &self.caps {
-                let Some(cap) = caps.get(&(topic.clone(), *partition)) else {
-                    continue;
-                };
-                next = next.min(*cap);
-            }
             if p.committed != Some(next) {
                 out.push((topic.clone(), *partition, next));
             }
@@ -109,6 +127,11 @@ impl OffsetTracker {
             .into_iter()
             .find(|(t, p, _)| t == topic && *p == partition)
             .map(|(_, _, o)| o)
+    }
+
+    /// Where a message not yet done came from: topic, partition, offset.
+    pub fn location_of(&self, ack: AckId) -> Option<(&str, i32, i64)> {
+        self.acks.get(&ack).map(|(t, p, o)| (t.as_str(), *p, *o))
     }
 
     /// The topic-partition a message came from.
@@ -191,8 +214,19 @@ mod tests {
         assert_eq!(
             t.committable(),
             vec![("t".into(), 0, 5)],
-            "never past delivery"
+            "never past what was read"
         );
+        let held = t.register("t", 0, 5);
+        t.register("t", 0, 6);
+        let covered = HashSet::from([5]);
+        assert_eq!(t.next_undone_except("t", 0, &covered), Some(6));
+        t.cap("t", 0, 6);
+        assert_eq!(
+            t.committable(),
+            vec![("t".into(), 0, 6)],
+            "a message held only for state the checkpoint saved is committed past"
+        );
+        t.done(held);
         t.forget("t", 0);
         t.register("t", 0, 5);
         assert!(

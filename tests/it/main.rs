@@ -28,6 +28,8 @@
 //!   shipped rule tests, a test of the tester, JUnit validated against its XSD.
 //! - `secure`: TLS with SCRAM credentials from the environment on the broker's SASL_SSL
 //!   listener; wrong credentials, untrusted certificates and unreachable brokers.
+//! - `lookback`: a rule's look-back over several windows across `kill -9`, saved in the
+//!   checkpoint while small, re-read from the input when over `max_history_bytes`.
 //! - `exactly_once`: exactly-once outputs (Kafka transactions): a `kill -9` with outputs in
 //!   an open transaction; read_committed consumers see every notification once.
 //! - `outage`: a 30 s broker outage on a broker of the test's own: no busy loop, `/readyz`
@@ -50,6 +52,7 @@ mod files;
 mod invalid;
 mod kafka;
 mod kb;
+mod lookback;
 mod outage;
 mod readme;
 mod replay;

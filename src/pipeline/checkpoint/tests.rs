@@ -1,7 +1,8 @@
 //! A checkpoint taken in the middle of the example incident (alerts pending and firing,
 //! detectors and incidents warm), restored into a fresh pipeline that re-reads from the
 //! oldest message the checkpoint does not cover: everything it produces from there on is
-//! what an uninterrupted run produces.
+//! what an uninterrupted run produces — with the look-back saved in the snapshot, and with
+//! it left out and rebuilt from the re-read input.
 
 use super::*;
 use crate::decode::MessageContext;
@@ -10,10 +11,23 @@ use crate::output::{Output, OutputKind};
 use crate::rules::Unbounded;
 use crate::source::InputMessage;
 
-fn pipeline(rt: &tokio::runtime::Runtime) -> Pipeline {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/inference");
+/// A rule over the last three windows whose label is its row count: every window's
+/// look-back shows in the alerts (a new alert when the count changes).
+const LOOK_BACK_RULE: &str = r#"-- id = "look_back_rows"
+-- severity = "info"
+-- window = "3m"
+SELECT service, CAST(count(*) AS VARCHAR) AS rows_in_look_back, 1 AS value
+FROM logs WHERE service IS NOT NULL GROUP BY service
+"#;
+
+fn pipeline(rt: &tokio::runtime::Runtime, extra_rules: &std::path::Path) -> Pipeline {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/inference"));
     rt.block_on(async {
-        let loaded = crate::load::load(std::path::Path::new(dir)).await.unwrap();
+        let mut loaded = crate::load::load(dir).await.unwrap();
+        loaded.config.rules.push(extra_rules.to_path_buf());
+        loaded.rules = crate::load::reload_rules(dir, &loaded.config)
+            .await
+            .unwrap();
         let mut p = Pipeline::new(loaded, Box::new(Unbounded)).await.unwrap();
         p.use_checkpoints();
         p
@@ -52,13 +66,28 @@ fn visible(outputs: &[Output]) -> Vec<String> {
 }
 
 #[test]
-fn a_restored_checkpoint_continues_exactly_like_an_uninterrupted_run() {
+fn a_restored_checkpoint_with_its_look_back_continues_exactly_like_an_uninterrupted_run() {
+    restored_run_matches_uninterrupted(true);
+}
+
+#[test]
+fn a_checkpoint_without_its_look_back_rebuilds_it_from_re_read_input() {
+    restored_run_matches_uninterrupted(false);
+}
+
+fn restored_run_matches_uninterrupted(with_history: bool) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("look_back_rows.sql"), LOOK_BACK_RULE).unwrap();
     let msgs = messages();
     let key = PartitionKey::new("in", 0);
-    let mut whole = pipeline(&rt);
+    let mut whole = pipeline(&rt, rules.path());
+    assert_eq!(
+        whole.history, 4,
+        "the 5-minute indicator keeps four earlier windows"
+    );
     whole.register(&key);
     let mut after = Vec::new();
     let mut cut = None;
@@ -68,8 +97,13 @@ fn a_restored_checkpoint_continues_exactly_like_an_uninterrupted_run() {
             after.extend(visible(&em.outputs));
         } else if i >= msgs.len() / 2 && whole.shards[&0].lifecycle.earliest_since().is_some() {
             // Mid-incident: an alert is pending or firing. Checkpoint here.
-            let state = whole.save_shard(0).unwrap();
-            let resume = whole.ledger.oldest_held().unwrap_or(i as AckId + 1);
+            let look_back = whole.shards[&0].history.len();
+            assert!(
+                look_back >= 3,
+                "a look-back the rule reads ({look_back} windows)"
+            );
+            let state = whole.save_shard(0, with_history).unwrap();
+            let resume = resume_offset(&whole, with_history).unwrap_or(i as AckId + 1);
             let bytes = ShardSnapshot {
                 version: SNAPSHOT_VERSION,
                 group: "g".into(),
@@ -86,14 +120,24 @@ fn a_restored_checkpoint_continues_exactly_like_an_uninterrupted_run() {
     }
     after.extend(visible(&rt.block_on(whole.finish()).outputs));
     let (cut, bytes) = cut.expect("the incident fires an alert in its second half");
-    assert!(!after.is_empty(), "alerts go on after the checkpoint");
+    assert!(
+        after.iter().any(|a| a.contains("look_back_rows")),
+        "the look-back rule goes on alerting after the checkpoint"
+    );
 
     let snapshot = ShardSnapshot::decode(&bytes).unwrap();
-    let mut restored = pipeline(&rt);
+    assert_eq!(snapshot.state.rebuild_from.is_some(), !with_history);
+    let mut restored = pipeline(&rt, rules.path());
     assert!(restored
         .restore_templates(snapshot.templates.as_ref().unwrap())
         .unwrap());
     restored.restore_shard(0, snapshot.state).unwrap();
+    let kept = restored.shards[&0].history.len();
+    assert_eq!(
+        kept > 0,
+        with_history,
+        "{kept} windows of look-back restored"
+    );
     restored.register(&key);
     let mut seen = Vec::new();
     let resume = snapshot.resume["in"] as usize;
@@ -128,16 +172,29 @@ fn a_restored_checkpoint_continues_exactly_like_an_uninterrupted_run() {
     );
 }
 
+/// What the driver's checkpoint covers (acks are offsets here): the oldest message held,
+/// passing over those held only for a look-back the snapshot saves.
+fn resume_offset(p: &Pipeline, with_history: bool) -> Option<AckId> {
+    let saved = match with_history {
+        true => p.held_for_history_only(0),
+        false => Vec::new(),
+    };
+    p.ledger
+        .held_acks()
+        .into_iter()
+        .find(|a| !saved.contains(a))
+}
+
 #[test]
 fn snapshots_of_another_version_or_shape_are_refused() {
     assert!(matches!(
         ShardSnapshot::decode(b"not cbor at all"),
         Err(SnapshotError::Unreadable(_))
     ));
-    let mut v2 = Vec::new();
-    ciborium::into_writer(&serde_json::json!({"version": 2}), &mut v2).unwrap();
+    let mut v1 = Vec::new();
+    ciborium::into_writer(&serde_json::json!({"version": 1}), &mut v1).unwrap();
     assert!(matches!(
-        ShardSnapshot::decode(&v2),
-        Err(SnapshotError::Version { found: 2 })
+        ShardSnapshot::decode(&v1),
+        Err(SnapshotError::Version { found: 1 })
     ));
 }

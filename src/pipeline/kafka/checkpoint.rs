@@ -4,7 +4,7 @@
 //! committable. A newly assigned shard is restored from its latest snapshot before any of
 //! its input is ingested.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -251,11 +251,10 @@ impl Driver {
                 }
             }
             let with_templates = Some(&shard) == numbers.first();
-            let Some(snapshot) = self.snapshot(shard, with_templates) else {
+            let Some((snapshot, bytes)) = self.encoded_snapshot(shard, with_templates) else {
                 continue;
             };
             let cp = self.checkpoints.as_mut().expect("checked above");
-            let bytes = snapshot.encode();
             if bytes.len() > MAX_SNAPSHOT_BYTES {
                 let skipped = cp.oversized.entry(shard).or_default().failed();
                 warn!(shard, bytes = bytes.len(), skipped_intervals = skipped, "Snapshot over the state topic's limit; not written (offsets stay at the previous checkpoint; tried again after the skipped intervals).");
@@ -283,11 +282,37 @@ impl Driver {
         self.commit_transaction(force).await
     }
 
+    /// A shard's snapshot, encoded: with its look-back when that is small enough and fits,
+    /// else without (the look-back is then re-read).
+    fn encoded_snapshot(
+        &self,
+        shard: i32,
+        with_templates: bool,
+    ) -> Option<(ShardSnapshot, Vec<u8>)> {
+        let budget = self.config.kafka.checkpoints.max_history_bytes;
+        if self.pipeline.history_bytes(shard) <= budget {
+            let snapshot = self.snapshot(shard, with_templates, true)?;
+            let bytes = snapshot.encode();
+            if bytes.len() <= MAX_SNAPSHOT_BYTES {
+                return Some((snapshot, bytes));
+            }
+        }
+        let snapshot = self.snapshot(shard, with_templates, false)?;
+        let bytes = snapshot.encode();
+        Some((snapshot, bytes))
+    }
+
     /// A shard's snapshot now: its state, and per partition the oldest message not done
-    /// (or what the previous checkpoint covered, for a partition read nothing since).
-    fn snapshot(&self, shard: i32, with_templates: bool) -> Option<ShardSnapshot> {
+    /// (passing over those held only for a look-back it saves), or what the previous
+    /// checkpoint covered, for a partition read nothing since.
+    fn snapshot(
+        &self,
+        shard: i32,
+        with_templates: bool,
+        with_history: bool,
+    ) -> Option<ShardSnapshot> {
         let cp = self.checkpoints.as_ref()?;
-        let state = self.pipeline.save_shard(shard)?;
+        let state = self.pipeline.save_shard(shard, with_history)?;
         let mut partitions: Vec<&PartitionKey> = self
             .positions
             .keys()
@@ -297,10 +322,20 @@ impl Driver {
         partitions.sort();
         partitions.dedup();
         let tracker = self.tracker.lock().expect("tracker lock");
+        let mut saved: HashMap<(&str, i32), HashSet<i64>> = HashMap::new();
+        if with_history {
+            for ack in self.pipeline.held_for_history_only(shard) {
+                if let Some((topic, partition, offset)) = tracker.location_of(ack) {
+                    saved.entry((topic, partition)).or_default().insert(offset);
+                }
+            }
+        }
+        let none = HashSet::new();
         let mut resume = BTreeMap::new();
         let mut until = BTreeMap::new();
         for p in partitions {
-            let next = tracker.next_undone(&p.topic, p.partition);
+            let skip = saved.get(&(p.topic.as_str(), p.partition)).unwrap_or(&none);
+            let next = tracker.next_undone_except(&p.topic, p.partition, skip);
             let Some(r) = next.or_else(|| cp.covered.get(p).copied()) else {
                 continue;
             };
