@@ -95,6 +95,8 @@ pub struct Pipeline {
     kb: KnowledgeBase,
     /// Batches each shard keeps for longer rule windows.
     history: usize,
+    /// The tables those batches keep: the ones longer-window rules and indicators read.
+    look_back_tables: Vec<String>,
     ledger: Ledger,
     stats: Stats,
     logs: LogCleaner,
@@ -117,6 +119,14 @@ fn history_len(rules: &[Rule], config: &PipelineConfig) -> usize {
         .map_or(0, |k| k.saturating_sub(1))
 }
 
+fn look_back_tables(rules: &RuleEngine, indicators: &QueryEngine) -> Vec<String> {
+    let mut names = rules.look_back_tables();
+    names.extend(indicators.look_back_tables());
+    names.sort();
+    names.dedup();
+    names
+}
+
 impl Pipeline {
     /// Plans the loaded pipeline's rules and detector sources. `budget` bounds each rule
     /// evaluation: [`crate::rules::Unbounded`] for deterministic runs.
@@ -134,15 +144,18 @@ impl Pipeline {
         let limits = config.evaluation.limits();
         let mut kb = KnowledgeBase::new(entries, config.kb.clone(), limits).await?;
         kb.restore(kb_state);
+        let rules = RuleEngine::new(rules, limits).await?;
+        let indicators = QueryEngine::new(indicators, limits).await?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             detectors: config.detectors.clone(),
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
-            history: history_len(&rules, &config),
-            rules: RuleEngine::new(rules, limits).await?,
+            history: history_len(rules.rules(), &config),
+            look_back_tables: look_back_tables(&rules, &indicators),
+            rules,
             sources: QueryEngine::new(sources, limits).await?,
-            indicators: QueryEngine::new(indicators, limits).await?,
+            indicators,
             budget,
             kb,
             ledger: Ledger::default(),
@@ -222,6 +235,7 @@ impl Pipeline {
         let history = history_len(&rules, &self.config);
         self.rules = RuleEngine::new(rules, self.config.evaluation.limits()).await?;
         self.history = history;
+        self.look_back_tables = look_back_tables(&self.rules, &self.indicators);
         Ok(self.rules.len())
     }
 
@@ -494,6 +508,7 @@ impl Pipeline {
                 budget: self.budget.as_ref(),
                 kb: &self.kb,
                 history: self.history,
+                look_back_tables: &self.look_back_tables,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
                 hold_alert_state: !self.checkpointed,
                 hold_history: self.checkpointed,

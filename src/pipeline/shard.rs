@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use datafusion::arrow::record_batch::RecordBatch;
 use tracing::{debug, warn};
 
 use super::ledger::AlertStateHold;
@@ -29,6 +30,8 @@ pub struct Stages<'a> {
     pub kb: &'a KnowledgeBase,
     /// Earlier batches a shard keeps for rules whose `window` spans several windows.
     pub history: usize,
+    /// The tables of those batches kept (the others are emptied): the ones such rules read.
+    pub look_back_tables: &'a [String],
     /// `limits.max_deferred_acks`.
     pub max_deferred_acks: usize,
     /// Hold the input of windows alert states depend on (no state checkpoints: a new owner
@@ -169,9 +172,22 @@ impl Shard {
         if stages.history == 0 {
             return;
         }
+        let keep = |name: &str, table: &RecordBatch| match stages
+            .look_back_tables
+            .iter()
+            .any(|n| n == name)
+        {
+            true => table.clone(),
+            false => RecordBatch::new_empty(table.schema()),
+        };
         self.history.push_back(AlignedBatch {
+            window: batch.window,
+            logs: keep("logs", &batch.logs),
+            metrics: keep("metrics", &batch.metrics),
+            spans: keep("spans", &batch.spans),
+            traces: keep("traces", &batch.traces),
             acks: Vec::new(),
-            ..batch.clone()
+            early: batch.early,
         });
         while self.history.len() > stages.history {
             self.history.pop_front();

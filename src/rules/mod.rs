@@ -168,6 +168,15 @@ impl RuleEngine {
         self.rules.is_empty()
     }
 
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The tables the rules with a longer `window` read.
+    pub fn look_back_tables(&self) -> Vec<String> {
+        self.queries.look_back_tables()
+    }
+
     /// Evaluates every rule on one window, in rule order (see [`QueryEngine::evaluate`]).
     pub async fn evaluate(
         &self,

@@ -341,6 +341,19 @@ impl QueryEngine {
         &self.compiled[i].scans
     }
 
+    /// The tables the queries with a longer `window` read: what a shard's look-back keeps.
+    pub fn look_back_tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .compiled
+            .iter()
+            .filter(|c| c.query.window.is_some())
+            .flat_map(|c| c.scans.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Evaluates the queries `which` on one window (no history), in that order: each one's
     /// rows, or why it produced none.
     pub async fn evaluate_some(
@@ -411,7 +424,8 @@ impl QueryEngine {
         budget: &dyn EvalBudget,
     ) -> Result<Vec<QueryRow>, (FailureKind, String)> {
         if let (Some(tables), Some(window)) = (&c.own_tables, c.query.window) {
-            fill_window(tables, batch, history, window).map_err(|e| (FailureKind::Error, e))?;
+            fill_window(tables, &c.scans, batch, history, window)
+                .map_err(|e| (FailureKind::Error, e))?;
         }
         if c.busy.swap(true, Ordering::AcqRel) {
             return Err((
@@ -435,10 +449,12 @@ impl QueryEngine {
     }
 }
 
-/// Fills a longer-window query's tables with the batches of the last `window` of event time
-/// (those starting at or after `batch.window.end - window`) and this one.
+/// Fills the tables a longer-window query reads (`scans`) with the batches of the last
+/// `window` of event time (those starting at or after `batch.window.end - window`) and this
+/// one.
 fn fill_window(
     tables: &[(&'static str, Arc<SwapTable>)],
+    scans: &[String],
     batch: &AlignedBatch,
     history: &[AlignedBatch],
     window: Duration,
@@ -452,7 +468,7 @@ fn fill_window(
     let start = batches
         .first()
         .map_or(batch.window.start, |b| b.window.start);
-    for (name, table) in tables {
+    for (name, table) in tables.iter().filter(|(n, _)| scans.iter().any(|s| s == n)) {
         let data = if *name == "window_bounds" {
             tables::window_bounds_batch(start, batch.window.end, batch.early)
         } else {
