@@ -241,6 +241,11 @@ impl KafkaSource {
         self.consumer.context().chatter.last_error()
     }
 
+    /// How many partitions are assigned to this member now.
+    pub fn assigned_partitions(&self) -> usize {
+        self.consumer.assignment().map_or(0, |a| a.count())
+    }
+
     /// Partitions assigned since the last call.
     pub fn take_assigned(&self) -> Vec<PartitionKey> {
         std::mem::take(&mut *self.assigned.lock().expect("assigned lock"))

@@ -398,8 +398,11 @@ impl Driver {
     fn check_health(&mut self) {
         let stats = self.pipeline.stats();
         self.health.count(stats.messages, stats.alerts);
-        self.health
-            .load(self.source.consumer_lag(), self.pipeline.buffered_bytes());
+        self.health.load(
+            self.source.consumer_lag(),
+            self.pipeline.buffered_bytes(),
+            self.source.assigned_partitions(),
+        );
         let error = self.source.last_error();
         let failing = match self.source.brokers_up() {
             // librdkafka's own view of its connections, every 2 s.
