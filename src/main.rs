@@ -9,6 +9,10 @@ use faultline::cli::{execute, Cli, LogFormat};
 use faultline::error::ExitStatus;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than the system allocator: less CPU per record (BENCHMARKS.md, end to end).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -63,7 +63,8 @@ pub fn requests(first: u64, gateway: u64, t: i64, spacing: i64, faulty: Faulty) 
     for i in 0..BATCH {
         let n = first + i;
         let start = t + i as i64 * spacing;
-        let trace_id = u128::from(n).to_be_bytes().to_vec();
+        // An all-zero trace id is invalid in OTLP: request 0 gets 1 << 64.
+        let trace_id = (u128::from(n) | (1 << 64)).to_be_bytes().to_vec();
         let root_id = (n * 2 + 1).to_be_bytes().to_vec();
         let child_id = (n * 2 + 2).to_be_bytes().to_vec();
         let failed = faulty(gateway, start);

@@ -10,6 +10,8 @@
 //!    a gateway starts failing every 20 s; event-to-alert latency is the time from the
 //!    fault's event time to the `RequestErrorRateHigh` alert's arrival on the alert topic.
 //!
+//! `E2E_ONLY_PACED` or `E2E_ONLY_BACKLOG` runs one part.
+//!
 //! Needs a broker (`scripts/kafka start`, `FAULTLINE_TEST_BROKERS=127.0.0.1:9092`); the
 //! binary is `FAULTLINE_BIN`, else target/release/faultline, else target/debug/faultline.
 //! `cargo bench --bench e2e`.
@@ -64,6 +66,9 @@ fn main() {
 
     if std::env::var_os("E2E_ONLY_PACED").is_none() {
         backlog_phase(&rt, &brokers, &bin, events);
+    }
+    if std::env::var_os("E2E_ONLY_BACKLOG").is_some() {
+        return;
     }
     let paced = Topics::new("paced");
     rt.block_on(paced.create(&brokers));
@@ -275,8 +280,49 @@ fn run_backlog(brokers: &str, bin: &Path, topics: &Topics, messages: u64) -> Run
         wall_s: started.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_mib(child.id()),
     };
+    // Two checkpoint intervals later: what the snapshots hold and how far commits got.
+    std::thread::sleep(Duration::from_secs(21));
+    let snapshot_bytes = scrape(&metrics, "faultline_checkpoint_bytes");
+    let lag = committed_lag(brokers, &group, topics);
+    println!(
+        "checkpoints (every 10 s): snapshots {:.1} MiB over all shards; committed lag {lag} of {messages} messages",
+        snapshot_bytes / (1 << 20) as f64
+    );
     stop(&mut child);
+    if std::env::var_os("E2E_SHOW_LOG").is_some() {
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default()
+        );
+    }
     run
+}
+
+/// Messages of the input topics after the group's committed offsets.
+fn committed_lag(brokers: &str, group: &str, topics: &Topics) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut lag = 0;
+    for s in 0..SIGNALS.len() {
+        for p in 0..PARTITIONS {
+            let topic = topics.input(s);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, p);
+            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            let offset = match committed.elements()[0].offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            let (_, high) = c
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .unwrap();
+            lag += high - offset;
+        }
+    }
+    lag
 }
 
 /// Paces requests at `rate` events/s with event time = wall clock; a gateway starts failing
@@ -401,7 +447,7 @@ fn watch_alerts(brokers: &str, topic: &str) -> Arc<Mutex<BTreeMap<String, i64>>>
 }
 
 /// The shipped pipeline (`pipelines/inference`: its rules, detectors, knowledge base and
-/// incidents) with this run's topics and checkpoints every second.
+/// incidents) with this run's topics, checkpoints as shipped.
 fn pipeline_dir(dir: &Path, topics: &Topics) -> PathBuf {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/inference");
     let toml = std::fs::read_to_string(shipped.join("pipeline.toml")).unwrap();
@@ -428,15 +474,24 @@ fn pipeline_dir(dir: &Path, topics: &Topics) -> PathBuf {
     ] {
         kafka += &format!("{name} = \"{}\"\n", topics.output(name));
     }
-    // Checkpoints off: at this scale a shard's snapshot (its look-back batches) is over the
-    // state topic's 64 MiB limit, and encoding it each interval would dominate the run.
+    // Checkpoints as shipped (every 10 s); at this scale the look-back is over
+    // `max_history_bytes` and is re-read after a restart instead of saved.
     kafka += &format!(
-        "[kafka.checkpoints]\ninterval = \"0s\"\ntopic = \"{}\"\n",
+        "[kafka.checkpoints]\ntopic = \"{}\"\n",
         topics.output("state")
     );
+    // `E2E_RULE_MEMORY`: the per-query memory limit (`[evaluation] max_memory_bytes`).
+    let evaluation = match std::env::var("E2E_RULE_MEMORY") {
+        Ok(bytes) => format!("[evaluation]\nmax_memory_bytes = {bytes}\n"),
+        Err(_) => String::new(),
+    };
     let p = dir.join("pipeline");
     std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join("pipeline.toml"), format!("{head}{kafka}{tail}")).unwrap();
+    std::fs::write(
+        p.join("pipeline.toml"),
+        format!("{head}{evaluation}{kafka}{tail}"),
+    )
+    .unwrap();
     for sub in ["rules", "kb"] {
         std::os::unix::fs::symlink(shipped.join(sub), p.join(sub)).unwrap();
     }
@@ -445,21 +500,23 @@ fn pipeline_dir(dir: &Path, topics: &Topics) -> PathBuf {
 
 /// Whether the metrics say all `messages` were read and no trace is open.
 fn drained(addr: &str, messages: u64) -> bool {
+    scrape(addr, "faultline_component_received_events_total") as u64 >= messages
+        && scrape(addr, "faultline_open_traces ") == 0.0
+}
+
+/// The sum of the metric lines starting with `prefix` (0 when the endpoint does not answer).
+fn scrape(addr: &str, prefix: &str) -> f64 {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
+        return 0.0;
     };
     let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
-    let value = |prefix: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    value("faultline_component_received_events_total") as u64 >= messages
-        && value("faultline_open_traces ") == 0.0
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn start(
