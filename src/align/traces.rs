@@ -8,7 +8,7 @@
 //! `s + size + trace_gap + allowed_lateness`, which guarantees every trace that ended in it
 //! has closed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{summarize, AlignConfig, AlignStats};
 use crate::model::{duration_nanos, AckId, AlignedBatch, EventTime, Late, Record, Window};
@@ -66,11 +66,11 @@ pub struct TraceAligner {
     max_age: i64,
     release_delay: i64,
     watermark: EventTime,
-    open: HashMap<String, OpenTrace>,
+    open: foldhash::HashMap<String, OpenTrace>,
     /// `(close deadline, trace id)` of every open trace.
     deadlines: BTreeSet<(EventTime, String)>,
     /// Bucket of every closed trace whose bucket is still held.
-    closed_in: HashMap<String, EventTime>,
+    closed_in: foldhash::HashMap<String, EventTime>,
     buckets: BTreeMap<EventTime, Bucket>,
     /// Start of the first window not yet released.
     next_start: Option<EventTime>,
@@ -92,9 +92,9 @@ impl TraceAligner {
             release_delay: gap.saturating_add(duration_nanos(cfg.allowed_lateness)),
             cfg,
             watermark: EventTime::MIN,
-            open: HashMap::new(),
+            open: Default::default(),
             deadlines: BTreeSet::new(),
-            closed_in: HashMap::new(),
+            closed_in: Default::default(),
             buckets: BTreeMap::new(),
             next_start: None,
             bytes: 0,

@@ -41,7 +41,7 @@ impl Emission {
 /// Holds per input message.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    holds: HashMap<AckId, u32>,
+    holds: foldhash::HashMap<AckId, u32>,
 }
 
 impl Ledger {

@@ -2,7 +2,7 @@
 //! derived from it has been delivered, and a partition commits up to its oldest message that
 //! is not done.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::model::AckId;
 
@@ -19,7 +19,7 @@ struct PartitionState {
 #[derive(Default)]
 pub struct OffsetTracker {
     next_ack: AckId,
-    acks: HashMap<AckId, (String, i32, i64)>,
+    acks: foldhash::HashMap<AckId, (String, i32, i64)>,
     partitions: BTreeMap<(String, i32), PartitionState>,
     /// With state checkpoints: per partition, the offset the latest written checkpoint
     /// covers; commits never go past it (a partition without one commits nothing). `None`:
