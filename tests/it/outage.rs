@@ -288,8 +288,12 @@ async fn a_broker_outage_is_survived_reported_and_loses_nothing() {
     assert_eq!(all.len(), 40, "{}", text());
     assert!(first.is_subset(&all));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&health, "/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "{}", text());
+    loop {
+        let (code, report) = get(&health, "/readyz");
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report}\n{}", text());
         std::thread::sleep(Duration::from_millis(500));
     }
     let (_, report) = get(&health, "/healthz");

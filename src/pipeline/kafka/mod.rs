@@ -45,9 +45,6 @@ pub struct KafkaOptions {
     pub metrics_addr: Option<String>,
 }
 
-/// A broker error this recent, with nothing received since, makes the driver degraded.
-const DEGRADED_AFTER_ERROR: Duration = Duration::from_secs(10);
-
 /// How often rule files are polled for changes.
 const RULES_POLL: Duration = Duration::from_secs(2);
 /// How often delivered offsets are committed.
@@ -391,31 +388,6 @@ impl Driver {
             self.last_commit = Instant::now();
         }
         Ok(())
-    }
-
-    /// Degraded while the brokers report errors and nothing arrives; ok again once the
-    /// errors stop or messages flow.
-    fn check_health(&mut self) {
-        let stats = self.pipeline.stats();
-        self.health.count(stats.messages, stats.alerts);
-        self.health.load(
-            self.source.consumer_lag(),
-            self.pipeline.buffered_bytes(),
-            self.source.assigned_partitions(),
-        );
-        let error = self.source.last_error();
-        let failing = match self.source.brokers_up() {
-            // librdkafka's own view of its connections, every 2 s.
-            Some(up) => (!up)
-                .then(|| error.map_or("no broker connection is up".into(), |(_, reason)| reason)),
-            None => error
-                .filter(|(at, _)| at.elapsed() < DEGRADED_AFTER_ERROR && *at > self.last_input)
-                .map(|(_, reason)| reason),
-        };
-        match failing {
-            Some(reason) => self.health.set(Status::Degraded, Some(reason)),
-            None => self.health.set(Status::Ok, None),
-        }
     }
 
     /// Partitions quiet for the idle timeout stop holding the watermark back. Not while the

@@ -1,5 +1,6 @@
-//! The Kafka driver's own metrics (`--metrics-addr`): served from a thread of their own,
-//! updated once a second from what the driver and the pipeline already count.
+//! The Kafka driver observing itself: its own metrics (`--metrics-addr`), served from a
+//! thread of their own and updated once a second from what the driver and the pipeline
+//! already count, and the health report behind `/healthz` and `/readyz`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,11 @@ use tracing::info;
 use super::{wall_clock, Driver};
 use crate::error::Result;
 use crate::pipeline::health::serve_http;
+use crate::pipeline::health::Status;
 use crate::pipeline::Metrics;
+
+/// A broker error this recent, with nothing received since, makes the driver degraded.
+const DEGRADED_AFTER_ERROR: Duration = Duration::from_secs(10);
 
 /// How often the metrics are brought up to date.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
@@ -64,6 +69,31 @@ impl Driver {
         m.watermark_lag(&lags);
         if let Some(cp) = &self.checkpoints {
             m.checkpoint(&cp.sizes, cp.age());
+        }
+    }
+
+    /// Degraded while the brokers report errors and nothing arrives; ok again once the
+    /// errors stop or messages flow.
+    pub(super) fn check_health(&mut self) {
+        let stats = self.pipeline.stats();
+        self.health.count(stats.messages, stats.alerts);
+        self.health.load(
+            self.source.consumer_lag(),
+            self.pipeline.buffered_bytes(),
+            self.source.assigned_partitions(),
+        );
+        let error = self.source.last_error();
+        let failing = match self.source.brokers_up() {
+            // librdkafka's own view of its connections, every 2 s.
+            Some(up) => (!up)
+                .then(|| error.map_or("no broker connection is up".into(), |(_, reason)| reason)),
+            None => error
+                .filter(|(at, _)| at.elapsed() < DEGRADED_AFTER_ERROR && *at > self.last_input)
+                .map(|(_, reason)| reason),
+        };
+        match failing {
+            Some(reason) => self.health.set(Status::Degraded, Some(reason)),
+            None => self.health.set(Status::Ok, None),
         }
     }
 }
