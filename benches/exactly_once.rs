@@ -21,7 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{faultline_binary, now_ns, quantile};
+use support::{committed_offset, faultline_binary, now_ns, quantile};
 
 const S: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * S;
@@ -132,7 +132,7 @@ async fn one_run(brokers: &str, bin: &Path, n: usize, exactly_once: bool, round:
     // Caught up when the committed offset is within the open windows of the end.
     let target = n as i64 - 3 * PER_MINUTE as i64;
     let deadline = started + Duration::from_secs(900);
-    while committed(brokers, &group, &spans) < target {
+    while committed_offset(brokers, &group, &spans, 0) < target {
         assert!(Instant::now() < deadline, "no catch-up in 900 s");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -248,23 +248,6 @@ async fn create_topics(brokers: &str, names: &[&str]) {
         .create_topics(&topics, &AdminOptions::new())
         .await
         .unwrap();
-}
-
-fn committed(brokers: &str, group: &str, topic: &str) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, 0);
-    match c.committed_offsets(tpl, Duration::from_secs(10)) {
-        Ok(t) => match t.elements()[0].offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        },
-        Err(_) => 0,
-    }
 }
 
 fn committed_reader(brokers: &str, topic: &str) -> BaseConsumer {

@@ -34,7 +34,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use support::{faultline_binary, now_ns, quantile};
+use support::{committed_offset, faultline_binary, now_ns, quantile};
 
 const S: i64 = 1_000_000_000;
 const PARTITIONS: i32 = 2;
@@ -308,24 +308,16 @@ fn run_backlog(brokers: &str, bin: &Path, topics: &Topics, messages: u64) -> Run
 fn committed_lag(brokers: &str, group: &str, topics: &Topics) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", group)
         .create()
         .unwrap();
     let mut lag = 0;
     for s in 0..SIGNALS.len() {
+        let topic = topics.input(s);
         for p in 0..PARTITIONS {
-            let topic = topics.input(s);
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&topic, p);
-            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-            let offset = match committed.elements()[0].offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            };
             let (_, high) = c
                 .fetch_watermarks(&topic, p, Duration::from_secs(10))
                 .unwrap();
-            lag += high - offset;
+            lag += high - committed_offset(brokers, group, &topic, p);
         }
     }
     lag
