@@ -476,7 +476,7 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
     // The replay makes the same decision between the same records: the same alert and the
     // same four late records (same watermark, same delays).
     let with = tmp.path().join("with");
-    replay_ok(
+    let out = replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -492,13 +492,18 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
         .iter()
         .map(|v| v.to_string())
         .collect();
-    assert_eq!(replayed, live_alerts);
+    assert_eq!(
+        replayed,
+        live_alerts,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let live_late: Vec<serde_json::Value> = late.into_iter().map(|(_, v)| v).collect();
     assert_eq!(read_lines(&with.join("late.jsonl")), live_late);
 
     // Without the journal, event time alone decides: all fourteen in the window, none late.
     let without = tmp.path().join("without");
-    replay_ok(
+    let out = replay_ok(
         &pipeline,
         &[
             "--brokers",
@@ -510,9 +515,12 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
             without.to_str().unwrap(),
         ],
     );
-    assert!(read_lines(&without.join("late.jsonl")).is_empty());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(read_lines(&without.join("late.jsonl")).is_empty(), "{said}");
+    let alerts = read_lines(&without.join("alerts.jsonl"));
     assert_eq!(
-        read_lines(&without.join("alerts.jsonl"))[0]["evidence"]["value"],
-        14.0
+        alerts.first().map(|a| a["evidence"]["value"].clone()),
+        Some(14.0.into()),
+        "{said}"
     );
 }
