@@ -187,15 +187,12 @@ impl Pipeline {
         let Some(s) = self.shards.get(&number) else {
             return Vec::new();
         };
-        let mut acks: Vec<AckId> = s
-            .alert_hold
+        s.alert_hold
             .counts()
             .into_iter()
             .filter(|(ack, n)| self.ledger.holds(*ack) == *n)
             .map(|(ack, _)| ack)
-            .collect();
-        acks.sort_unstable();
-        acks
+            .collect()
     }
 
     /// Restores a shard from a checkpoint before any of its input is read. On an error the

@@ -144,6 +144,7 @@ impl Pipeline {
         let limits = config.evaluation.limits();
         let mut kb = KnowledgeBase::new(entries, config.kb.clone(), limits).await?;
         kb.restore(kb_state);
+        let history = history_len(&rules, &config);
         let rules = RuleEngine::new(rules, limits).await?;
         let indicators = QueryEngine::new(indicators, limits).await?;
         Ok(Pipeline {
@@ -151,7 +152,7 @@ impl Pipeline {
             detectors: config.detectors.clone(),
             shards: BTreeMap::new(),
             retired: AlignStats::default(),
-            history: history_len(rules.rules(), &config),
+            history,
             look_back_tables: look_back_tables(&rules, &indicators),
             rules,
             sources: QueryEngine::new(sources, limits).await?,
@@ -510,8 +511,7 @@ impl Pipeline {
                 history: self.history,
                 look_back_tables: &self.look_back_tables,
                 max_deferred_acks: self.config.limits.max_deferred_acks,
-                hold_alert_state: !self.checkpointed,
-                hold_history: self.checkpointed,
+                checkpointed: self.checkpointed,
             };
             let s = self
                 .shards

@@ -34,12 +34,11 @@ pub struct Stages<'a> {
     pub look_back_tables: &'a [String],
     /// `limits.max_deferred_acks`.
     pub max_deferred_acks: usize,
-    /// Hold the input of windows alert states depend on (no state checkpoints: a new owner
-    /// rebuilds the states by re-reading it).
-    pub hold_alert_state: bool,
-    /// Hold the input of the look-back windows instead (state checkpoints: a snapshot too
-    /// large to carry the look-back leaves it to be rebuilt from this input).
-    pub hold_history: bool,
+    /// State checkpoints: the input of the look-back windows is held (a snapshot too large
+    /// to carry the look-back leaves it to be rebuilt from this input). Without them, the
+    /// input of windows alert states depend on is held (a new owner rebuilds the states by
+    /// re-reading it).
+    pub checkpointed: bool,
 }
 
 /// What evaluating one window produced.
@@ -203,7 +202,7 @@ impl Shard {
         stages: &Stages<'_>,
     ) -> (Vec<AckId>, u64) {
         self.alert_hold.defer(start, acks);
-        if stages.hold_history {
+        if stages.checkpointed {
             // Bounded by the look-back's length, not by `max_deferred_acks`.
             let look_back = self.history.front().map(|b| b.window.start);
             return self.alert_hold.release_unneeded(look_back, usize::MAX);
@@ -212,7 +211,6 @@ impl Shard {
             self.lifecycle.earliest_since(),
             self.grouper.earliest_queued(),
         ) {
-            _ if !stages.hold_alert_state => None,
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

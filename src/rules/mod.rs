@@ -168,10 +168,6 @@ impl RuleEngine {
         self.rules.is_empty()
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
     /// The tables the rules with a longer `window` read.
     pub fn look_back_tables(&self) -> Vec<String> {
         self.queries.look_back_tables()

@@ -67,11 +67,7 @@ impl OffsetTracker {
     /// The oldest offset of a partition not done (or the one after the newest seen): what
     /// a checkpoint taken now covers.
     pub fn next_undone(&self, topic: &str, partition: i32) -> Option<i64> {
-        let p = self.partitions.get(&(topic.to_string(), partition))?;
-        match p.pending.first() {
-            Some(oldest) => Some(*oldest),
-            None => Some(p.last_seen? + 1),
-        }
+        self.next_undone_except(topic, partition, &HashSet::new())
     }
 
     /// Like [`OffsetTracker::next_undone`], passing over the messages at `covered` offsets
@@ -136,7 +132,7 @@ impl OffsetTracker {
 
     /// The topic-partition a message came from.
     pub fn partition_of(&self, ack: AckId) -> Option<(&str, i32)> {
-        self.acks.get(&ack).map(|(t, p, _)| (t.as_str(), *p))
+        self.location_of(ack).map(|(t, p, _)| (t, p))
     }
 
     /// Forgets a revoked partition and its pending messages.
