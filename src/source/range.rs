@@ -104,19 +104,18 @@ impl KafkaRange {
                 .map_err(|e| Error::kafka("creating replay consumer", e))?,
         );
         let bounds = resolve(&consumer, config, start, end)?;
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), (from, _)) in &bounds {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*from))
-                .map_err(|e| Error::kafka("building assignment", e))?;
-        }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| Error::kafka("assigning the replay range", e))?;
+        // Each partition's queue is split off *before* the assignment: librdkafka then
+        // keeps the application's choice when fetching starts, so no message can reach the
+        // main queue. Split after `assign`, the first fetch could land on the main queue
+        // (and be lost to this range) before the split took effect.
         let mut parts = Vec::new();
+        let mut tpl = TopicPartitionList::new();
         for ((topic, partition), (from, to)) in bounds {
             let queue = consumer
                 .split_partition_queue(&topic, partition)
                 .ok_or_else(|| Error::KafkaSetup(format!("no queue for {topic}/{partition}")))?;
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(from))
+                .map_err(|e| Error::kafka("building assignment", e))?;
             parts.push(RangePartition {
                 key: PartitionKey::new(topic, partition),
                 queue,
@@ -126,11 +125,14 @@ impl KafkaRange {
                 done: from >= to,
             });
         }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| Error::kafka("assigning the replay range", e))?;
         let main = consumer.clone();
         let events = tokio::spawn(async move {
             loop {
                 match main.recv().await {
-                    Ok(m) => debug!(topic = m.topic(), "Message on the main queue; ignored."),
+                    Ok(m) => warn!(topic = m.topic(), "Message on the main queue; ignored."),
                     Err(error) => warn!(%error, "Kafka consumer error during replay."),
                 }
             }

@@ -524,3 +524,61 @@ async fn a_replay_repeats_the_live_runs_wall_clock_decisions() {
         "{said}"
     );
 }
+
+/// Every record of every partition, however often a range is opened: messages fetched
+/// between the assignment and the split of each partition's queue must not be lost (they
+/// once went to the main queue and were dropped, and the partition then ended early).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_range_serves_every_record_of_every_partition_each_time_it_is_opened() {
+    use faultline::source::{KafkaRange, RangeEnd, RangeStart};
+    const PARTITIONS: i32 = 8;
+    const PER_PARTITION: usize = 150;
+    let topics = Topics::new();
+    topics.create_with(PARTITIONS, 1).await;
+    let p = producer();
+    let sends = (0..PARTITIONS).flat_map(|n| {
+        let (p, topic) = (&p, &topics.logs);
+        (0..PER_PARTITION).map(move |i| async move {
+            let line = format!("{{\"body\":\"line {i}\",\"service\":\"s\"}}");
+            produce_to(p, topic, Some(n), line.as_bytes()).await
+        })
+    });
+    futures::future::join_all(sends).await;
+    let config = faultline::config::PipelineConfig::parse(
+        &topics.pipeline_toml("name = \"range\""),
+        Path::new("pipeline.toml"),
+    )
+    .unwrap();
+    for attempt in 0..12 {
+        let mut range = KafkaRange::open(
+            &brokers(),
+            &config.kafka,
+            &RangeStart::Earliest,
+            RangeEnd::Latest,
+        )
+        .unwrap();
+        let mut read = Vec::new();
+        for (i, key) in range.partitions().into_iter().enumerate() {
+            let mut n = 0;
+            while tokio::time::timeout(Duration::from_secs(20), range.next(i))
+                .await
+                .expect("a partition of the range stalled")
+                .unwrap()
+                .is_some()
+            {
+                n += 1;
+            }
+            read.push((key.topic, key.partition, n));
+        }
+        let logs: Vec<_> = read.iter().filter(|r| r.0 == topics.logs).collect();
+        assert_eq!(
+            logs.len(),
+            PARTITIONS as usize,
+            "attempt {attempt}: {read:?}"
+        );
+        assert!(
+            logs.iter().all(|r| r.2 == PER_PARTITION),
+            "attempt {attempt}: {read:?}"
+        );
+    }
+}
