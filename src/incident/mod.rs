@@ -167,7 +167,12 @@ impl IncidentTracker {
             if inc.fold(window.end) {
                 changed.entry(inc.id.clone()).or_insert("updated");
             }
-            let ranking = inc.accumulator.rank(&self.config);
+            let alerting: BTreeSet<String> = inc
+                .entities
+                .iter()
+                .map(|e| entity_name(e).to_string())
+                .collect();
+            let ranking = inc.accumulator.rank(&self.config, &alerting);
             if top(&ranking) != top(&inc.ranking) && ranking.verdict != "no_evidence" {
                 let detail = match ranking.suspects.first() {
                     Some(s) => format!("{} ({}, score {})", s.entity, ranking.verdict, s.score),

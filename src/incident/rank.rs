@@ -308,17 +308,31 @@ impl Accumulator {
         self.entities.get(entity).map_or(0.0, |a| a.total)
     }
 
-    /// From each entry (a caller no one calls), step to the most anomalous anomalous callee
-    /// until none is; the end with the highest score is the candidate.
-    fn walk(&self, threshold: f64) -> Option<(String, Vec<String>)> {
+    /// From each alerting service and each entry (a caller no one calls), step to the most
+    /// anomalous anomalous callee until none is; the end with the highest score is the
+    /// candidate. The path runs from an entry through the walk's start to the candidate.
+    fn walk(&self, threshold: f64, alerting: &BTreeSet<String>) -> Option<(String, Vec<String>)> {
         let mut callees: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let called: BTreeSet<&str> = self.edges.iter().map(|(_, b)| b.as_str()).collect();
         for (a, b) in &self.edges {
             callees.entry(a.as_str()).or_default().push(b.as_str());
         }
+        let entries: Vec<&str> = callees
+            .keys()
+            .copied()
+            .filter(|e| !called.contains(e))
+            .collect();
+        // The alerting services first, then every entry: a fault the alerts point at is
+        // found even when noise elsewhere is what an entry's walk reaches.
+        let mut origins: Vec<&str> = alerting
+            .iter()
+            .map(String::as_str)
+            .filter(|s| callees.contains_key(s) || called.contains(s))
+            .collect();
+        origins.extend(entries.iter().copied().filter(|e| !alerting.contains(*e)));
         let mut best: Option<(f64, String, Vec<String>)> = None;
-        for entry in callees.keys().filter(|e| !called.contains(*e)) {
-            let (mut cur, mut path, mut seen) = (*entry, Vec::new(), BTreeSet::from([*entry]));
+        for origin in origins {
+            let (mut cur, mut path, mut seen) = (origin, Vec::new(), BTreeSet::from([origin]));
             loop {
                 let next = callees
                     .get(cur)
@@ -333,14 +347,18 @@ impl Accumulator {
             }
             let s = self.score(cur);
             if s >= threshold && best.as_ref().is_none_or(|b| s > b.0) {
-                best = Some((s, cur.to_string(), path));
+                let mut full = entry_path(&callees, &entries, origin);
+                full.extend(path);
+                best = Some((s, cur.to_string(), full));
             }
         }
         best.map(|(_, c, p)| (c, p))
     }
 
-    pub fn rank(&self, config: &IncidentConfig) -> Ranking {
-        let walk = self.walk(config.threshold);
+    /// The ranking, the trace-graph walk starting at the `alerting` services (the names
+    /// the incident's alerts carry).
+    pub fn rank(&self, config: &IncidentConfig, alerting: &BTreeSet<String>) -> Ranking {
+        let walk = self.walk(config.threshold, alerting);
         let mut suspects: Vec<Suspect> = self
             .entities
             .iter()
@@ -426,4 +444,31 @@ impl Accumulator {
                 time: t.to_rfc3339(),
             })
     }
+}
+
+/// The shortest chain of calls from an entry to `to` (`caller->callee` each; empty when
+/// `to` is an entry or no entry reaches it).
+fn entry_path(callees: &BTreeMap<&str, Vec<&str>>, entries: &[&str], to: &str) -> Vec<String> {
+    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue: std::collections::VecDeque<&str> = entries.iter().copied().collect();
+    let mut seen: BTreeSet<&str> = entries.iter().copied().collect();
+    while let Some(node) = queue.pop_front() {
+        if node == to {
+            let mut path = Vec::new();
+            let mut cur = node;
+            while let Some(p) = parent.get(cur) {
+                path.push(format!("{p}->{cur}"));
+                cur = p;
+            }
+            path.reverse();
+            return path;
+        }
+        for c in callees.get(node).into_iter().flatten() {
+            if seen.insert(c) {
+                parent.insert(c, node);
+                queue.push_back(c);
+            }
+        }
+    }
+    Vec::new()
 }

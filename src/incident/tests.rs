@@ -154,6 +154,38 @@ fn the_slow_node_not_its_caller_is_the_suspect_and_the_path_leads_to_it() {
     assert_eq!(notes.get("incident_id"), Some(&r.id));
 }
 
+/// The trace-graph walk starts at the alerting service too, not only at the entries: an
+/// entry's greedy walk reaches louder noise elsewhere (x), the alert's walk reaches the
+/// fault below it (z), and the better-scoring end of the two takes the graph's bonus.
+#[test]
+fn the_walk_starts_at_the_alerting_service_as_well_as_at_the_entries() {
+    let mut t = IncidentTracker::new("p", config());
+    let rows = |x: f64, z: f64| {
+        vec![
+            vec![row("x", x, None), row("y", 0.0, None), row("z", z, None)],
+            vec![
+                row("gateway", 5.0, Some("x")),
+                row("gateway", 5.0, Some("y")),
+                row("y", 5.0, Some("z")),
+            ],
+        ]
+    };
+    for i in 0..5 {
+        assert!(t.observe_rows(window(i), &rows(0.0, 0.0), &[]).is_empty());
+    }
+    let page = alert("Errors", "f1", &[("service", "y")], true);
+    let out = t.observe_rows(window(5), &rows(10.0, 12.0), &[page]);
+    let r = &out[0];
+    assert_eq!(r.suspects[0].service, "z", "{:?}", r.suspects);
+    assert!(r.suspects[0].methods.contains_key("graph"));
+    assert!(
+        !r.suspects[1].methods.contains_key("graph"),
+        "{:?}",
+        r.suspects
+    );
+    assert_eq!(r.propagation_path, vec!["gateway->y", "y->z"]);
+}
+
 #[test]
 fn alerts_sharing_an_entity_join_one_incident_others_open_their_own() {
     let mut t = IncidentTracker::new("p", config());
