@@ -75,6 +75,16 @@ pub struct RunArgs {
     #[arg(long, requires = "brokers", env = "FAULTLINE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
+    /// With `--brokers`: also push those metrics, and a span per rule evaluation, to an
+    /// OpenTelemetry collector's OTLP/HTTP receiver at this base URL (protobuf to
+    /// `/v1/metrics` and `/v1/traces`), e.g. `http://otel-collector:4318`. Default: off.
+    #[arg(long, requires = "brokers", env = "FAULTLINE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often the OTLP export runs (and once more at shutdown).
+    #[arg(long, requires = "otlp_endpoint", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub otlp_interval: std::time::Duration,
+
     /// Static group membership: this instance's stable name (e.g. the pod name), so that a
     /// restart gets its partitions back at once [default: `kafka.instance_id`].
     #[arg(long, requires = "brokers", env = "FAULTLINE_INSTANCE_ID")]
@@ -103,6 +113,16 @@ are read in order. The same input always gives the same output.
 Exit status: 0 ok; 1 the user must act (command line, pipeline, rule, input path, input that
 is all dead letters); 2 the environment must (Kafka, disk, driver); 3 a bug in faultline.";
 
+fn kafka_options(args: &RunArgs) -> crate::pipeline::kafka::KafkaOptions {
+    crate::pipeline::kafka::KafkaOptions {
+        connect_timeout: args.connect_timeout,
+        health_addr: args.health_addr.clone(),
+        metrics_addr: args.metrics_addr.clone(),
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        otlp_interval: args.otlp_interval,
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
     if args.input.is_empty() && args.brokers.is_none() {
         return Err(Error::Usage(
@@ -120,11 +140,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             .group
             .clone()
             .unwrap_or_else(|| loaded.config.kafka.group_id.clone());
-        let options = crate::pipeline::kafka::KafkaOptions {
-            connect_timeout: args.connect_timeout,
-            health_addr: args.health_addr.clone(),
-            metrics_addr: args.metrics_addr.clone(),
-        };
+        let options = kafka_options(&args);
         run_kafka(loaded, brokers, &group, &options, shutdown_signal()).await?;
         return Ok(());
     }

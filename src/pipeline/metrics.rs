@@ -84,7 +84,29 @@ pub struct Metrics {
     checkpoint_age: FloatGauge,
     /// The totals seen at the last update, to turn them into increments.
     last: Mutex<Stats>,
+    /// Stage spans waiting for the OTLP export (`None`: not exported, not collected).
+    spans: Mutex<Option<SpanBuffer>>,
 }
+
+/// One timed stage of the pipeline, for the OTLP export of its own traces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSpan {
+    pub name: &'static str,
+    pub attributes: Vec<(&'static str, String)>,
+    /// When it ended, in ns since the epoch.
+    pub end_ns: u64,
+    pub took: Duration,
+}
+
+/// Spans between two exports, bounded: a stalled collector must not grow memory.
+#[derive(Debug, Default)]
+struct SpanBuffer {
+    spans: Vec<StageSpan>,
+    dropped: u64,
+}
+
+/// Spans kept between two exports.
+const MAX_SPANS: usize = 4096;
 
 fn rule_histogram() -> Histogram {
     // 0.5 ms to ~8 s: one window's query on a small batch up to a runaway one.
@@ -119,6 +141,7 @@ impl Metrics {
             checkpoint_bytes: Family::default(),
             checkpoint_age: FloatGauge::default(),
             last: Mutex::new(Stats::default()),
+            spans: Mutex::new(None),
             registry: Registry::default(),
         };
         m.register(&mut registry);
@@ -352,6 +375,35 @@ impl Metrics {
         self.rule_seconds
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+        let mut spans = self.spans.lock().expect("spans lock");
+        if let Some(buffer) = spans.as_mut() {
+            if buffer.spans.len() >= MAX_SPANS {
+                buffer.dropped += 1;
+                return;
+            }
+            let end_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            buffer.spans.push(StageSpan {
+                name: "rule_evaluation",
+                attributes: vec![("rule_id", rule_id.to_string())],
+                end_ns,
+                took,
+            });
+        }
+    }
+
+    /// Starts keeping stage spans for [`Metrics::take_spans`].
+    pub fn collect_spans(&self) {
+        let mut spans = self.spans.lock().expect("spans lock");
+        spans.get_or_insert_with(SpanBuffer::default);
+    }
+
+    /// The stage spans kept since the last call, and how many did not fit.
+    pub fn take_spans(&self) -> (Vec<StageSpan>, u64) {
+        let mut spans = self.spans.lock().expect("spans lock");
+        let buffer = spans.as_mut().map(std::mem::take).unwrap_or_default();
+        (buffer.spans, buffer.dropped)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod kafka;
 mod ledger;
 mod logclean;
 mod metrics;
+pub mod otlp;
 mod recording;
 pub mod replay;
 mod shard;

@@ -7,12 +7,14 @@
 mod alertmanager;
 mod file;
 mod kafka;
+mod otlp;
 mod state;
 mod transaction;
 
 pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
 pub use kafka::{KafkaSink, TopicWriter};
+pub use otlp::OtlpHttp;
 pub use state::{ensure_state_topic, MAX_SNAPSHOT_BYTES};
 pub use transaction::{Transactions, TxnFailure};
 

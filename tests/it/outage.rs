@@ -91,6 +91,134 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Requests received: path and body.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An OTLP/HTTP receiver of the test's own: every request's path and body, kept.
+struct OtlpReceiver {
+    url: String,
+    requests: Requests,
+}
+
+impl OtlpReceiver {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Requests::default();
+        let kept = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut out = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            let (name, value) = header.split_once(':').unwrap_or_default();
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        kept.lock().unwrap().push((path, body));
+                        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                        out.write_all(ok.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        OtlpReceiver { url, requests }
+    }
+
+    /// The bodies posted to `path`, in order.
+    fn bodies(&self, path: &str) -> Vec<Vec<u8>> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+/// Whether an OTLP attribute list has `key` = `value`.
+fn has_attribute(
+    attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+    value: &str,
+) -> bool {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    attributes.iter().any(|a| {
+        a.key == key
+            && matches!(a.value.as_ref().and_then(|v| v.value.as_ref()),
+                Some(Value::StringValue(s)) if s == value)
+    })
+}
+
+/// The value of the OTLP sum `name`'s point whose `component_id` is `id`, in `body`.
+fn otlp_sum(body: &[u8], name: &str, id: &str) -> Option<f64> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    use prost::Message;
+    let request = ExportMetricsServiceRequest::decode(body).unwrap();
+    let rm = request.resource_metrics.first()?;
+    assert!(has_attribute(
+        &rm.resource.as_ref()?.attributes,
+        "service.name",
+        "faultline"
+    ));
+    let metric = rm
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .find(|m| m.name == name)?;
+    let Some(Data::Sum(sum)) = &metric.data else {
+        return None;
+    };
+    assert!(sum.is_monotonic);
+    sum.data_points
+        .iter()
+        .find(|p| has_attribute(&p.attributes, "component_id", id))
+        .and_then(|p| match p.value {
+            Some(Value::AsDouble(v)) => Some(v),
+            _ => None,
+        })
+}
+
+/// Rule ids of the `rule_evaluation` spans in an OTLP traces body.
+fn evaluated_rules(body: &[u8]) -> Vec<String> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use prost::Message;
+    let request = ExportTraceServiceRequest::decode(body).unwrap();
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .filter(|s| s.name == "rule_evaluation" && s.end_time_unix_nano > s.start_time_unix_nano)
+        .flat_map(|s| &s.attributes)
+        .filter(|a| a.key == "rule_id")
+        .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_endpoint_reports_what_flowed_through() {
     let topics = Topics::new();
@@ -117,11 +245,19 @@ async fn the_metrics_endpoint_reports_what_flowed_through() {
         free.local_addr().unwrap().to_string()
     };
     let log = tmp.path().join("run.log");
+    let otlp = OtlpReceiver::start();
     let mut fl = Instance::start_with(
         &pipeline,
         &unique("metrics"),
         log,
-        &["--metrics-addr", &addr],
+        &[
+            "--metrics-addr",
+            &addr,
+            "--otlp-endpoint",
+            &otlp.url,
+            "--otlp-interval",
+            "1s",
+        ],
     );
     let source = format!(
         "faultline_component_received_events_total{{component_kind=\"source\",component_id=\"{}\"}}",
@@ -169,6 +305,23 @@ async fn the_metrics_endpoint_reports_what_flowed_through() {
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(get_text(&addr, "/other").0, 404);
+    // The same metrics, and a span per rule evaluation, pushed over OTLP/HTTP.
+    let received = "faultline_component_received_events";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !otlp
+        .bodies("/v1/metrics")
+        .iter()
+        .any(|b| otlp_sum(b, received, &topics.spans) == Some(spans.len() as f64))
+    {
+        assert!(Instant::now() < deadline, "{}", fl.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let rules: Vec<String> = otlp
+        .bodies("/v1/traces")
+        .iter()
+        .flat_map(|b| evaluated_rules(b))
+        .collect();
+    assert!(rules.iter().any(|r| r == "latency_p95_now"), "{rules:?}");
     assert!(fl.stop().success(), "{}", fl.log_text());
 }
 

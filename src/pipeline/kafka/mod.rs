@@ -20,7 +20,7 @@ mod exactly_once;
 mod observe;
 
 use checkpoint::{without_repeats, Checkpoints, Restored};
-use observe::serve_metrics;
+use observe::own_telemetry;
 
 use super::emit::Emitter;
 use super::health::{Health, Status};
@@ -43,6 +43,10 @@ pub struct KafkaOptions {
     pub health_addr: Option<String>,
     /// Serve the pipeline's own metrics (`GET /metrics`) here.
     pub metrics_addr: Option<String>,
+    /// Export the same metrics, and a span per rule evaluation, to this OTLP/HTTP receiver.
+    pub otlp_endpoint: Option<String>,
+    /// How often the OTLP export runs.
+    pub otlp_interval: Duration,
 }
 
 /// How often rule files are polled for changes.
@@ -68,10 +72,9 @@ pub async fn run_kafka(
     if let Some(addr) = &options.health_addr {
         health.serve(addr)?;
     }
-    let metrics = match &options.metrics_addr {
-        Some(addr) => Some(serve_metrics(addr)?),
-        None => None,
-    };
+    let instance = loaded.config.kafka.instance_id.clone();
+    let instance = instance.unwrap_or_else(|| format!("{group}/{}", std::process::id()));
+    let (metrics, _export) = own_telemetry(options, &instance)?;
     let connect_timeout = options.connect_timeout;
     let kafka = loaded.config.kafka.clone();
     let started = async {

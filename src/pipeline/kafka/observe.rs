@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::{wall_clock, Driver};
+use super::{wall_clock, Driver, KafkaOptions};
 use crate::error::Result;
 use crate::pipeline::health::serve_http;
 use crate::pipeline::health::Status;
+use crate::pipeline::otlp::OtlpExport;
 use crate::pipeline::Metrics;
 
 /// A broker error this recent, with nothing received since, makes the driver degraded.
@@ -19,10 +20,28 @@ const DEGRADED_AFTER_ERROR: Duration = Duration::from_secs(10);
 /// How often the metrics are brought up to date.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
 
-/// Registers the metrics and serves `GET /metrics` on `addr`.
-pub(super) fn serve_metrics(addr: &str) -> Result<Arc<Metrics>> {
+/// The pipeline's own metrics when they are served (`--metrics-addr`) or exported
+/// (`--otlp-endpoint`), and the export running (it sends what is left when dropped).
+pub(super) fn own_telemetry(
+    options: &KafkaOptions,
+    instance: &str,
+) -> Result<(Option<Arc<Metrics>>, Option<OtlpExport>)> {
+    if options.metrics_addr.is_none() && options.otlp_endpoint.is_none() {
+        return Ok((None, None));
+    }
     let metrics = Arc::new(Metrics::new());
-    let served = metrics.clone();
+    if let Some(addr) = &options.metrics_addr {
+        serve_metrics(addr, metrics.clone())?;
+    }
+    let export = options.otlp_endpoint.as_ref().map(|endpoint| {
+        OtlpExport::start(metrics.clone(), endpoint, options.otlp_interval, instance)
+    });
+    Ok((Some(metrics), export))
+}
+
+/// Serves `GET /metrics` on `addr`.
+fn serve_metrics(addr: &str, metrics: Arc<Metrics>) -> Result<()> {
+    let served = metrics;
     serve_http(addr, "metrics", move |path| match path {
         "/metrics" => (
             200,
@@ -32,7 +51,7 @@ pub(super) fn serve_metrics(addr: &str) -> Result<Arc<Metrics>> {
         _ => (404, "text/plain", "GET /metrics\n".into()),
     })?;
     info!(addr, "Metrics endpoint: GET /metrics (Prometheus).");
-    Ok(metrics)
+    Ok(())
 }
 
 impl Driver {
