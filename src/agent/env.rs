@@ -11,12 +11,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use regex::Regex;
 
 use super::Destination;
+use crate::decode::string_attribute as text;
 use crate::error::{Error, Result};
 
 /// Reads the environment of `pid` (or of this process), keeping names with `prefix`.
@@ -90,16 +91,6 @@ fn redacted(value: &str) -> String {
     let mut h = KEY.get_or_init(Default::default).build_hasher();
     h.write(value.as_bytes());
     format!("<redacted:{:016x}>", h.finish())
-}
-
-fn text(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// One snapshot as OTLP logs: a record per variable, secrets redacted.

@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::Destination;
+use crate::decode::string_attribute as text;
 use crate::error::{Error, Result};
 
 /// One GPU's reading.
@@ -80,10 +81,6 @@ fn kv(key: &str, value: any_value::Value) -> KeyValue {
         value: Some(AnyValue { value: Some(value) }),
         ..Default::default()
     }
-}
-
-fn text(key: &str, v: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(v.into()))
 }
 
 /// The samples as one OTLP export request (gauges), stamped `time_ns`.

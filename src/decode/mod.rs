@@ -9,6 +9,7 @@ mod otlp;
 mod value;
 
 pub use flat::to_flat_json;
+pub use value::string_attribute;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,18 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValu
 
 use crate::model::Attributes;
 
+/// An OTLP attribute with a string value (what agents and the pipeline's own telemetry
+/// attach to what they send).
+pub fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
 /// Renders a value for an attribute map: scalars as text, arrays and maps as JSON.
 pub(crate) fn any_to_string(value: Option<&AnyValue>) -> String {
     match value.and_then(|v| v.value.as_ref()) {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::metrics::StageSpan;
 use super::Metrics;
+use crate::decode::string_attribute as kv;
 use crate::sink::OtlpHttp;
 
 /// How long one export may take.
@@ -132,16 +133,6 @@ fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
         v => v.parse().ok()?,
     };
     Some((name, labels, value))
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn attributes(labels: &[(String, String)]) -> Vec<KeyValue> {
