@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -37,7 +36,9 @@ pub use super::rows::MAX_SAMPLE_TRACE_IDS;
 #[derive(Debug)]
 struct SwapTable {
     schema: SchemaRef,
-    batch: RwLock<RecordBatch>,
+    /// Its contents: one batch, or a longer window's batches in event-time order (scanned
+    /// as they are: concatenating them would copy the whole look-back every window).
+    batches: RwLock<Vec<RecordBatch>>,
 }
 
 #[async_trait]
@@ -57,8 +58,8 @@ impl TableProvider for SwapTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch.read().expect("table lock").clone();
-        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+        let batches = self.batches.read().expect("table lock").clone();
+        MemTable::try_new(self.schema.clone(), vec![batches])?
             .scan(state, projection, filters, limit)
             .await
     }
@@ -162,7 +163,7 @@ fn new_tables(extra: &[ExtraTable]) -> Vec<(&'static str, Arc<SwapTable>)> {
         .chain(extra.iter().cloned())
         .map(|(name, schema)| {
             let table = SwapTable {
-                batch: RwLock::new(RecordBatch::new_empty(schema.clone())),
+                batches: RwLock::new(vec![RecordBatch::new_empty(schema.clone())]),
                 schema,
             };
             (name, Arc::new(table))
@@ -332,7 +333,7 @@ impl QueryEngine {
     /// Replaces the contents of the extra table `name` for the next evaluations.
     pub fn set_extra(&self, name: &str, batch: RecordBatch) {
         if let Some((_, table)) = self.tables.iter().find(|(n, _)| *n == name) {
-            *table.batch.write().expect("table lock") = batch;
+            *table.batches.write().expect("table lock") = vec![batch];
         }
     }
 
@@ -382,7 +383,7 @@ impl QueryEngine {
     fn swap_window(&self, batch: &AlignedBatch) {
         for (name, table) in &self.tables {
             if let Some(data) = tables::table_of(batch, name) {
-                *table.batch.write().expect("table lock") = data;
+                *table.batches.write().expect("table lock") = vec![data];
             }
         }
     }
@@ -470,7 +471,11 @@ fn fill_window(
         .map_or(batch.window.start, |b| b.window.start);
     for (name, table) in tables.iter().filter(|(n, _)| scans.iter().any(|s| s == n)) {
         let data = if *name == "window_bounds" {
-            tables::window_bounds_batch(start, batch.window.end, batch.early)
+            vec![tables::window_bounds_batch(
+                start,
+                batch.window.end,
+                batch.early,
+            )]
         } else {
             let Some(parts) = batches
                 .iter()
@@ -479,9 +484,9 @@ fn fill_window(
             else {
                 continue; // an extra table: the caller fills it
             };
-            concat_batches(&table.schema, &parts).map_err(|e| e.to_string())?
+            parts
         };
-        *table.batch.write().expect("table lock") = data;
+        *table.batches.write().expect("table lock") = data;
     }
     Ok(())
 }
