@@ -435,6 +435,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stage_spans_are_kept_only_when_exported_and_at_most_max_spans_between_exports() {
+        let m = Metrics::new();
+        m.rule_evaluated("r", Duration::from_millis(1));
+        assert_eq!(
+            m.take_spans(),
+            (Vec::new(), 0),
+            "not collected without an export"
+        );
+        m.collect_spans();
+        for _ in 0..MAX_SPANS + 10 {
+            m.rule_evaluated("r", Duration::from_millis(1));
+        }
+        let (spans, dropped) = m.take_spans();
+        assert_eq!((spans.len(), dropped), (MAX_SPANS, 10));
+        assert_eq!(spans[0].attributes, vec![("rule_id", "r".to_string())]);
+        assert_eq!(m.take_spans(), (Vec::new(), 0), "taken");
+    }
+
+    #[test]
     fn counters_follow_the_totals_and_the_text_names_them_in_component_style() {
         let m = Metrics::new();
         let mut topics = HashMap::from([("otlp_spans".to_string(), (3, 300))]);
