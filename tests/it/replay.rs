@@ -113,6 +113,8 @@ async fn a_replay_gives_the_live_runs_alerts_twice_identical_and_touches_nothing
         }
     }
     assert!(fl.stop().success());
+    // Everything the live run wrote, up to its stop (its count is in its last log line).
+    reader.poll(Duration::from_secs(3));
     let live: Vec<String> = reader.seen.iter().map(|v| v.to_string()).collect();
     assert!(live.len() >= 6, "{}", fl.log_text());
     let offsets = committed(&group, &topics);
