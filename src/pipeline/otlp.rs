@@ -262,17 +262,14 @@ fn histogram_points(f: &Family, start_ns: u64, now_ns: u64) -> Vec<HistogramData
 /// A 16-byte id (trace) or 8-byte id (span), unique within this process: a hash of the
 /// time, the process and a counter (no random source needed for uniqueness).
 fn id(len: usize, seq: u64, at_ns: u64) -> Vec<u8> {
+    use std::hash::Hasher;
     let mut out = Vec::with_capacity(len);
-    let mut salt = 0u64;
-    while out.len() < len {
-        let h = crate::alert::fnv_hex(&[
-            &seq.to_string(),
-            &at_ns.to_string(),
-            &std::process::id().to_string(),
-            &salt.to_string(),
-        ]);
-        out.extend(u64::from_str_radix(&h, 16).unwrap_or(seq).to_be_bytes());
-        salt += 1;
+    for salt in 0..len.div_ceil(8) as u64 {
+        let mut h = fnv::FnvHasher::default();
+        for part in [seq, at_ns, u64::from(std::process::id()), salt] {
+            h.write_u64(part);
+        }
+        out.extend(h.finish().to_be_bytes());
     }
     out.truncate(len);
     out

@@ -425,8 +425,7 @@ impl QueryEngine {
         budget: &dyn EvalBudget,
     ) -> Result<Vec<QueryRow>, (FailureKind, String)> {
         if let (Some(tables), Some(window)) = (&c.own_tables, c.query.window) {
-            fill_window(tables, &c.scans, batch, history, window)
-                .map_err(|e| (FailureKind::Error, e))?;
+            fill_window(tables, &c.scans, batch, history, window);
         }
         if c.busy.swap(true, Ordering::AcqRel) {
             return Err((
@@ -459,7 +458,7 @@ fn fill_window(
     batch: &AlignedBatch,
     history: &[AlignedBatch],
     window: Duration,
-) -> Result<(), String> {
+) {
     let from = batch.window.end.saturating_sub(window);
     let batches: Vec<&AlignedBatch> = history
         .iter()
@@ -488,7 +487,6 @@ fn fill_window(
         };
         *table.batches.write().expect("table lock") = data;
     }
-    Ok(())
 }
 
 async fn run(
