@@ -404,3 +404,54 @@ async fn a_longer_rule_window_sees_the_earlier_batches_of_its_span() {
     let (f, _) = e.evaluate(&batches[0], &[], &Unbounded).await;
     assert_eq!(f[0].value, 1.0);
 }
+
+/// The microservices pipeline's `pattern_dropout` indicator pairs an event only with the
+/// events that follow it in the same request: "after X, Y" is code that went on. An event
+/// that came before X (the operation around a generic `commit`) is no pair, so a shift in the
+/// mix of operations sharing `commit` is no dropout.
+#[tokio::test]
+async fn pattern_dropout_pairs_an_event_only_with_what_follows_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/microservices");
+    let loaded = crate::load::load(&dir).await.unwrap();
+    let which = loaded
+        .config
+        .incidents
+        .indicators
+        .iter()
+        .position(|i| i.id == "pattern_dropout")
+        .unwrap();
+    let engine = QueryEngine::new(
+        vec![loaded.indicators[which].clone()],
+        EvalLimits::default(),
+    )
+    .await
+    .unwrap();
+    let op = |trace: u32, seq: u32, name: &str, at_ms: u64| {
+        serde_json::json!({"signal": "span", "trace_id": format!("{trace:032x}"),
+            "span_id": format!("{:016x}", trace * 10 + seq), "name": name, "service": "orders",
+            "start_time_unix_nano": 1_000_000_000_000u64 + at_ms * 1_000_000, "duration_ms": 1})
+    };
+    // Six reads and six writes, each an operation and then its commit.
+    let mut lines = Vec::new();
+    for t in 1..=12 {
+        let name = if t <= 6 { "getOrder" } else { "createOrder" };
+        lines.push(op(t, 1, name, 10 * t as u64));
+        lines.push(op(t, 2, "commit", 10 * t as u64 + 3));
+    }
+    let (rows, failures) = engine.evaluate(&batch(&lines), &[], &Unbounded).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let got: BTreeMap<String, f64> = rows[0]
+        .iter()
+        .map(|r| (r.labels["indicator"].clone(), r.value))
+        .collect();
+    assert_eq!(
+        got.get("span getOrder => span commit"),
+        Some(&1.0),
+        "{got:?}"
+    );
+    assert_eq!(got.get("span createOrder => span commit"), Some(&1.0));
+    assert!(
+        !got.contains_key("span commit => span getOrder"),
+        "an operation before the commit does not follow it: {got:?}"
+    );
+}
