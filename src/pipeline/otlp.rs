@@ -9,7 +9,6 @@
 //! build time), and reading the text `/metrics` serves keeps both exports in agreement.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -324,7 +323,8 @@ fn scope() -> InstrumentationScope {
 
 /// The export thread; stopping it sends what is left.
 pub struct OtlpExport {
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the thread at once (no polling): it sends what is left and ends.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -339,7 +339,7 @@ impl OtlpExport {
     ) -> Self {
         metrics.collect_spans();
         let interval = interval.max(Duration::from_millis(100));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel();
         let exporter = Exporter {
             http: OtlpHttp::new(endpoint, EXPORT_TIMEOUT),
             metrics,
@@ -347,18 +347,20 @@ impl OtlpExport {
             start_ns: now_ns(),
             spans_sent: 0,
         };
-        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("otlp-export".into())
-            .spawn(move || exporter.run(interval, &stopping))
+            .spawn(move || exporter.run(interval, &stopped))
             .ok();
         info!(endpoint, every = ?interval, "Exporting the pipeline's own metrics and spans over OTLP/HTTP.");
-        OtlpExport { stop, thread }
+        OtlpExport {
+            stop: Some(stop),
+            thread,
+        }
     }
 
     /// Sends what is left and stops.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -380,20 +382,19 @@ struct Exporter {
 }
 
 impl Exporter {
-    fn run(mut self, interval: Duration, stop: &AtomicBool) {
-        let tick = Duration::from_millis(100).min(interval);
-        let mut waited = Duration::ZERO;
+    /// Exports every `interval` until `stopped` says stop (its sender is gone), then once
+    /// more.
+    fn run(mut self, interval: Duration, stopped: &std::sync::mpsc::Receiver<()>) {
+        use std::sync::mpsc::RecvTimeoutError;
         loop {
-            let stopping = stop.load(Ordering::Relaxed);
-            if stopping || waited >= interval {
-                self.export();
-                waited = Duration::ZERO;
-            }
+            let stopping = !matches!(
+                stopped.recv_timeout(interval),
+                Err(RecvTimeoutError::Timeout)
+            );
+            self.export();
             if stopping {
                 return;
             }
-            std::thread::sleep(tick);
-            waited += tick;
         }
     }
 
