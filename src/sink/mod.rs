@@ -13,7 +13,7 @@ mod transaction;
 
 pub use alertmanager::AlertmanagerSink;
 pub use file::{FileSink, StdoutSink};
-pub use kafka::{KafkaSink, TopicWriter};
+pub use kafka::{output_producer, KafkaSink, TopicWriter};
 pub use otlp::OtlpHttp;
 pub use state::{ensure_state_topic, MAX_SNAPSHOT_BYTES};
 pub use transaction::{Transactions, TxnFailure};

@@ -322,7 +322,19 @@ async fn the_metrics_endpoint_reports_what_flowed_through() {
         .flat_map(|b| evaluated_rules(b))
         .collect();
     assert!(rules.iter().any(|r| r == "latency_p95_now"), "{rules:?}");
+    // Outputs, checkpoints and the journal share one producer: one polling thread.
+    assert_eq!(producer_threads(fl.child.id()), 1);
     assert!(fl.stop().success(), "{}", fl.log_text());
+}
+
+/// Threads of a process that poll an rdkafka producer (named "producer polling thread",
+/// which the kernel cuts to 15 bytes).
+fn producer_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("producer pollin"))
+        .count()
 }
 
 /// CPU seconds (user + system) a process has used.

@@ -16,7 +16,10 @@ use crate::model::PartitionKey;
 use crate::output::OutputKind;
 use crate::pipeline::checkpoint::{ShardSnapshot, SNAPSHOT_VERSION};
 use crate::pipeline::Emission;
-use crate::sink::{ensure_state_topic, TopicWriter, Transactions, MAX_SNAPSHOT_BYTES};
+use rdkafka::producer::FutureProducer;
+
+use crate::broker::QuietContext;
+use crate::sink::{ensure_state_topic, TopicWriter, MAX_SNAPSHOT_BYTES};
 use crate::source::read_whole_topic;
 
 /// Checkpointing state of the driver.
@@ -76,22 +79,20 @@ pub(super) enum Restored {
 
 impl Checkpoints {
     /// `None` when `[kafka.checkpoints]` is off; creates the state topic when missing.
-    /// With exactly-once outputs the snapshots go through the transactional producer.
+    /// The snapshots go through `producer`, the pipeline's output producer (with
+    /// exactly-once outputs, the transactional one).
     pub async fn start(
         brokers: &str,
         group: &str,
         config: &KafkaConfig,
-        txn: Option<&Transactions>,
+        producer: FutureProducer<QuietContext>,
     ) -> Result<Option<Self>> {
         let c = &config.checkpoints;
         if !c.enabled() {
             return Ok(None);
         }
         ensure_state_topic(brokers, &c.topic, config).await?;
-        let writer = match txn {
-            Some(t) => TopicWriter::with_producer(t.producer(), &c.topic),
-            None => TopicWriter::for_state(brokers, &c.topic, config)?,
-        };
+        let writer = TopicWriter::with_producer(producer, &c.topic);
         Ok(Some(Checkpoints {
             writer,
             topic: c.topic.clone(),

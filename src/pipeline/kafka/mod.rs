@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::load::{reload_rules, rules_stamp, save_states, Loaded, RulesStamp};
 use crate::model::{AckId, EventTime, Location, PartitionKey};
 use crate::output::{JournalPartition, JournalPosition, WatermarkDecision};
-use crate::sink::{KafkaSink, TopicWriter, Transactions};
+use crate::sink::{output_producer, KafkaSink, TopicWriter, Transactions};
 use crate::source::{FeedbackMessage, FeedbackSource, InputMessage, KafkaSource, OffsetTracker};
 
 /// How the Kafka driver is run, besides the pipeline.
@@ -189,25 +189,33 @@ impl Driver {
             true => Some(Transactions::start(brokers, group, &config.kafka)?),
             false => None,
         };
-        let checkpoints = Checkpoints::start(brokers, group, &config.kafka, txn.as_ref()).await?;
+        // One producer for the outputs, the checkpoints and (without transactions) the
+        // journal: see `output_producer`.
+        let producer = match &txn {
+            Some(t) => t.producer(),
+            None => output_producer(brokers, &config.kafka)?,
+        };
+        let checkpoints =
+            Checkpoints::start(brokers, group, &config.kafka, producer.clone()).await?;
         if checkpoints.is_some() {
             pipeline.use_checkpoints();
             tracker.lock().expect("tracker lock").follow_checkpoints();
         }
         let source = KafkaSource::new(brokers, group, &config.kafka, tracker.clone())?;
         let mut feedback = FeedbackSource::new(brokers, group, &config.kafka)?;
-        let sink = match &txn {
-            Some(t) => KafkaSink::with_producer(t.producer(), &config.kafka),
-            None => KafkaSink::new(brokers, &config.kafka)?,
-        };
+        let sink = KafkaSink::with_producer(producer.clone(), &config.kafka);
         let mut emitter = Emitter::new(Box::new(sink), &config);
         for m in feedback.history().await? {
             emitter.emit(pipeline.feedback(&m.payload, &m.source))?;
         }
         info!(feedback = pipeline.stats().feedback, "Feedback replayed.");
         check_topics(&source, &config).await?;
-        let journal =
-            TopicWriter::for_pipeline(brokers, &config.kafka.outputs.watermarks, &config.kafka)?;
+        // The journal is written outside transactions: a transactional producer cannot.
+        let journal_topic = &config.kafka.outputs.watermarks;
+        let journal = match &txn {
+            Some(_) => TopicWriter::for_pipeline(brokers, journal_topic, &config.kafka)?,
+            None => TopicWriter::with_producer(producer, journal_topic),
+        };
         info!(brokers, group, rules = pipeline.rule_count(), "Consuming.");
         Ok(Driver {
             pipeline,
