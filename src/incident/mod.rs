@@ -148,7 +148,18 @@ impl IncidentTracker {
         for inc in &mut self.open {
             inc.accumulator.add(&self.config, &scores);
         }
-        for alert in notifications {
+        // Resolutions first: an incident whose every alert resolves in this window takes
+        // only what names its own entities (the same problem again); a neighbour's alert
+        // starting now no longer overlaps it in time and opens an incident of its own.
+        let resolved_first = notifications
+            .iter()
+            .filter(|a| a.status == AlertStatus::Resolved)
+            .chain(
+                notifications
+                    .iter()
+                    .filter(|a| a.status != AlertStatus::Resolved),
+            );
+        for alert in resolved_first {
             let entities = entities_of(alert, &self.config.entity_labels);
             let Some((i, opened)) = self.incident_for(alert, &entities, window.end) else {
                 continue;
@@ -206,7 +217,7 @@ impl IncidentTracker {
             if self.open[i].opened_at != at {
                 continue;
             }
-            let target = (0..i).find(|&j| self.related(&self.open[j], &self.open[i].entities));
+            let target = (0..i).find(|&j| self.takes(&self.open[j], &self.open[i].entities));
             if let Some(j) = target {
                 let merged = self.open.remove(i);
                 changed.remove(&merged.id);
@@ -229,8 +240,19 @@ impl IncidentTracker {
             })
     }
 
-    /// The open incident `alert` belongs to — the one that has it, else the oldest sharing
-    /// an entity (an alert without entities joins the newest) — or a new one. The index,
+    /// Whether `inc` takes an alert naming `entities`: related to it while one of its alerts
+    /// fires; sharing an entity once all have resolved.
+    fn takes(&self, inc: &Incident, entities: &BTreeSet<String>) -> bool {
+        if inc.all_resolved() {
+            !inc.entities.is_disjoint(entities)
+        } else {
+            self.related(inc, entities)
+        }
+    }
+
+    /// The open incident `alert` belongs to — the one that has it, else the oldest that
+    /// takes it (an alert without entities joins the newest with a firing alert) — or a
+    /// new one. The index,
     /// and whether it was opened now; `None` for the resolution of an alert no open
     /// incident holds.
     fn incident_for(
@@ -250,9 +272,9 @@ impl IncidentTracker {
             return None;
         }
         let sharing = if entities.is_empty() {
-            self.open.len().checked_sub(1)
+            self.open.iter().rposition(|inc| !inc.all_resolved())
         } else {
-            self.open.iter().position(|inc| self.related(inc, entities))
+            self.open.iter().position(|inc| self.takes(inc, entities))
         };
         if let Some(i) = sharing {
             return Some((i, false));

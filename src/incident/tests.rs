@@ -208,6 +208,40 @@ fn alerts_sharing_an_entity_join_one_incident_others_open_their_own() {
     assert_eq!(again.observe_rows(window(0), &[], &[a1])[0].id, id);
 }
 
+/// Alerts of one incident overlap in time: a neighbour's alert (joined by a call edge) that
+/// starts in the window in which the incident's every alert resolves opens an incident of
+/// its own, whatever the order the window's notifications come in; an alert naming the
+/// incident's own entities again joins it.
+#[test]
+fn a_neighbours_alert_starting_as_an_incidents_last_alert_resolves_opens_a_new_incident() {
+    let mut t = IncidentTracker::new("p", config());
+    let edges: std::collections::BTreeSet<(String, String)> =
+        [("a".to_string(), "b".to_string())].into();
+    let first = alert("Errors", "f1", &[("service", "a")], true);
+    let old = t.observe(window(0), edges.clone(), &[], &[first])[0]
+        .id
+        .clone();
+    let again = alert("Errors", "f3", &[("service", "a")], true);
+    let resolved = alert("Errors", "f1", &[("service", "a")], false);
+    let out = t.observe(window(1), edges.clone(), &[], &[again, resolved]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        (out[0].id.as_str(), out[0].status),
+        (old.as_str(), "updated")
+    );
+    let resolved = alert("Errors", "f3", &[("service", "a")], false);
+    let new = alert("Slow", "f2", &[("service", "b")], true);
+    let out = t.observe(window(2), edges, &[], &[new, resolved]);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let closed = out.iter().find(|r| r.id == old).unwrap();
+    assert_eq!(closed.status, "resolved");
+    assert_eq!(closed.alerts.len(), 2);
+    let opened = out.iter().find(|r| r.id != old).unwrap();
+    assert_eq!(opened.status, "opened");
+    assert_eq!(opened.opened_at, window(2).end.to_rfc3339());
+    assert_eq!(opened.alerts[0].alertname, "Slow");
+}
+
 #[test]
 fn an_incident_resolves_when_all_its_alerts_do_and_nothing_reopens_it() {
     let mut t = IncidentTracker::new("p", config());
