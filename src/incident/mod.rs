@@ -148,29 +148,7 @@ impl IncidentTracker {
         for inc in &mut self.open {
             inc.accumulator.add(&self.config, &scores);
         }
-        // Resolutions first: an incident whose every alert resolves in this window takes
-        // only what names its own entities (the same problem again); a neighbour's alert
-        // starting now no longer overlaps it in time and opens an incident of its own.
-        let resolved_first = notifications
-            .iter()
-            .filter(|a| a.status == AlertStatus::Resolved)
-            .chain(
-                notifications
-                    .iter()
-                    .filter(|a| a.status != AlertStatus::Resolved),
-            );
-        for alert in resolved_first {
-            let entities = entities_of(alert, &self.config.entity_labels);
-            let Some((i, opened)) = self.incident_for(alert, &entities, window.end) else {
-                continue;
-            };
-            if self.open[i].record(alert, entities, window.end) {
-                let id = self.open[i].id.clone();
-                changed
-                    .entry(id)
-                    .or_insert(if opened { "opened" } else { "updated" });
-            }
-        }
+        self.place(window.end, notifications, &mut changed);
         self.merge_new(window.end, &mut changed);
         let mut out = Vec::new();
         let mut still_open = Vec::new();
@@ -206,6 +184,38 @@ impl IncidentTracker {
         }
         self.open = still_open;
         out
+    }
+
+    /// Puts each of the window's notifications into its incident (opening one when none
+    /// takes it). Resolutions first: an incident whose every alert resolves in this window
+    /// takes only what names its own entities (the same problem again); a neighbour's
+    /// alert starting now no longer overlaps it in time and opens an incident of its own.
+    fn place(
+        &mut self,
+        at: EventTime,
+        notifications: &[Alert],
+        changed: &mut BTreeMap<String, &'static str>,
+    ) {
+        let resolved_first = notifications
+            .iter()
+            .filter(|a| a.status == AlertStatus::Resolved)
+            .chain(
+                notifications
+                    .iter()
+                    .filter(|a| a.status != AlertStatus::Resolved),
+            );
+        for alert in resolved_first {
+            let entities = entities_of(alert, &self.config.entity_labels);
+            let Some((i, opened)) = self.incident_for(alert, &entities, at) else {
+                continue;
+            };
+            if self.open[i].record(alert, entities, at) {
+                let id = self.open[i].id.clone();
+                changed
+                    .entry(id)
+                    .or_insert(if opened { "opened" } else { "updated" });
+            }
+        }
     }
 
     /// An incident opened in this window that its later alerts tied to an older one (they
