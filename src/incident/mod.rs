@@ -262,9 +262,8 @@ impl IncidentTracker {
 
     /// The open incident `alert` belongs to — the one that has it, else the oldest that
     /// takes it (an alert without entities joins the newest with a firing alert) — or a
-    /// new one. The index,
-    /// and whether it was opened now; `None` for the resolution of an alert no open
-    /// incident holds.
+    /// new one. The index, and whether it was opened now; `None` for the resolution of an
+    /// alert no open incident holds.
     fn incident_for(
         &mut self,
         alert: &Alert,

@@ -41,6 +41,18 @@ pub fn output_producer(
     brokers: &str,
     config: &KafkaConfig,
 ) -> Result<FutureProducer<QuietContext>> {
+    output_producer_config(brokers, config, &[])?
+        .create_with_context(QuietContext::default())
+        .map_err(|e| Error::kafka("creating producer", e))
+}
+
+/// The settings of [`output_producer`], with `extra` ones (the transactional producer's)
+/// before the pipeline's own producer settings, which have the last word.
+pub(super) fn output_producer_config(
+    brokers: &str,
+    config: &KafkaConfig,
+    extra: &[(&str, String)],
+) -> Result<ClientConfig> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -50,11 +62,13 @@ pub fn output_producer(
             (super::state::MAX_SNAPSHOT_BYTES + (1 << 20)).to_string(),
         )
         .set("compression.type", "lz4");
+    for (k, v) in extra {
+        c.set(*k, v);
+    }
     for (k, v) in config.producer_settings()? {
         c.set(k, v);
     }
-    c.create_with_context(QuietContext::default())
-        .map_err(|e| Error::kafka("creating producer", e))
+    Ok(c)
 }
 
 impl KafkaSink {

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -45,23 +44,14 @@ impl Transactions {
         let interval = config.checkpoints.interval;
         // The broker aborts a transaction left open this long (a crashed instance's).
         let timeout = (interval * 3).max(Duration::from_secs(10));
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", brokers)
-            .set("transactional.id", &id)
-            .set("transaction.timeout.ms", timeout.as_millis().to_string())
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set(
-                "message.max.bytes",
-                (super::MAX_SNAPSHOT_BYTES + (1 << 20)).to_string(),
-            )
-            .set("compression.type", "lz4");
-        for (k, v) in config.producer_settings()? {
-            c.set(k, v);
-        }
-        let producer: FutureProducer<QuietContext> = c
-            .create_with_context(QuietContext::default())
-            .map_err(|e| Error::kafka("creating the transactional producer", e))?;
+        let transactional = [
+            ("transactional.id", id.clone()),
+            ("transaction.timeout.ms", timeout.as_millis().to_string()),
+        ];
+        let producer: FutureProducer<QuietContext> =
+            super::kafka::output_producer_config(brokers, config, &transactional)?
+                .create_with_context(QuietContext::default())
+                .map_err(|e| Error::kafka("creating the transactional producer", e))?;
         producer
             .init_transactions(CALL_TIMEOUT)
             .map_err(|e| Error::kafka(format!("initialising transactions of {id}"), e))?;

@@ -7,18 +7,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use rdkafka::producer::FutureProducer;
 use tracing::{debug, info, warn};
 
 use super::Driver;
+use crate::broker::QuietContext;
 use crate::config::KafkaConfig;
 use crate::error::Result;
 use crate::model::PartitionKey;
 use crate::output::OutputKind;
 use crate::pipeline::checkpoint::{ShardSnapshot, SNAPSHOT_VERSION};
 use crate::pipeline::Emission;
-use rdkafka::producer::FutureProducer;
-
-use crate::broker::QuietContext;
 use crate::sink::{ensure_state_topic, TopicWriter, MAX_SNAPSHOT_BYTES};
 use crate::source::read_whole_topic;
 
