@@ -146,7 +146,7 @@ impl IncidentTracker {
         }
         let mut changed: BTreeMap<String, &'static str> = BTreeMap::new();
         for inc in &mut self.open {
-            inc.accumulator.add(&self.config, &scores);
+            inc.accumulator.add(&self.config, &scores, true);
         }
         self.place(window.end, notifications, &mut changed);
         self.merge_new(window.end, &mut changed);
@@ -289,8 +289,8 @@ impl IncidentTracker {
             return Some((i, false));
         }
         let mut accumulator = rank::Accumulator::default();
-        for w in &self.recent {
-            accumulator.add(&self.config, w);
+        for (i, w) in self.recent.iter().enumerate() {
+            accumulator.add(&self.config, w, i + 1 == self.recent.len());
         }
         let id = fnv_hex(&[&self.pipeline, &alert.fingerprint, &at.to_rfc3339()]);
         self.open.push(Incident {

@@ -230,6 +230,14 @@ struct Accumulated {
     onset: Option<(crate::model::EventTime, String)>,
     /// Anomalous in the last window it was scored in.
     in_run: bool,
+    /// Look-back scores not yet in `total`: they count once the entity is anomalous while
+    /// the incident is open (a blip that passed before it opened is not its cause).
+    /// (Defaults keep snapshots written before these fields readable.)
+    #[serde(default)]
+    held: f64,
+    /// Anomalous in a window since the incident opened.
+    #[serde(default)]
+    live: bool,
 }
 
 /// What an incident has seen so far, bounded by its entities and edges.
@@ -277,14 +285,24 @@ pub struct Ranking {
 }
 
 impl Accumulator {
-    pub fn add(&mut self, config: &IncidentConfig, w: &WindowScores) {
+    /// Adds a window's scores; `live` is false for the look-back windows before the
+    /// incident opened.
+    pub fn add(&mut self, config: &IncidentConfig, w: &WindowScores, live: bool) {
         self.edges.extend(w.edges.iter().cloned());
         for (entity, s) in &w.entities {
             let a = self.entities.entry(entity.clone()).or_default();
             if s.score > a.best.score {
                 a.best = s.clone();
             }
-            a.total += s.score;
+            if live {
+                a.total += s.score;
+                if !a.live && s.score >= config.threshold {
+                    a.live = true;
+                    a.total += std::mem::take(&mut a.held);
+                }
+            } else {
+                a.held += s.score;
+            }
             for (m, v) in &s.methods {
                 let e = a.methods.entry(m.clone()).or_default();
                 *e = e.max(*v);
@@ -304,8 +322,10 @@ impl Accumulator {
         }
     }
 
-    fn score(&self, entity: &str) -> f64 {
-        self.entities.get(entity).map_or(0.0, |a| a.total)
+    /// What the walk follows: every window seen, the look-back's included (where the
+    /// anomaly went before the alert shows the path even when it has passed since).
+    fn walk_score(&self, entity: &str) -> f64 {
+        self.entities.get(entity).map_or(0.0, |a| a.total + a.held)
     }
 
     /// From each alerting service and each entry (a caller no one calls), step to the most
@@ -338,14 +358,18 @@ impl Accumulator {
                     .get(cur)
                     .into_iter()
                     .flatten()
-                    .filter(|c| !seen.contains(*c) && self.score(c) >= threshold)
-                    .max_by(|a, b| self.score(a).total_cmp(&self.score(b)).then(b.cmp(a)));
+                    .filter(|c| !seen.contains(*c) && self.walk_score(c) >= threshold)
+                    .max_by(|a, b| {
+                        self.walk_score(a)
+                            .total_cmp(&self.walk_score(b))
+                            .then(b.cmp(a))
+                    });
                 let Some(next) = next else { break };
                 path.push(format!("{cur}->{next}"));
                 seen.insert(next);
                 cur = next;
             }
-            let s = self.score(cur);
+            let s = self.walk_score(cur);
             if s >= threshold && best.as_ref().is_none_or(|b| s > b.0) {
                 let mut full = entry_path(&callees, &entries, origin);
                 full.extend(path);

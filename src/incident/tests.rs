@@ -415,3 +415,38 @@ fn an_incidents_timeline_keeps_its_latest_entries_only() {
         window(group::MAX_TIMELINE as i64 + 19).end.to_rfc3339()
     );
 }
+
+#[test]
+fn a_blip_that_passed_before_the_incident_opened_is_not_its_top_suspect() {
+    let mut cfg = config();
+    cfg.lookback = 2;
+    let mut t = IncidentTracker::new("p", cfg);
+    let errors = |a: f64, b: f64| [vec![row("a", a, None), row("b", b, None)]];
+    for i in 0..4 {
+        t.observe_rows(window(i), &errors(0.0, 0.0), &[]);
+    }
+    // `a` spikes hard and passes; a window later `b` goes bad, less, and stays bad.
+    t.observe_rows(window(4), &errors(30.0, 0.0), &[]);
+    t.observe_rows(window(5), &errors(0.0, 0.0), &[]);
+    let page = alert("Errors", "f", &[("service", "b")], true);
+    let r = &t.observe_rows(window(6), &errors(0.0, 8.0), std::slice::from_ref(&page))[0];
+    let names: Vec<&str> = r.suspects.iter().map(|s| s.entity.as_str()).collect();
+    assert_eq!(
+        names,
+        ["b"],
+        "the look-back's blip is no suspect: {names:?}"
+    );
+    // Once `a` is bad again while the incident is open, its look-back counts too.
+    let r = &t.observe_rows(window(7), &errors(10.0, 8.0), &[page])[0];
+    let a = r
+        .suspects
+        .iter()
+        .find(|s| s.entity == "a")
+        .expect("a suspect");
+    let b = r
+        .suspects
+        .iter()
+        .find(|s| s.entity == "b")
+        .expect("b suspect");
+    assert!(a.score > b.score, "{} vs {}", a.score, b.score);
+}
