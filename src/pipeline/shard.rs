@@ -113,13 +113,15 @@ impl Shard {
             self.rebuild_until = None;
         }
         let history = self.history.make_contiguous().to_vec();
-        let (mut findings, mut failures) =
-            stages.rules.evaluate(&batch, &history, stages.budget).await;
+        let Queried {
+            mut findings,
+            samples,
+            indicator_rows,
+            mut failures,
+            indicator_failures,
+        } = query(&batch, &history, stages).await;
         if !stages.sources.is_empty() {
-            let (rows, mut source_failures) =
-                stages.sources.evaluate(&batch, &[], stages.budget).await;
-            failures.append(&mut source_failures);
-            findings.extend(self.detectors.observe(&rows, batch.window));
+            findings.extend(self.detectors.observe(&samples, batch.window));
         }
         debug!(window_start = %batch.window.start, spans = batch.spans.num_rows(),
             logs = batch.logs.num_rows(), traces = batch.traces.num_rows(),
@@ -128,11 +130,13 @@ impl Shard {
             warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,
                 "Rule failed on a window; other rules still ran.");
         }
+        failures.extend(indicator_failures);
         self.remember(&batch, stages);
         let notifications = self.lifecycle.observe(batch.window, findings);
-        let incidents = self
-            .observe_incidents(&batch, &history, &notifications, stages, &mut failures)
-            .await;
+        let edges = crate::incident::graph::edges_of(&batch.spans);
+        let incidents =
+            self.incidents
+                .observe(batch.window, edges, &indicator_rows, &notifications);
         let mut alerts = self
             .grouper
             .push(batch.window.start, batch.window.end, notifications);
@@ -218,34 +222,6 @@ impl Shard {
             .release_unneeded(alert_states, stages.max_deferred_acks)
     }
 
-    /// The window's indicator rows and notifications through the incident tracker.
-    async fn observe_incidents(
-        &mut self,
-        batch: &AlignedBatch,
-        history: &[AlignedBatch],
-        notifications: &[Alert],
-        stages: &Stages<'_>,
-        failures: &mut Vec<RuleFailure>,
-    ) -> Vec<IncidentRecord> {
-        let rows = if stages.indicators.is_empty() {
-            Vec::new()
-        } else {
-            let (rows, f) = stages
-                .indicators
-                .evaluate(batch, history, stages.budget)
-                .await;
-            for f in f {
-                warn!(indicator = %f.rule_id, window_start = %batch.window.start, error = %f.message,
-                    "Incident indicator failed on a window; the others still ran.");
-                failures.push(f);
-            }
-            rows
-        };
-        let edges = crate::incident::graph::edges_of(&batch.spans);
-        self.incidents
-            .observe(batch.window, edges, &rows, notifications)
-    }
-
     /// Suggestions for the alerts that start firing (once per firing episode), checked
     /// against this window; every notification of a firing alert carries its best one.
     async fn suggest(
@@ -293,4 +269,60 @@ fn annotations(suggestions: &[Suggestion]) -> BTreeMap<String, String> {
         notes.insert("suggestion_needs_review".into(), "true".into());
     }
     notes
+}
+
+/// What a window's queries gave: rule findings, detector samples, incident indicator rows,
+/// and the queries that failed.
+struct Queried {
+    findings: Vec<crate::model::Finding>,
+    samples: Vec<Vec<crate::model::QueryRow>>,
+    indicator_rows: Vec<Vec<crate::model::QueryRow>>,
+    /// The rules' and detector sources' failures.
+    failures: Vec<RuleFailure>,
+    /// The indicators' (logged already).
+    indicator_failures: Vec<RuleFailure>,
+}
+
+/// Evaluates a window's rules, detector sources and incident indicators. With a budget that
+/// runs evaluations in parallel, the three sets go to it at once (it bounds how many run),
+/// so a closing window's queries share the cores; otherwise one after the other.
+async fn query(batch: &AlignedBatch, history: &[AlignedBatch], stages: &Stages<'_>) -> Queried {
+    let rules = stages.rules.evaluate(batch, history, stages.budget);
+    let sources = async {
+        match stages.sources.is_empty() {
+            true => Default::default(),
+            false => stages.sources.evaluate(batch, &[], stages.budget).await,
+        }
+    };
+    let indicators = async {
+        match stages.indicators.is_empty() {
+            true => Default::default(),
+            false => {
+                stages
+                    .indicators
+                    .evaluate(batch, history, stages.budget)
+                    .await
+            }
+        }
+    };
+    let (
+        (findings, mut failures),
+        (samples, source_failures),
+        (indicator_rows, indicator_failures),
+    ) = match stages.budget.parallelism() > 1 {
+        true => futures::join!(rules, sources, indicators),
+        false => (rules.await, sources.await, indicators.await),
+    };
+    for f in &indicator_failures {
+        warn!(indicator = %f.rule_id, window_start = %batch.window.start, error = %f.message,
+            "Incident indicator failed on a window; the others still ran.");
+    }
+    failures.extend(source_failures);
+    Queried {
+        findings,
+        samples,
+        indicator_rows,
+        failures,
+        indicator_failures,
+    }
 }

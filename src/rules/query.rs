@@ -23,6 +23,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::future::BoxFuture;
+use futures::StreamExt;
 
 use super::position::query_error;
 use super::{columns, rows, sandbox};
@@ -96,6 +97,12 @@ pub trait EvalBudget: Send + Sync {
         query_id: &str,
         evaluation: Evaluation,
     ) -> Result<Vec<QueryRow>, Option<String>>;
+
+    /// Evaluations of one window this budget runs at once (its `run` must then execute
+    /// them on tasks of their own to gain anything). Results keep the queries' order.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// No budget: every evaluation runs to its end, inline. What file runs and replays use, so
@@ -364,20 +371,22 @@ impl QueryEngine {
         budget: &dyn EvalBudget,
     ) -> Vec<Result<Vec<QueryRow>, RuleFailure>> {
         self.swap_window(batch);
-        let mut out = Vec::with_capacity(which.len());
-        for &i in which {
+        let evaluations = which.iter().map(|&i| {
             let c = &self.compiled[i];
-            out.push(
+            async move {
                 self.evaluate_one(c, batch, &[], budget)
                     .await
                     .map_err(|(kind, message)| RuleFailure {
                         rule_id: c.query.id.clone(),
                         kind,
                         message,
-                    }),
-            );
-        }
-        out
+                    })
+            }
+        });
+        futures::stream::iter(evaluations)
+            .buffered(budget.parallelism())
+            .collect()
+            .await
     }
 
     fn swap_window(&self, batch: &AlignedBatch) {
@@ -391,7 +400,8 @@ impl QueryEngine {
     /// Evaluates every query on one window, in order: the rows of each (empty for a failed
     /// one). `history` holds the shard's earlier batches (oldest first) for queries with a
     /// longer `window`. A query that fails (an error, its memory limit, the budget) is
-    /// reported and skipped; the others still run.
+    /// reported and skipped; the others still run. As many run at once as the budget's
+    /// `parallelism`; the results keep the queries' order either way.
     pub async fn evaluate(
         &self,
         batch: &AlignedBatch,
@@ -399,10 +409,18 @@ impl QueryEngine {
         budget: &dyn EvalBudget,
     ) -> (Vec<Vec<QueryRow>>, Vec<RuleFailure>) {
         self.swap_window(batch);
+        let outcomes: Vec<_> = futures::stream::iter(
+            self.compiled
+                .iter()
+                .map(|c| self.evaluate_one(c, batch, history, budget)),
+        )
+        .buffered(budget.parallelism())
+        .collect()
+        .await;
         let mut rows = Vec::with_capacity(self.compiled.len());
         let mut failures = Vec::new();
-        for c in &self.compiled {
-            match self.evaluate_one(c, batch, history, budget).await {
+        for (c, outcome) in self.compiled.iter().zip(outcomes) {
+            match outcome {
                 Ok(r) => rows.push(r),
                 Err((kind, message)) => {
                     rows.push(Vec::new());

@@ -179,10 +179,11 @@ impl Driver {
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Self> {
         let (dir, config) = (loaded.dir.clone(), loaded.config.clone());
-        let budget = WallClock {
-            timeout: config.evaluation.timeout,
-            metrics: metrics.clone(),
-        };
+        let budget = WallClock::new(
+            config.evaluation.timeout,
+            config.evaluation.parallelism(),
+            metrics.clone(),
+        );
         let mut pipeline = Pipeline::new(loaded, Box::new(budget)).await?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let txn = match config.kafka.checkpoints.exactly_once {
