@@ -483,6 +483,17 @@ mod tests {
     }
 
     #[test]
+    fn evaluation_parallelism_defaults_to_the_cores_and_is_at_least_one() {
+        let parse = |t: &str| PipelineConfig::parse(t, Path::new("p.toml")).unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(parse("name = \"p\"\n").evaluation.parallelism(), cores);
+        let three = parse("name = \"p\"\n[evaluation]\nparallelism = 3\n");
+        assert_eq!(three.evaluation.parallelism(), 3);
+        let zero = parse("name = \"p\"\n[evaluation]\nparallelism = 0\n");
+        assert_eq!(zero.evaluation.parallelism(), 1);
+    }
+
+    #[test]
     fn defaults_are_the_collector_topics() {
         let c = PipelineConfig::parse("name = \"p\"\n", Path::new("pipeline.toml")).unwrap();
         let topics: Vec<_> = c.kafka.inputs.iter().map(|i| i.topic.as_str()).collect();
