@@ -45,7 +45,9 @@ impl EvalBudget for WallClock {
         query_id: &str,
         evaluation: Evaluation,
     ) -> Result<Vec<QueryRow>, Option<String>> {
-        // Waiting for a turn is not the evaluation's time.
+        // Waiting for a turn is not the evaluation's time. An evaluation abandoned at its
+        // timeout gives its turn back while it finishes in the background (its query is
+        // skipped as busy until then), so a runaway cannot hold a core's turn for good.
         let _turn = self.running.acquire().await;
         let started = Instant::now();
         let outcome = match tokio::time::timeout(self.timeout, tokio::spawn(evaluation)).await {
