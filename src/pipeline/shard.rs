@@ -117,8 +117,7 @@ impl Shard {
             mut findings,
             samples,
             indicator_rows,
-            mut failures,
-            indicator_failures,
+            failures,
         } = query(&batch, &history, stages).await;
         if !stages.sources.is_empty() {
             findings.extend(self.detectors.observe(&samples, batch.window));
@@ -126,11 +125,6 @@ impl Shard {
         debug!(window_start = %batch.window.start, spans = batch.spans.num_rows(),
             logs = batch.logs.num_rows(), traces = batch.traces.num_rows(),
             findings = findings.len(), "Window evaluated.");
-        for f in &failures {
-            warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,
-                "Rule failed on a window; other rules still ran.");
-        }
-        failures.extend(indicator_failures);
         self.remember(&batch, stages);
         let notifications = self.lifecycle.observe(batch.window, findings);
         let edges = crate::incident::graph::edges_of(&batch.spans);
@@ -272,15 +266,12 @@ fn annotations(suggestions: &[Suggestion]) -> BTreeMap<String, String> {
 }
 
 /// What a window's queries gave: rule findings, detector samples, incident indicator rows,
-/// and the queries that failed.
+/// and the queries that failed (logged already).
 struct Queried {
     findings: Vec<crate::model::Finding>,
     samples: Vec<Vec<crate::model::QueryRow>>,
     indicator_rows: Vec<Vec<crate::model::QueryRow>>,
-    /// The rules' and detector sources' failures.
     failures: Vec<RuleFailure>,
-    /// The indicators' (logged already).
-    indicator_failures: Vec<RuleFailure>,
 }
 
 /// Evaluates a window's rules, detector sources and incident indicators. With a budget that
@@ -313,16 +304,20 @@ async fn query(batch: &AlignedBatch, history: &[AlignedBatch], stages: &Stages<'
         true => futures::join!(rules, sources, indicators),
         false => (rules.await, sources.await, indicators.await),
     };
+    failures.extend(source_failures);
+    for f in &failures {
+        warn!(rule = %f.rule_id, window_start = %batch.window.start, error = %f.message,
+            "Rule failed on a window; other rules still ran.");
+    }
     for f in &indicator_failures {
         warn!(indicator = %f.rule_id, window_start = %batch.window.start, error = %f.message,
             "Incident indicator failed on a window; the others still ran.");
     }
-    failures.extend(source_failures);
+    failures.extend(indicator_failures);
     Queried {
         findings,
         samples,
         indicator_rows,
         failures,
-        indicator_failures,
     }
 }
