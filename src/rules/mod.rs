@@ -26,6 +26,7 @@ mod position;
 mod query;
 mod rows;
 mod sandbox;
+mod scan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

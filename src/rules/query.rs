@@ -1,7 +1,7 @@
 //! Evaluating queries with DataFusion. Each query (a rule's, or a detector's source) is
-//! parsed, checked and planned once, at load, in its own `SessionContext` with its own memory
-//! pool; the window's tables are providers whose data is swapped before each evaluation, so
-//! the stored plans read the new batch.
+//! parsed, checked, optimized and physically planned once, at load, in its own
+//! `SessionContext` with its own memory pool; the window's tables are swapped before each
+//! evaluation, and the stored plan (its state reset) executes on them (`scan`).
 //!
 //! What bounds an evaluation is deterministic — the memory pool, and the rows the window's
 //! tables hold — so the same input gives the same rows on any machine at any load. A
@@ -9,62 +9,30 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::datasource::{MemTable, TableType};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 
 use super::position::query_error;
+use super::scan::{SwapTable, WindowData};
 use super::{columns, rows, sandbox};
 use crate::error::{Error, Result};
 use crate::model::{AlignedBatch, Param, Query, QueryRow};
 use crate::tables;
 
 pub use super::rows::MAX_SAMPLE_TRACE_IDS;
-
-/// A table whose contents are replaced for every window.
-#[derive(Debug)]
-struct SwapTable {
-    schema: SchemaRef,
-    /// Its contents: one batch, or a longer window's batches in event-time order (scanned
-    /// as they are: concatenating them would copy the whole look-back every window).
-    batches: RwLock<Vec<RecordBatch>>,
-}
-
-#[async_trait]
-impl TableProvider for SwapTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let batches = self.batches.read().expect("table lock").clone();
-        MemTable::try_new(self.schema.clone(), vec![batches])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
-}
 
 /// Per-query resource limits that do not depend on the machine.
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +86,10 @@ impl EvalBudget for Unbounded {
 
 struct Compiled {
     query: Query,
-    ctx: SessionContext,
-    plan: LogicalPlan,
+    /// Planned at load; each evaluation executes a copy with its state reset.
+    plan: Arc<dyn ExecutionPlan>,
+    /// What each evaluation's task context is made of.
+    session: Session,
     /// The tables the plan reads.
     scans: Vec<String>,
     /// Tables of its own for a query with a longer `window` (they hold several batches).
@@ -168,14 +138,33 @@ fn new_tables(extra: &[ExtraTable]) -> Vec<(&'static str, Arc<SwapTable>)> {
         .iter()
         .map(|name| (*name, tables::schema_of(name).expect("known table")))
         .chain(extra.iter().cloned())
-        .map(|(name, schema)| {
-            let table = SwapTable {
-                batches: RwLock::new(vec![RecordBatch::new_empty(schema.clone())]),
-                schema,
-            };
-            (name, Arc::new(table))
-        })
+        .map(|(name, schema)| (name, Arc::new(SwapTable::new(name, schema))))
         .collect()
+}
+
+/// A query's session, less what planning needed: enough to make each evaluation's
+/// [`TaskContext`].
+struct Session {
+    id: String,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Session {
+    /// A task context whose scans read `data`. The plan's functions are resolved already,
+    /// so the context needs no function registry.
+    fn task(&self, data: WindowData) -> Arc<TaskContext> {
+        Arc::new(TaskContext::new(
+            None,
+            self.id.clone(),
+            self.config.clone().with_extension(Arc::new(data)),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            self.runtime.clone(),
+        ))
+    }
 }
 
 fn context(
@@ -187,7 +176,26 @@ fn context(
         .build_arc()
         .map_err(internal)?;
     // One partition: the batches are small and evaluation order stays deterministic.
-    let config = SessionConfig::new().with_target_partitions(1);
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    // A dynamic filter is state a stored plan's operators share with each other, which
+    // resetting the plan between windows does not clear; the window's tables are in memory,
+    // so such filters would prune nothing anyway.
+    config
+        .options_mut()
+        .optimizer
+        .enable_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_topk_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     for (name, table) in tables {
         ctx.register_table(*name, table.clone()).map_err(internal)?;
@@ -317,10 +325,20 @@ impl QueryEngine {
             let own_tables = query.window.map(|_| new_tables(extra));
             let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
             let (plan, scans) = plan_in(&ctx, &query, &allowed).await?;
+            let state = ctx.state();
+            let plan = state
+                .create_physical_plan(&plan)
+                .await
+                .map_err(|e| query_error(&query, &e.to_string()))?;
+            let session = Session {
+                id: state.session_id().to_string(),
+                config: state.config().clone(),
+                runtime: state.runtime_env().clone(),
+            };
             compiled.push(Compiled {
                 query,
-                ctx,
                 plan,
+                session,
                 scans,
                 own_tables,
                 busy: Arc::new(AtomicBool::new(false)),
@@ -340,7 +358,7 @@ impl QueryEngine {
     /// Replaces the contents of the extra table `name` for the next evaluations.
     pub fn set_extra(&self, name: &str, batch: RecordBatch) {
         if let Some((_, table)) = self.tables.iter().find(|(n, _)| *n == name) {
-            *table.batches.write().expect("table lock") = vec![batch];
+            table.set(vec![batch]);
         }
     }
 
@@ -392,7 +410,7 @@ impl QueryEngine {
     fn swap_window(&self, batch: &AlignedBatch) {
         for (name, table) in &self.tables {
             if let Some(data) = tables::table_of(batch, name) {
-                *table.batches.write().expect("table lock") = vec![data];
+                table.set(vec![data]);
             }
         }
     }
@@ -451,9 +469,10 @@ impl QueryEngine {
                 "skipped: an earlier evaluation that exceeded the budget is still running".into(),
             ));
         }
-        // The scan copies the table contents when the physical plan is built, so a later
-        // window's swap cannot change what this evaluation reads.
-        let evaluation = run(c.ctx.clone(), c.plan.clone(), c.busy.clone());
+        // Taken now, so a later window's swap cannot change what this evaluation reads.
+        let tables = c.own_tables.as_deref().unwrap_or(&self.tables);
+        let data = WindowData::snapshot(tables.iter().map(|(_, t)| t.as_ref()), &c.scans);
+        let evaluation = run(c.plan.clone(), c.session.task(data), c.busy.clone());
         budget
             .run(&c.query.id, Box::pin(evaluation))
             .await
@@ -503,21 +522,20 @@ fn fill_window(
             };
             parts
         };
-        *table.batches.write().expect("table lock") = data;
+        table.set(data);
     }
 }
 
 async fn run(
-    ctx: SessionContext,
-    plan: LogicalPlan,
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
     busy: Arc<AtomicBool>,
 ) -> Result<Vec<QueryRow>, String> {
     let result = async {
-        let df = ctx
-            .execute_logical_plan(plan)
+        let plan = reset_plan_states(plan).map_err(|e| e.to_string())?;
+        let batches = datafusion::physical_plan::collect(plan, task)
             .await
             .map_err(|e| e.to_string())?;
-        let batches = df.collect().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for b in &batches {
             rows::rows_of(b, &mut out)?;

@@ -44,6 +44,11 @@ pub(crate) fn check_plan(plan: &LogicalPlan, allowed: &[&str]) -> Result<Vec<Str
             LogicalPlan::Statement(_) | LogicalPlan::Extension(_) => {
                 Some("rules may only query".into())
             }
+            // A recursive query's plan cannot be executed again (its work table is state),
+            // and rules run one stored plan per window.
+            LogicalPlan::RecursiveQuery(_) => {
+                Some("rules may not use recursive queries (`WITH RECURSIVE`)".into())
+            }
             _ => None,
         };
         if let Some(p) = bad {

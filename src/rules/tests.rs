@@ -105,6 +105,8 @@ async fn only_queries_are_allowed() {
         "SELECT count(*) AS value FROM '/etc/passwd'",
         "SELECT count(*) AS value FROM information_schema.tables",
         "SELECT count(*) AS value FROM generate_series(1, 100000000)",
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3) \
+         SELECT count(*) AS value FROM n",
     ] {
         let r = engine(&format!("-- severity = \"info\"\n{sql}")).await;
         assert!(r.is_err(), "{sql} must be rejected");
@@ -194,6 +196,48 @@ async fn rows_become_findings_with_labels_evidence_and_traces() {
             ),
         ]
     );
+}
+
+/// Plans are built once and executed again for every window: each evaluation must read its
+/// own window (no row count folded in at planning, no join's build side kept from before).
+#[tokio::test]
+async fn a_stored_plan_reads_each_windows_rows() {
+    let e = RuleEngine::new(
+        vec![
+            rule("-- id = \"n\"\n-- severity = \"info\"\nSELECT count(*) AS value FROM spans")
+                .unwrap(),
+            rule(
+                "-- id = \"pairs\"\n-- severity = \"info\"\n\
+                 SELECT a.service, count(*) AS value FROM spans a JOIN spans b \
+                 ON a.service = b.service GROUP BY a.service",
+            )
+            .unwrap(),
+        ],
+        EvalLimits::default(),
+    )
+    .await
+    .unwrap();
+    let three = batch(&[
+        span("a", 1, 1, "/"),
+        span("a", 2, 1, "/"),
+        span("b", 3, 1, "/"),
+    ]);
+    let two = batch(&[span("b", 4, 1, "/"), span("b", 5, 1, "/")]);
+    let mut got = Vec::new();
+    for b in [&three, &two, &three] {
+        let (findings, failures) = e.evaluate(b, &[], &Unbounded).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        let values: Vec<_> = findings
+            .iter()
+            .map(|f| (f.spec.id.clone(), f.labels.get("service").cloned(), f.value))
+            .collect();
+        got.push(values);
+    }
+    let n = |v: f64| ("n".to_string(), None, v);
+    let pairs = |s: &str, v: f64| ("pairs".to_string(), Some(s.to_string()), v);
+    assert_eq!(got[0], vec![n(3.0), pairs("a", 4.0), pairs("b", 1.0)]);
+    assert_eq!(got[1], vec![n(2.0), pairs("b", 4.0)]);
+    assert_eq!(got[2], got[0]);
 }
 
 #[tokio::test]
