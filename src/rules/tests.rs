@@ -240,6 +240,20 @@ async fn a_stored_plan_reads_each_windows_rows() {
     assert_eq!(got[2], got[0]);
 }
 
+/// `now()` is folded into the plan when it is made: the load time, the same every window
+/// (README, "Sandbox").
+#[tokio::test]
+async fn now_is_the_time_the_rule_was_planned() {
+    let e = engine("-- severity = \"info\"\nSELECT date_part('epoch', now()) AS value")
+        .await
+        .unwrap();
+    let b = batch(&[span("a", 1, 1, "/")]);
+    let (first, _) = e.evaluate(&b, &[], &Unbounded).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (second, _) = e.evaluate(&b, &[], &Unbounded).await;
+    assert_eq!(first[0].value, second[0].value);
+}
+
 #[tokio::test]
 async fn a_failing_rule_does_not_stop_the_others() {
     let bad = parse_rule(
