@@ -22,6 +22,7 @@
 
 mod condition;
 mod parse;
+mod plans;
 mod position;
 mod query;
 mod rows;

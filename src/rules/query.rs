@@ -16,15 +16,13 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::TaskContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::execution_plan::reset_plan_states;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 
+use super::plans::Plans;
 use super::position::query_error;
 use super::scan::{SwapTable, WindowData};
 use super::{columns, rows, sandbox};
@@ -86,10 +84,8 @@ impl EvalBudget for Unbounded {
 
 struct Compiled {
     query: Query,
-    /// Planned at load; each evaluation executes a copy with its state reset.
-    plan: Arc<dyn ExecutionPlan>,
-    /// What each evaluation's task context is made of.
-    session: Session,
+    /// Its stored plans: each evaluation executes a copy of one, its state reset.
+    plans: Arc<Plans>,
     /// The tables the plan reads.
     scans: Vec<String>,
     /// Tables of its own for a query with a longer `window` (they hold several batches).
@@ -140,31 +136,6 @@ fn new_tables(extra: &[ExtraTable]) -> Vec<(&'static str, Arc<SwapTable>)> {
         .chain(extra.iter().cloned())
         .map(|(name, schema)| (name, Arc::new(SwapTable::new(name, schema))))
         .collect()
-}
-
-/// A query's session, less what planning needed: enough to make each evaluation's
-/// [`TaskContext`].
-struct Session {
-    id: String,
-    config: SessionConfig,
-    runtime: Arc<RuntimeEnv>,
-}
-
-impl Session {
-    /// A task context whose scans read `data`. The plan's functions are resolved already,
-    /// so the context needs no function registry.
-    fn task(&self, data: WindowData) -> Arc<TaskContext> {
-        Arc::new(TaskContext::new(
-            None,
-            self.id.clone(),
-            self.config.clone().with_extension(Arc::new(data)),
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-            self.runtime.clone(),
-        ))
-    }
 }
 
 fn context(
@@ -325,20 +296,13 @@ impl QueryEngine {
             let own_tables = query.window.map(|_| new_tables(extra));
             let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
             let (plan, scans) = plan_in(&ctx, &query, &allowed).await?;
-            let state = ctx.state();
-            let plan = state
-                .create_physical_plan(&plan)
+            let names: Vec<&str> = scans.iter().map(String::as_str).collect();
+            let plans = Plans::new(&ctx, &plan, &names)
                 .await
                 .map_err(|e| query_error(&query, &e.to_string()))?;
-            let session = Session {
-                id: state.session_id().to_string(),
-                config: state.config().clone(),
-                runtime: state.runtime_env().clone(),
-            };
             compiled.push(Compiled {
                 query,
-                plan,
-                session,
+                plans: Arc::new(plans),
                 scans,
                 own_tables,
                 busy: Arc::new(AtomicBool::new(false)),
@@ -472,7 +436,7 @@ impl QueryEngine {
         // Taken now, so a later window's swap cannot change what this evaluation reads.
         let tables = c.own_tables.as_deref().unwrap_or(&self.tables);
         let data = WindowData::snapshot(tables.iter().map(|(_, t)| t.as_ref()), &c.scans);
-        let evaluation = run(c.plan.clone(), c.session.task(data), c.busy.clone());
+        let evaluation = run(c.plans.clone(), data, c.busy.clone());
         budget
             .run(&c.query.id, Box::pin(evaluation))
             .await
@@ -527,12 +491,12 @@ fn fill_window(
 }
 
 async fn run(
-    plan: Arc<dyn ExecutionPlan>,
-    task: Arc<TaskContext>,
+    plans: Arc<Plans>,
+    data: WindowData,
     busy: Arc<AtomicBool>,
 ) -> Result<Vec<QueryRow>, String> {
     let result = async {
-        let plan = reset_plan_states(plan).map_err(|e| e.to_string())?;
+        let (plan, task) = plans.prepare(data).await.map_err(|e| e.to_string())?;
         let batches = datafusion::physical_plan::collect(plan, task)
             .await
             .map_err(|e| e.to_string())?;
@@ -540,8 +504,9 @@ async fn run(
         for b in &batches {
             rows::rows_of(b, &mut out)?;
         }
-        // Rows come in whatever order the plan produced; sort for deterministic output.
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // Rows come in whatever order the plan produced; a total order makes the output
+        // the same whichever plan ran.
+        out.sort_by(rows::total_order);
         Ok(out)
     }
     .await;

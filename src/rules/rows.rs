@@ -125,3 +125,15 @@ pub(super) fn rows_of(batch: &RecordBatch, out: &mut Vec<QueryRow>) -> Result<()
     }
     Ok(())
 }
+
+/// Rows by labels, then sample time, value, sample traces and evidence: a total order, so
+/// a query's rows come out the same whatever order its plan produced them in.
+pub(crate) fn total_order(a: &QueryRow, b: &QueryRow) -> std::cmp::Ordering {
+    let evidence = |r: &QueryRow| serde_json::to_string(&r.evidence).unwrap_or_default();
+    a.labels
+        .cmp(&b.labels)
+        .then_with(|| a.time.cmp(&b.time))
+        .then_with(|| a.value.total_cmp(&b.value))
+        .then_with(|| a.trace_ids.cmp(&b.trace_ids))
+        .then_with(|| evidence(a).cmp(&evidence(b)))
+}

@@ -1,10 +1,12 @@
-//! The window's tables as DataFusion plans them. A query's physical plan is built once, at
-//! load; its scans are [`WindowScanExec`] leaves that read the rows of the evaluation they
-//! run in from that evaluation's [`TaskContext`] ([`WindowData`]), so each window only
-//! executes the stored plan (planning was ~80 % of a small window's evaluation).
+//! The window's tables as DataFusion plans them. A query's physical plans are stored
+//! (`plans`); their scans are [`WindowScanExec`] leaves that read the rows of the evaluation
+//! they run in from that evaluation's [`TaskContext`] ([`WindowData`]), so a window only
+//! executes a stored plan (planning was ~80 % of a small window's evaluation).
 //!
-//! The leaves report no statistics: a planner that knew the row count of the window the
-//! plan was built on would fold it into the plan (`count(*)` becomes a constant).
+//! The leaves report the sizes of the window they were planned for as estimates
+//! ([`TableSizes`]: a join builds its hash table on the smaller side), never as exact counts:
+//! a planner that knew the exact row count would fold it into the plan (`count(*)` becomes
+//! a constant) and the next window would read it.
 
 use std::sync::{Arc, RwLock};
 
@@ -12,8 +14,9 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{internal_datafusion_err, Result};
+use datafusion::common::{internal_datafusion_err, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -61,16 +64,19 @@ impl TableProvider for SwapTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Filters and limits stay in the plan above the scan (the provider claims neither).
+        let sizes = state.config().get_extension::<TableSizes>();
+        let estimate = sizes.and_then(|s| s.estimate(self.name, projection));
         Ok(Arc::new(WindowScanExec::new(
             self.name,
             self.schema.clone(),
             projection.cloned(),
+            estimate,
         )?))
     }
 }
@@ -83,7 +89,69 @@ pub(crate) struct WindowData {
     tables: Vec<(&'static str, Vec<RecordBatch>)>,
 }
 
+/// The sizes of a window's tables, as the planner is told them: rows and bytes per column.
+#[derive(Debug, Clone)]
+pub(crate) struct TableSizes {
+    /// By table name.
+    tables: Vec<(String, usize, Vec<usize>)>,
+}
+
+impl TableSizes {
+    /// Empty tables: the class every query is planned for at load.
+    pub fn empty(names: &[&str]) -> Self {
+        Self::new(
+            names
+                .iter()
+                .map(|n| (n.to_string(), 0, Vec::new()))
+                .collect(),
+        )
+    }
+
+    fn new(mut tables: Vec<(String, usize, Vec<usize>)>) -> Self {
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        TableSizes { tables }
+    }
+
+    /// The size class: each table's row count to a power of two.
+    pub fn class(&self) -> Vec<u8> {
+        self.tables
+            .iter()
+            .map(|(_, rows, _)| (usize::BITS - rows.leading_zeros()) as u8)
+            .collect()
+    }
+
+    /// Estimated rows and bytes of table `name`'s `projection`.
+    fn estimate(&self, name: &str, projection: Option<&Vec<usize>>) -> Option<(usize, usize)> {
+        let (_, rows, columns) = self.tables.iter().find(|(n, _, _)| *n == name)?;
+        let bytes = match projection {
+            Some(p) => p.iter().filter_map(|&i| columns.get(i)).sum(),
+            None => columns.iter().sum(),
+        };
+        Some((*rows, bytes))
+    }
+}
+
 impl WindowData {
+    /// Rows and bytes per column of each table.
+    pub fn sizes(&self) -> TableSizes {
+        let tables = self
+            .tables
+            .iter()
+            .map(|(name, batches)| {
+                let rows = batches.iter().map(|b| b.num_rows()).sum();
+                let width = batches.first().map_or(0, |b| b.num_columns());
+                let columns = (0..width)
+                    .map(|i| {
+                        let bytes = |b: &RecordBatch| b.column(i).get_array_memory_size();
+                        batches.iter().map(bytes).sum()
+                    })
+                    .collect();
+                (name.to_string(), rows, columns)
+            })
+            .collect();
+        TableSizes::new(tables)
+    }
+
     /// The current contents of the `tables` named in `scans`.
     pub fn snapshot<'a>(tables: impl Iterator<Item = &'a SwapTable>, scans: &[String]) -> Self {
         let tables = tables
@@ -102,10 +170,17 @@ pub(crate) struct WindowScanExec {
     /// After the projection.
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Rows and bytes of the window it was planned for (estimates, never exact).
+    estimate: Option<(usize, usize)>,
 }
 
 impl WindowScanExec {
-    fn new(table: &'static str, schema: SchemaRef, projection: Option<Vec<usize>>) -> Result<Self> {
+    fn new(
+        table: &'static str,
+        schema: SchemaRef,
+        projection: Option<Vec<usize>>,
+        estimate: Option<(usize, usize)>,
+    ) -> Result<Self> {
         let projected = match &projection {
             Some(columns) => Arc::new(schema.project(columns)?),
             None => schema,
@@ -121,6 +196,7 @@ impl WindowScanExec {
             projection,
             schema: projected,
             properties: Arc::new(properties),
+            estimate,
         })
     }
 }
@@ -164,6 +240,20 @@ impl ExecutionPlan for WindowScanExec {
         _: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _: &[Arc<Statistics>],
+        _: &datafusion::physical_plan::statistics::StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        if let Some((rows, bytes)) = self.estimate {
+            stats = stats
+                .with_num_rows(Precision::Inexact(rows))
+                .with_total_byte_size(Precision::Inexact(bytes));
+        }
+        Ok(Arc::new(stats))
     }
 
     fn execute(

@@ -1,0 +1,104 @@
+//! A query's stored physical plans. Logical optimization runs once, at load; a physical
+//! plan is made per *size class* of the tables the query reads (each table's row count to a
+//! power of two) and executed again, its state reset, for every window of that class. The
+//! planner sees the first such window's sizes (which side of a join to build a hash table
+//! on is decided by them), never an exact count it could fold into the plan. Results do not
+//! depend on the plan chosen: rows are put in a total order afterwards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::common::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::scan::{TableSizes, WindowData};
+
+/// Plans kept per query: size classes a run keeps meeting are few (a steady stream has one
+/// or two); beyond this the oldest is planned again when it comes back.
+const MAX_PLANS: usize = 16;
+
+/// One query's optimized plan, its physical plans by size class, and what each
+/// evaluation's [`TaskContext`] is made of.
+pub(crate) struct Plans {
+    state: SessionState,
+    logical: LogicalPlan,
+    session_id: String,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+    by_class: Mutex<Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>>,
+}
+
+impl Plans {
+    /// Optimizes `plan` and plans it physically for empty tables, so that every planning
+    /// error shows at load.
+    pub async fn new(ctx: &SessionContext, plan: &LogicalPlan, tables: &[&str]) -> Result<Self> {
+        let state = ctx.state();
+        let logical = state.optimize(plan)?;
+        let plans = Plans {
+            session_id: state.session_id().to_string(),
+            config: state.config().clone(),
+            runtime: state.runtime_env().clone(),
+            state,
+            logical,
+            by_class: Mutex::new(Vec::new()),
+        };
+        let empty = TableSizes::empty(tables);
+        plans.plan_for(&empty).await?;
+        Ok(plans)
+    }
+
+    /// A plan ready to execute on `data` (a fresh copy of the stored one), and the task
+    /// context whose scans read `data`.
+    pub async fn prepare(
+        &self,
+        data: WindowData,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
+        let plan = self.plan_for(&data.sizes()).await?;
+        Ok((reset_plan_states(plan)?, self.task(data)))
+    }
+
+    async fn plan_for(&self, sizes: &TableSizes) -> Result<Arc<dyn ExecutionPlan>> {
+        let class = sizes.class();
+        let cached = self.lock().iter().find(|(c, _)| *c == class).cloned();
+        if let Some((_, plan)) = cached {
+            return Ok(plan);
+        }
+        let mut state = self.state.clone();
+        state.config_mut().set_extension(Arc::new(sizes.clone()));
+        let plan = state
+            .query_planner()
+            .create_physical_plan(&self.logical, &state)
+            .await?;
+        let mut by_class = self.lock();
+        if by_class.len() >= MAX_PLANS {
+            by_class.remove(0);
+        }
+        by_class.push((class, plan.clone()));
+        Ok(plan)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>> {
+        self.by_class.lock().expect("plan cache lock")
+    }
+
+    /// The plan's functions are resolved already, so the context needs no function
+    /// registry.
+    fn task(&self, data: WindowData) -> Arc<TaskContext> {
+        Arc::new(TaskContext::new(
+            None,
+            self.session_id.clone(),
+            self.config.clone().with_extension(Arc::new(data)),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            self.runtime.clone(),
+        ))
+    }
+}
