@@ -23,6 +23,9 @@ use super::scan::{TableSizes, WindowData};
 /// or two); beyond this the oldest is planned again when it comes back.
 const MAX_PLANS: usize = 16;
 
+/// Stored plans with their size classes, oldest first.
+type ByClass = Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>;
+
 /// One query's optimized plan, its physical plans by size class, and what each
 /// evaluation's [`TaskContext`] is made of.
 pub(crate) struct Plans {
@@ -31,7 +34,7 @@ pub(crate) struct Plans {
     session_id: String,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
-    by_class: Mutex<Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>>,
+    by_class: Mutex<ByClass>,
 }
 
 impl Plans {
@@ -83,7 +86,7 @@ impl Plans {
         Ok(plan)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByClass> {
         self.by_class.lock().expect("plan cache lock")
     }
 
