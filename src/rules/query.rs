@@ -1,7 +1,8 @@
 //! Evaluating queries with DataFusion. Each query (a rule's, or a detector's source) is
-//! parsed, checked, optimized and physically planned once, at load, in its own
-//! `SessionContext` with its own memory pool; the window's tables are swapped before each
-//! evaluation, and the stored plan (its state reset) executes on them (`scan`).
+//! parsed, checked and optimized once, at load, in its own `SessionContext` with its own
+//! memory pool, and physically planned once per size class of its tables (`plans`); the
+//! window's tables are swapped before each evaluation, and a stored plan (its state reset)
+//! executes on a snapshot of them (`scan`).
 //!
 //! What bounds an evaluation is deterministic — the memory pool, and the rows the window's
 //! tables hold — so the same input gives the same rows on any machine at any load. A
@@ -151,22 +152,11 @@ fn context(
     // A dynamic filter is state a stored plan's operators share with each other, which
     // resetting the plan between windows does not clear; the window's tables are in memory,
     // so such filters would prune nothing anyway.
-    config
-        .options_mut()
-        .optimizer
-        .enable_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_join_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_topk_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_aggregate_dynamic_filter_pushdown = false;
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = false;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_topk_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     for (name, table) in tables {
         ctx.register_table(*name, table.clone()).map_err(internal)?;
