@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::Result;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
-use super::scan::{TableSizes, WindowData};
+use super::scan::WindowData;
 
 /// Plans kept per query: size classes a run keeps meeting are few (a steady stream has one
 /// or two); beyond this the oldest is planned again when it comes back.
@@ -26,33 +25,26 @@ const MAX_PLANS: usize = 16;
 /// Stored plans with their size classes, oldest first.
 type ByClass = Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>;
 
-/// One query's optimized plan, its physical plans by size class, and what each
-/// evaluation's [`TaskContext`] is made of.
+/// One query's optimized plan, its physical plans by size class, and the session each
+/// evaluation's [`TaskContext`] is made from.
 pub(crate) struct Plans {
     state: SessionState,
     logical: LogicalPlan,
-    session_id: String,
-    config: SessionConfig,
-    runtime: Arc<RuntimeEnv>,
     by_class: Mutex<ByClass>,
 }
 
 impl Plans {
-    /// Optimizes `plan` and plans it physically for empty tables, so that every planning
-    /// error shows at load.
-    pub async fn new(ctx: &SessionContext, plan: &LogicalPlan, tables: &[&str]) -> Result<Self> {
+    /// Optimizes `plan` and plans it physically for `tables` as they are at load (empty),
+    /// so that every planning error shows at load.
+    pub async fn new(ctx: &SessionContext, plan: &LogicalPlan, tables: WindowData) -> Result<Self> {
         let state = ctx.state();
         let logical = state.optimize(plan)?;
         let plans = Plans {
-            session_id: state.session_id().to_string(),
-            config: state.config().clone(),
-            runtime: state.runtime_env().clone(),
             state,
             logical,
             by_class: Mutex::new(Vec::new()),
         };
-        let empty = TableSizes::empty(tables);
-        plans.plan_for(&empty).await?;
+        plans.plan_for(&tables).await?;
         Ok(plans)
     }
 
@@ -62,18 +54,18 @@ impl Plans {
         &self,
         data: WindowData,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
-        let plan = self.plan_for(&data.sizes()).await?;
+        let plan = self.plan_for(&data).await?;
         Ok((reset_plan_states(plan)?, self.task(data)))
     }
 
-    async fn plan_for(&self, sizes: &TableSizes) -> Result<Arc<dyn ExecutionPlan>> {
-        let class = sizes.class();
+    async fn plan_for(&self, data: &WindowData) -> Result<Arc<dyn ExecutionPlan>> {
+        let class = data.class();
         let cached = self.lock().iter().find(|(c, _)| *c == class).cloned();
         if let Some((_, plan)) = cached {
             return Ok(plan);
         }
         let mut state = self.state.clone();
-        state.config_mut().set_extension(Arc::new(sizes.clone()));
+        state.config_mut().set_extension(Arc::new(data.sizes()));
         let plan = state
             .query_planner()
             .create_physical_plan(&self.logical, &state)
@@ -95,13 +87,13 @@ impl Plans {
     fn task(&self, data: WindowData) -> Arc<TaskContext> {
         Arc::new(TaskContext::new(
             None,
-            self.session_id.clone(),
-            self.config.clone().with_extension(Arc::new(data)),
+            self.state.session_id().to_string(),
+            self.state.config().clone().with_extension(Arc::new(data)),
             HashMap::new(),
             HashMap::new(),
             HashMap::new(),
             HashMap::new(),
-            self.runtime.clone(),
+            self.state.runtime_env().clone(),
         ))
     }
 }

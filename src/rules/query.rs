@@ -286,8 +286,9 @@ impl QueryEngine {
             let own_tables = query.window.map(|_| new_tables(extra));
             let ctx = context(own_tables.as_deref().unwrap_or(&tables), limits)?;
             let (plan, scans) = plan_in(&ctx, &query, &allowed).await?;
-            let names: Vec<&str> = scans.iter().map(String::as_str).collect();
-            let plans = Plans::new(&ctx, &plan, &names)
+            let empty = own_tables.as_deref().unwrap_or(&tables).iter();
+            let empty = WindowData::snapshot(empty.map(|(_, t)| t.as_ref()), &scans);
+            let plans = Plans::new(&ctx, &plan, empty)
                 .await
                 .map_err(|e| query_error(&query, &e.to_string()))?;
             compiled.push(Compiled {

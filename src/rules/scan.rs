@@ -31,11 +31,11 @@ use datafusion::physical_plan::{
 /// A table whose contents are replaced for every window.
 #[derive(Debug)]
 pub(crate) struct SwapTable {
-    pub name: &'static str,
-    pub schema: SchemaRef,
+    name: &'static str,
+    schema: SchemaRef,
     /// Its contents: one batch, or a longer window's batches in event-time order (scanned
     /// as they are: concatenating them would copy the whole look-back every window).
-    pub batches: RwLock<Vec<RecordBatch>>,
+    batches: RwLock<Vec<RecordBatch>>,
 }
 
 impl SwapTable {
@@ -84,55 +84,36 @@ impl TableProvider for SwapTable {
 /// The rows of one evaluation's tables, taken when it starts: an extension of its
 /// [`TaskContext`]'s session config, so evaluations that overlap (parallel ones, or one a
 /// budget abandoned) each read their own window.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WindowData {
+    /// By table name.
     tables: Vec<(&'static str, Vec<RecordBatch>)>,
 }
 
-/// The sizes of a window's tables, as the planner is told them: rows and bytes per column.
-#[derive(Debug, Clone)]
-pub(crate) struct TableSizes {
-    /// By table name.
-    tables: Vec<(String, usize, Vec<usize>)>,
-}
-
-impl TableSizes {
-    /// Empty tables: the class every query is planned for at load.
-    pub fn empty(names: &[&str]) -> Self {
-        Self::new(
-            names
-                .iter()
-                .map(|n| (n.to_string(), 0, Vec::new()))
-                .collect(),
-        )
+impl WindowData {
+    /// The current contents of the `tables` named in `scans`.
+    pub fn snapshot<'a>(tables: impl Iterator<Item = &'a SwapTable>, scans: &[String]) -> Self {
+        let mut tables: Vec<_> = tables
+            .filter(|t| scans.iter().any(|s| s == t.name))
+            .map(|t| (t.name, t.batches.read().expect("table lock").clone()))
+            .collect();
+        tables.sort_by_key(|(name, _)| *name);
+        WindowData { tables }
     }
 
-    fn new(mut tables: Vec<(String, usize, Vec<usize>)>) -> Self {
-        tables.sort_by(|a, b| a.0.cmp(&b.0));
-        TableSizes { tables }
-    }
-
-    /// The size class: each table's row count to a power of two.
+    /// The size class: each table's row count to a power of two. Cheap: only a plan that
+    /// is not stored yet needs the [`sizes`](Self::sizes).
     pub fn class(&self) -> Vec<u8> {
         self.tables
             .iter()
-            .map(|(_, rows, _)| (usize::BITS - rows.leading_zeros()) as u8)
+            .map(|(_, batches)| {
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                (usize::BITS - rows.leading_zeros()) as u8
+            })
             .collect()
     }
 
-    /// Estimated rows and bytes of table `name`'s `projection`.
-    fn estimate(&self, name: &str, projection: Option<&Vec<usize>>) -> Option<(usize, usize)> {
-        let (_, rows, columns) = self.tables.iter().find(|(n, _, _)| *n == name)?;
-        let bytes = match projection {
-            Some(p) => p.iter().filter_map(|&i| columns.get(i)).sum(),
-            None => columns.iter().sum(),
-        };
-        Some((*rows, bytes))
-    }
-}
-
-impl WindowData {
-    /// Rows and bytes per column of each table.
+    /// Rows and bytes per column of each table, for the planner.
     pub fn sizes(&self) -> TableSizes {
         let tables = self
             .tables
@@ -146,19 +127,28 @@ impl WindowData {
                         batches.iter().map(bytes).sum()
                     })
                     .collect();
-                (name.to_string(), rows, columns)
+                (*name, rows, columns)
             })
             .collect();
-        TableSizes::new(tables)
+        TableSizes { tables }
     }
+}
 
-    /// The current contents of the `tables` named in `scans`.
-    pub fn snapshot<'a>(tables: impl Iterator<Item = &'a SwapTable>, scans: &[String]) -> Self {
-        let tables = tables
-            .filter(|t| scans.iter().any(|s| s == t.name))
-            .map(|t| (t.name, t.batches.read().expect("table lock").clone()))
-            .collect();
-        WindowData { tables }
+/// The sizes of a window's tables, as the planner is told them: rows and bytes per column.
+#[derive(Debug)]
+pub(crate) struct TableSizes {
+    tables: Vec<(&'static str, usize, Vec<usize>)>,
+}
+
+impl TableSizes {
+    /// Estimated rows and bytes of table `name`'s `projection`.
+    fn estimate(&self, name: &str, projection: Option<&Vec<usize>>) -> Option<(usize, usize)> {
+        let (_, rows, columns) = self.tables.iter().find(|(n, _, _)| *n == name)?;
+        let bytes = match projection {
+            Some(p) => p.iter().filter_map(|&i| columns.get(i)).sum(),
+            None => columns.iter().sum(),
+        };
+        Some((*rows, bytes))
     }
 }
 
