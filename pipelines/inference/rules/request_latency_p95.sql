@@ -10,15 +10,33 @@
 -- [annotations]
 -- summary = "p95 request latency of {{ $labels.service }} is {{ $value }} ms (threshold {{ $params.latency_p95_ms }} ms); bottleneck: {{ $evidence.bottleneck_stage }} on {{ $evidence.bottleneck_service }}"
 -- description = "For at least 5 minutes the 95th percentile of request duration of {{ $labels.service }} has been above {{ $params.latency_p95_ms }} ms. In the slow requests most time is spent in {{ $evidence.bottleneck_stage }} ({{ $evidence.bottleneck_service }}), {{ $evidence.bottleneck_share }} of the request on average. The evidence lists the slowest traces."
-WITH latency AS (
-    SELECT root_service AS service,
-           percentile_cont(duration_ms, 0.95) AS p95,
-           count(*) AS requests,
-           max(duration_ms) AS max_ms,
-           array_slice(array_agg(trace_id ORDER BY duration_ms DESC, trace_id), 1, 5) AS slowest
+WITH requests AS (
+    SELECT root_service AS service, trace_id, duration_ms
     FROM traces
     WHERE has_root AND root_service IS NOT NULL
-    GROUP BY root_service
+),
+latency AS (
+    SELECT service,
+           percentile_cont(duration_ms, 0.95) AS p95,
+           count(*) AS requests,
+           max(duration_ms) AS max_ms
+    FROM requests
+    GROUP BY service
+),
+-- The five slowest requests, ranked only for the services over the threshold: ranking every
+-- request of a busy window costs more than all the rest of the rule.
+slowest AS (
+    SELECT service, array_agg(trace_id ORDER BY place) AS trace_ids
+    FROM (
+        SELECT r.service, r.trace_id,
+               row_number() OVER (
+                   PARTITION BY r.service ORDER BY r.duration_ms DESC, r.trace_id
+               ) AS place
+        FROM requests r
+        JOIN latency l ON l.service = r.service AND l.p95 > $latency_p95_ms
+    )
+    WHERE place <= 5
+    GROUP BY service
 ),
 stages AS (
     SELECT root_service AS service,
@@ -39,7 +57,8 @@ SELECT l.service,
        s.stage AS evidence_bottleneck_stage,
        s.bottleneck_service AS evidence_bottleneck_service,
        round(s.share, 3) AS evidence_bottleneck_share,
-       l.slowest AS sample_trace_ids
+       w.trace_ids AS sample_trace_ids
 FROM latency l
+JOIN slowest w ON w.service = l.service
 LEFT JOIN stages s ON s.service = l.service AND s.rank = 1
 WHERE l.p95 > $latency_p95_ms
