@@ -472,7 +472,7 @@ impl TraceAligner {
             for r in loose.chain(traced) {
                 match r {
                     Record::Log(l) => logs.push(l),
-                    Record::Metric(m) => metrics.push(m),
+                    Record::Metric(m) => metrics.push(&**m),
                     Record::Span(sp) => spans.push(sp),
                 }
             }

@@ -257,7 +257,7 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
     if !f.value.is_finite() {
         return Err(DecodeError::record("metric value is not finite"));
     }
-    Ok(Record::Metric(MetricPoint {
+    Ok(Record::Metric(Box::new(MetricPoint {
         time,
         start_time: None,
         name: f.name,
@@ -279,7 +279,7 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
         resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
-    }))
+    })))
 }
 
 /// A flat span's end: its end time, or its start plus `duration_ms`.

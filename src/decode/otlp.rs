@@ -422,7 +422,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
             for p in &g.data_points {
                 let mut m = base.point(MetricKind::Gauge, p)?;
                 m.value = number(p.value);
-                out.push(Record::Metric(m));
+                out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::Sum(s) => {
@@ -431,7 +431,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                 m.value = number(p.value);
                 m.temporality = temporality(s.aggregation_temporality);
                 m.is_monotonic = Some(s.is_monotonic);
-                out.push(Record::Metric(m));
+                out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::Histogram(h) => {
@@ -454,7 +454,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                 m.max = p.max;
                 m.bucket_bounds = p.explicit_bounds.clone();
                 m.bucket_counts = p.bucket_counts.clone();
-                out.push(Record::Metric(m));
+                out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::ExponentialHistogram(h) => {
@@ -462,7 +462,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                 let mut m = base.point(MetricKind::ExponentialHistogram, p)?;
                 m.temporality = temporality(h.aggregation_temporality);
                 exponential_buckets(p, &mut m);
-                out.push(Record::Metric(m));
+                out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::Summary(s) => {
@@ -475,7 +475,7 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                     .iter()
                     .map(|q| (q.quantile, q.value))
                     .collect();
-                out.push(Record::Metric(m));
+                out.push(Record::Metric(Box::new(m)));
             }
         }
     }

@@ -347,7 +347,7 @@ fn metric_points(records: Vec<Record>) -> Vec<crate::model::MetricPoint> {
     records
         .into_iter()
         .map(|r| match r {
-            Record::Metric(m) => m,
+            Record::Metric(m) => *m,
             other => panic!("{other:?}"),
         })
         .collect()
