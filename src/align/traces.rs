@@ -22,6 +22,9 @@ struct Row {
 struct OpenTrace {
     first: EventTime,
     last: EventTime,
+    /// The deadline its entry in `deadlines` is filed under: the deadline when the entry
+    /// was made, never later than the current one (deadlines only move later).
+    filed: EventTime,
     rows: Vec<Row>,
 }
 
@@ -67,7 +70,10 @@ pub struct TraceAligner {
     release_delay: i64,
     watermark: EventTime,
     open: foldhash::HashMap<String, OpenTrace>,
-    /// `(close deadline, trace id)` of every open trace.
+    /// One `(filed deadline, trace id)` per open trace. A record that moves its trace's
+    /// deadline does not re-file it: an entry found due is re-filed under the trace's
+    /// current deadline then, so the first entry that is current is the earliest deadline,
+    /// at a fraction of the cost of keeping every entry current.
     deadlines: BTreeSet<(EventTime, String)>,
     /// Bucket of every closed trace whose bucket is still held.
     closed_in: foldhash::HashMap<String, EventTime>,
@@ -166,7 +172,7 @@ impl TraceAligner {
     pub fn insert(&mut self, record: Record, ack: AckId) -> Result<(), Box<Late>> {
         let t = record.event_time();
         let bytes = record.approx_bytes();
-        let Some(trace_id) = record.trace_id().map(str::to_string) else {
+        let Some(id) = record.trace_id() else {
             if self.is_late(t) {
                 return Err(self.late(record));
             }
@@ -179,21 +185,19 @@ impl TraceAligner {
             self.bytes += bytes;
             return Ok(());
         };
-        if self.open.contains_key(&trace_id) {
-            let old = self.deadline_of(&trace_id);
-            let tr = self.open.get_mut(&trace_id).expect("checked");
+        if let Some(tr) = self.open.get_mut(id) {
+            // Its deadline entry is not touched: `due_trace` re-files it when it comes due.
             tr.last = tr.last.max(t);
+            let full = tr.rows.len() + 1 >= self.cfg.max_rows_per_trace;
+            let id = full.then(|| id.to_string());
             tr.rows.push(Row { record, ack });
-            let (first, last, rows) = (tr.first, tr.last, tr.rows.len());
-            self.deadlines.remove(&(old, trace_id.clone()));
-            self.deadlines
-                .insert((self.deadline(first, last), trace_id.clone()));
             self.bytes += bytes;
-            if rows >= self.cfg.max_rows_per_trace {
-                self.close(&trace_id, CloseReason::RowCap);
+            if let Some(id) = id {
+                self.close(&id, CloseReason::RowCap);
             }
             return Ok(());
         }
+        let trace_id = id.to_string();
         // A straggler of a trace that closed into a window not yet released joins it there.
         if let Some(b) = self.closed_in.get(&trace_id) {
             let bucket = self
@@ -212,13 +216,14 @@ impl TraceAligner {
         }
         self.stats.traces_opened += 1;
         self.bytes += trace_overhead(&trace_id);
-        self.deadlines
-            .insert((self.deadline(t, t), trace_id.clone()));
+        let filed = self.deadline(t, t);
+        self.deadlines.insert((filed, trace_id.clone()));
         self.open.insert(
             trace_id.clone(),
             OpenTrace {
                 first: t,
                 last: t,
+                filed,
                 rows: vec![Row { record, ack }],
             },
         );
@@ -228,18 +233,30 @@ impl TraceAligner {
         }
         while self.open.len() > self.cfg.max_open_traces {
             let (_, oldest) = self
-                .deadlines
-                .first()
-                .expect("open traces have deadlines")
-                .clone();
+                .due_trace(EventTime::MAX)
+                .expect("open traces have deadlines");
             self.close(&oldest, CloseReason::OpenCap);
         }
         Ok(())
     }
 
-    fn deadline_of(&self, trace_id: &str) -> EventTime {
-        let tr = &self.open[trace_id];
-        self.deadline(tr.first, tr.last)
+    /// The open trace with the earliest deadline, if that deadline is at or before `by`:
+    /// entries filed under an earlier deadline than their trace's are re-filed on the way.
+    fn due_trace(&mut self, by: EventTime) -> Option<(EventTime, String)> {
+        loop {
+            let (filed, id) = self.deadlines.first()?;
+            if *filed > by {
+                return None;
+            }
+            let tr = &self.open[id];
+            let current = self.deadline(tr.first, tr.last);
+            if current == *filed {
+                return Some((current, id.clone()));
+            }
+            let (_, id) = self.deadlines.pop_first().expect("checked");
+            self.open.get_mut(&id).expect("indexed").filed = current;
+            self.deadlines.insert((current, id));
+        }
     }
 
     fn late(&mut self, record: Record) -> Box<Late> {
@@ -256,8 +273,7 @@ impl TraceAligner {
         let Some(tr) = self.open.remove(trace_id) else {
             return;
         };
-        self.deadlines
-            .remove(&(self.deadline(tr.first, tr.last), trace_id.to_string()));
+        self.deadlines.remove(&(tr.filed, trace_id.to_string()));
         self.stats.traces_closed += 1;
         let quiet = matches!(reason, CloseReason::Gap);
         let early = match reason {
@@ -320,11 +336,7 @@ impl TraceAligner {
             return Vec::new();
         }
         self.watermark = watermark;
-        while let Some((deadline, _)) = self.deadlines.first() {
-            if *deadline > watermark {
-                break;
-            }
-            let (_, id) = self.deadlines.first().cloned().expect("checked");
+        while let Some((_, id)) = self.due_trace(watermark) {
             let tr = &self.open[&id];
             let reason = if tr.last.0.saturating_add(self.gap) <= watermark.0 {
                 CloseReason::Gap
@@ -368,7 +380,7 @@ impl TraceAligner {
         while self.bytes > self.cfg.max_buffered_bytes {
             let Some(s) = self.first_pending_window() else {
                 // Everything is in open traces: close the least recently active one.
-                let Some((_, id)) = self.deadlines.first().cloned() else {
+                let Some((_, id)) = self.due_trace(EventTime::MAX) else {
                     break;
                 };
                 self.close(&id, CloseReason::ByteCap);
@@ -408,7 +420,7 @@ impl TraceAligner {
         for (id, tr) in self.open.iter_mut() {
             take(&mut tr.rows);
             if tr.rows.is_empty() {
-                emptied.push((id.clone(), tr.first, tr.last));
+                emptied.push((id.clone(), tr.filed));
             }
         }
         for bucket in self.buckets.values_mut() {
@@ -417,9 +429,9 @@ impl TraceAligner {
                 take(&mut tr.rows);
             }
         }
-        for (id, first, last) in emptied {
+        for (id, filed) in emptied {
             self.open.remove(&id);
-            self.deadlines.remove(&(self.deadline(first, last), id));
+            self.deadlines.remove(&(filed, id));
         }
         for bucket in self.buckets.values_mut() {
             bucket.traces.retain(|_, tr| !tr.rows.is_empty());

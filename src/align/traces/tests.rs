@@ -246,3 +246,58 @@ fn removing_revoked_acks_leaves_the_rest() {
     assert_eq!(out[0].logs.num_rows(), 1);
     assert_eq!(a.buffered_bytes(), 0);
 }
+
+/// The open-trace cap closes the trace least recently active, even when an older trace
+/// became active again after it opened (its deadline moved past the others').
+#[test]
+fn the_open_trace_cap_closes_the_least_recently_active_trace() {
+    let mut a = TraceAligner::new(AlignConfig {
+        max_open_traces: 2,
+        ..cfg()
+    });
+    a.insert(span("first", 0, 1), 0).unwrap();
+    a.insert(span("second", 0, 2), 1).unwrap();
+    a.insert(span("first", 1, 5), 2).unwrap();
+    a.insert(span("third", 0, 6), 3).unwrap();
+    assert_eq!(a.stats().traces_closed_early_open_cap, 1);
+    let out = a.flush();
+    let early: Vec<_> = out
+        .iter()
+        .flat_map(|b| {
+            let ids = b
+                .traces
+                .column_by_name("trace_id")
+                .unwrap()
+                .as_string::<i32>();
+            let early = b
+                .traces
+                .column_by_name("closed_early")
+                .unwrap()
+                .as_boolean();
+            (0..b.traces.num_rows())
+                .filter(|&i| early.value(i))
+                .map(|i| ids.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(early, ["second"]);
+}
+
+/// A trace whose later records moved its deadline stays open while the watermark passes its
+/// first deadline, and closes once it has been quiet for the gap after its last record.
+#[test]
+fn a_trace_closes_a_gap_after_its_last_record_not_its_first() {
+    let mut a = TraceAligner::new(cfg());
+    a.insert(span("long", 0, 1), 0).unwrap();
+    a.insert(span("long", 1, 8), 1).unwrap();
+    a.insert(span("long", 2, 15), 2).unwrap();
+    a.advance(at(20));
+    assert_eq!(a.open_traces(), 1, "the gap after 15 s has not passed");
+    a.advance(at(25));
+    assert_eq!(a.open_traces(), 0);
+    assert_eq!(a.stats().traces_closed, 1);
+    assert_eq!(a.stats().traces_closed_at_max_age, 0);
+    let out = a.flush();
+    let rows: Vec<_> = out.iter().flat_map(|b| trace_rows(&b.traces)).collect();
+    assert_eq!(rows, [("long".to_string(), 3, 0)]);
+}
