@@ -70,6 +70,7 @@ impl Plans {
             .query_planner()
             .create_physical_plan(&self.logical, &state)
             .await?;
+        let plan = super::lean::lean_projections(plan)?;
         let mut by_class = self.lock();
         if by_class.len() >= MAX_PLANS {
             by_class.remove(0);
