@@ -98,3 +98,59 @@ impl Plans {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use datafusion::physical_plan::collect;
+
+    use super::super::scan::SwapTable;
+    use super::*;
+
+    /// Past `MAX_PLANS` size classes the oldest plan goes; a window of its class is planned
+    /// again and still reads its own rows.
+    #[tokio::test]
+    async fn the_oldest_size_class_is_planned_again_past_the_limit() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let table = Arc::new(SwapTable::new("t", schema.clone()));
+        let ctx = SessionContext::new();
+        ctx.register_table("t", table.clone()).unwrap();
+        let logical = ctx
+            .state()
+            .create_logical_plan("SELECT sum(v) AS s, count(*) AS n FROM t")
+            .await
+            .unwrap();
+        let scans = ["t".to_string()];
+        let snapshot = || WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
+        let plans = Plans::new(&ctx, &logical, snapshot()).await.unwrap();
+        let run = |rows: i64| {
+            let values = Int64Array::from((1..=rows).collect::<Vec<_>>());
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+            table.set(vec![batch]);
+            let data = snapshot();
+            let class = data.class();
+            let plans = &plans;
+            async move {
+                let (plan, task) = plans.prepare(data).await.unwrap();
+                let out = collect(plan, task).await.unwrap();
+                let sum = out[0].column(0).as_primitive::<Int64Type>().value(0);
+                let count = out[0].column(1).as_primitive::<Int64Type>().value(0);
+                assert!(!out[0].column(0).is_null(0));
+                assert_eq!((sum, count), (rows * (rows + 1) / 2, rows), "{rows} rows");
+                class
+            }
+        };
+        // The empty load-time class, then one class per power of two.
+        let first = run(1).await;
+        for k in 1..MAX_PLANS as u32 + 1 {
+            run(1 << k).await;
+        }
+        let stored: Vec<Vec<u8>> = plans.lock().iter().map(|(c, _)| c.clone()).collect();
+        assert_eq!(stored.len(), MAX_PLANS);
+        assert!(!stored.contains(&first), "the oldest classes were dropped");
+        assert_eq!(run(1).await, first);
+        assert_eq!(plans.lock().len(), MAX_PLANS);
+        assert_eq!(plans.lock().last().map(|(c, _)| c.clone()), Some(first));
+    }
+}
