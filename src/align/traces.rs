@@ -232,7 +232,7 @@ impl TraceAligner {
             self.close(&trace_id, CloseReason::RowCap);
         }
         while self.open.len() > self.cfg.max_open_traces {
-            let (_, oldest) = self
+            let oldest = self
                 .due_trace(EventTime::MAX)
                 .expect("open traces have deadlines");
             self.close(&oldest, CloseReason::OpenCap);
@@ -242,7 +242,7 @@ impl TraceAligner {
 
     /// The open trace with the earliest deadline, if that deadline is at or before `by`:
     /// entries filed under an earlier deadline than their trace's are re-filed on the way.
-    fn due_trace(&mut self, by: EventTime) -> Option<(EventTime, String)> {
+    fn due_trace(&mut self, by: EventTime) -> Option<String> {
         loop {
             let (filed, id) = self.deadlines.first()?;
             if *filed > by {
@@ -251,7 +251,7 @@ impl TraceAligner {
             let tr = &self.open[id];
             let current = self.deadline(tr.first, tr.last);
             if current == *filed {
-                return Some((current, id.clone()));
+                return Some(id.clone());
             }
             let (_, id) = self.deadlines.pop_first().expect("checked");
             self.open.get_mut(&id).expect("indexed").filed = current;
@@ -336,7 +336,7 @@ impl TraceAligner {
             return Vec::new();
         }
         self.watermark = watermark;
-        while let Some((_, id)) = self.due_trace(watermark) {
+        while let Some(id) = self.due_trace(watermark) {
             let tr = &self.open[&id];
             let reason = if tr.last.0.saturating_add(self.gap) <= watermark.0 {
                 CloseReason::Gap
@@ -380,7 +380,7 @@ impl TraceAligner {
         while self.bytes > self.cfg.max_buffered_bytes {
             let Some(s) = self.first_pending_window() else {
                 // Everything is in open traces: close the least recently active one.
-                let Some((_, id)) = self.due_trace(EventTime::MAX) else {
+                let Some(id) = self.due_trace(EventTime::MAX) else {
                     break;
                 };
                 self.close(&id, CloseReason::ByteCap);
