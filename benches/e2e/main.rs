@@ -457,6 +457,16 @@ fn pipeline_dir(dir: &Path, topics: &Topics) -> PathBuf {
     let toml = std::fs::read_to_string(shipped.join("pipeline.toml")).unwrap();
     let (head, rest) = toml.split_once("[kafka]").unwrap();
     let tail = &rest[rest.find("[kb]").unwrap()..];
+    // The shipped inputs' own idle timeouts, on the bench's topics.
+    let shipped_inputs: toml::Value = toml::from_str(&toml).unwrap();
+    let idle_of = |signal: &str| {
+        shipped_inputs["kafka"]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["signal"].as_str() == Some(signal))
+            .and_then(|i| i.get("idle_timeout")?.as_str().map(str::to_owned))
+    };
     let mut kafka = String::from("[kafka]\n");
     for (s, signal) in ["spans", "logs", "metrics"].into_iter().enumerate() {
         kafka += &format!(
@@ -464,6 +474,9 @@ fn pipeline_dir(dir: &Path, topics: &Topics) -> PathBuf {
             topics.input(s),
             signal
         );
+        if let Some(idle) = idle_of(signal) {
+            kafka += &format!("idle_timeout = \"{idle}\"\n");
+        }
     }
     kafka += "[kafka.outputs]\n";
     for name in [

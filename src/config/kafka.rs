@@ -1,6 +1,7 @@
 //! `[kafka]` of `pipeline.toml`: input and output topics and client settings.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -143,6 +144,8 @@ fn default_inputs() -> Vec<KafkaInput> {
         topic: topic.into(),
         signal: Some(signal),
         encoding: Encoding::Auto,
+        // Metrics come in bursts, one per scrape or export interval (see the field).
+        idle_timeout: (signal == Signal::Metrics).then_some(Duration::from_secs(1)),
     })
     .collect()
 }
@@ -166,6 +169,16 @@ impl Default for KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// How long a partition of `topic` may go without input before it stops holding the
+    /// watermark back: its input's own `idle_timeout`, else `default`.
+    pub fn idle_timeout(&self, topic: &str, default: Duration) -> Duration {
+        self.inputs
+            .iter()
+            .find(|i| i.topic == topic)
+            .and_then(|i| i.idle_timeout)
+            .unwrap_or(default)
+    }
+
     /// The consumer's librdkafka settings: `client`, then `client_env` and `client_files`
     /// resolved, then `consumer`.
     pub fn consumer_settings(&self) -> crate::Result<Vec<(String, String)>> {
@@ -217,6 +230,14 @@ pub struct KafkaInput {
     /// or flat), `otlp_proto`, `otlp_json` or `flat_json`.
     #[serde(default)]
     pub encoding: Encoding,
+    /// This topic's partitions go idle after this long without input instead of after
+    /// `[window] idle_timeout`. For a topic written in bursts, such as metrics scraped every
+    /// 10 s: between bursts its partitions have nothing to deliver, and until they count as
+    /// idle they hold every window back. A burst is judged against the other partitions'
+    /// watermark either way once the gap between bursts exceeds the idle timeout, so a
+    /// shorter one costs such a topic no lateness. Only caught-up partitions go idle.
+    #[serde(with = "humantime_serde::option", default)]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Output topic names.

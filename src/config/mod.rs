@@ -503,6 +503,26 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_may_set_its_own_idle_timeout() {
+        let parse = |t: &str| PipelineConfig::parse(t, Path::new("p.toml")).unwrap();
+        let window = Duration::from_secs(5);
+        let defaults = parse("name = \"p\"\n").kafka;
+        assert_eq!(defaults.idle_timeout("otlp_spans", window), window);
+        assert_eq!(
+            defaults.idle_timeout("otlp_metrics", window),
+            Duration::from_secs(1),
+            "metrics come in bursts"
+        );
+        let own = parse(
+            "name = \"p\"\n[[kafka.inputs]]\ntopic = \"m\"\nidle_timeout = \"250ms\"\n\
+             [[kafka.inputs]]\ntopic = \"s\"\n",
+        )
+        .kafka;
+        assert_eq!(own.idle_timeout("m", window), Duration::from_millis(250));
+        assert_eq!(own.idle_timeout("s", window), window);
+    }
+
+    #[test]
     fn unknown_field_is_reported_with_its_line() {
         let err = PipelineConfig::parse(
             "name = \"p\"\n[window]\nsize = \"1m\"\nsizee = \"2m\"\n",

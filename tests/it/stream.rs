@@ -171,6 +171,58 @@ async fn an_idle_partition_does_not_stall_windows_on_the_others() {
     assert!(fl.stop().success());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bursty_topic_goes_idle_after_its_own_idle_timeout() {
+    let topics = Topics::new();
+    topics.create_with(1, 1).await;
+    let tmp = tempfile::tempdir().unwrap();
+    // The window's idle timeout never passes in this test; the metrics and logs topics'
+    // own 1 s does. (The logs topic stays empty: it is idle after its 1 s too.)
+    let settings = "[window]\nsize = \"1m\"\nmax_out_of_orderness = \"5s\"\n\
+                    idle_timeout = \"1h\"\n[traces]\ngap = \"1s\"\n";
+    let toml = topics.pipeline_toml(settings).replace(
+        "signal = \"metrics\"\n",
+        "signal = \"metrics\"\nidle_timeout = \"1s\"\n",
+    );
+    let toml = toml.replace(
+        "signal = \"logs\"\n",
+        "signal = \"logs\"\nidle_timeout = \"1s\"\n",
+    );
+    let pipeline = pipeline_dir(tmp.path(), &toml);
+    let p = producer();
+    let t0 = minute_from_now(60);
+    let mut fl = Instance::start(&pipeline, &unique("g"), tmp.path().join("faultline.log"));
+    // Spans go on (ten seconds of event time every 100 ms); a gauge comes every 4 s of wall
+    // time, stamped with the spans' event time, as a scrape would be. Until the metrics
+    // partition counts as idle it holds the watermark at its last gauge's time.
+    let mut reader = TopicReader::new(&topics.alerts);
+    let mut first_alert = None;
+    for i in 0..150u32 {
+        let t = t0 + i as i64 * 10 * S;
+        let s = flat_span("busy", 100 + i, t, 900);
+        produce_to(&p, &topics.spans, Some(0), s.to_string().as_bytes()).await;
+        if i % 40 == 0 {
+            let gauge = serde_json::json!({"signal": "metric", "name": "hw.temperature",
+                "value": 60, "time_unix_nano": t, "host": "gpu-1"});
+            produce_to(&p, &topics.metrics, Some(0), gauge.to_string().as_bytes()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if reader.poll(Duration::ZERO) > 0 {
+            first_alert = Some(i);
+            break;
+        }
+    }
+    // A window closed before the second burst: by the metrics topic's own idle timeout, not
+    // by the next gauge moving its watermark on.
+    assert!(
+        first_alert.is_some_and(|i| i < 40),
+        "first alert after {first_alert:?} steps:\n{}",
+        fl.log_text()
+    );
+    assert_eq!(reader.seen[0]["labels"]["service"], "busy");
+    assert!(fl.stop().success());
+}
+
 /// Slow requests of `service` in every even minute, fast ones in odd minutes, for `minutes`
 /// minutes from `t0`, then one fast request an hour later that closes every window.
 pub fn workload(service: &str, first: u32, t0: i64, minutes: i64) -> Vec<serde_json::Value> {

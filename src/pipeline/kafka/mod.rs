@@ -251,7 +251,10 @@ impl Driver {
     }
 
     fn tick_interval(&self) -> Duration {
-        let idle = self.config.window.idle_timeout;
+        let window = self.config.window.idle_timeout;
+        let idle = (self.config.kafka.inputs.iter())
+            .filter_map(|i| i.idle_timeout)
+            .fold(window, Duration::min);
         Duration::from_millis(100).min(idle.max(Duration::from_millis(10)))
     }
 
@@ -410,12 +413,15 @@ impl Driver {
         if self.paused {
             return Ok(());
         }
-        let idle = self.config.window.idle_timeout;
+        let window = self.config.window.idle_timeout;
+        let kafka = &self.config.kafka;
         let quiet: Vec<PartitionKey> = self
             .last_seen
             .iter()
             .filter(|(p, at)| {
-                at.elapsed() >= idle && !self.pipeline.is_idle(p) && !self.source.lagging(p)
+                at.elapsed() >= kafka.idle_timeout(&p.topic, window)
+                    && !self.pipeline.is_idle(p)
+                    && !self.source.lagging(p)
             })
             .map(|(p, _)| p.clone())
             .collect();
