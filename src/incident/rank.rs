@@ -444,24 +444,26 @@ impl Accumulator {
         }
     }
 
-    /// The first anomalous point: the earliest onset on the way to the top suspect (the
-    /// walked path and the suspect itself); unrelated noise elsewhere does not count.
+    /// The first anomalous point: the top suspect's onset. A fault spreads from the
+    /// suspect to its callers, so a caller on the path that was anomalous before it was
+    /// drifting on its own (noise, not this fault). Only a suspect without an onset of its
+    /// own (never over the threshold) takes the earliest on the walked path.
     fn first_anomaly(
         &self,
         top: Option<&str>,
         walk: Option<&(String, Vec<String>)>,
     ) -> Option<FirstAnomaly> {
-        let mut on_path: BTreeSet<&str> = top.into_iter().collect();
-        if let Some((_, path)) = walk {
-            for edge in path {
-                on_path.extend(edge.split("->"));
-            }
-        }
-        self.entities
-            .iter()
-            .filter(|(e, _)| on_path.contains(e.as_str()))
-            .filter_map(|(e, a)| a.onset.as_ref().map(|(t, what)| (t, e, what)))
-            .min_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)))
+        let onset_of = |e: &str| {
+            let (entity, a) = self.entities.get_key_value(e)?;
+            a.onset.as_ref().map(|(t, what)| (t, entity, what))
+        };
+        let on_path = walk.into_iter().flat_map(|(_, path)| path);
+        let earliest_on_path = on_path
+            .flat_map(|edge| edge.split("->"))
+            .filter_map(onset_of)
+            .min_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        top.and_then(onset_of)
+            .or(earliest_on_path)
             .map(|(t, e, what)| FirstAnomaly {
                 entity: e.clone(),
                 indicator: what.clone(),

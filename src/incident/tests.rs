@@ -398,6 +398,46 @@ fn the_onset_is_the_start_of_the_latest_anomalous_run_not_an_earlier_blip() {
     assert_eq!(r.suspects[0].onset.as_deref(), Some(first.time.as_str()));
 }
 
+/// A caller drifting before the fault is not where it started: the first anomalous point
+/// is the suspect's onset, though the caller is on the path and its run began earlier.
+#[test]
+fn a_caller_anomalous_before_the_suspect_is_not_the_first_anomaly() {
+    let mut cfg = config();
+    cfg.lookback = 6;
+    let mut t = IncidentTracker::new("p", cfg);
+    let with_a_errors = |rows: Vec<Vec<QueryRow>>, n: f64| {
+        let mut rows = rows;
+        rows[0][0] = row("a", n, None);
+        rows
+    };
+    for i in 0..3 {
+        t.observe_rows(window(i), &healthy(3.0, 0.0), &[]);
+    }
+    for i in 3..5 {
+        t.observe_rows(window(i), &with_a_errors(healthy(3.0, 0.0), 6.0), &[]);
+    }
+    let page = alert("Errors", "f", &[("service", "a")], true);
+    let fault = with_a_errors(healthy(500.0, 12.0), 6.0);
+    let r = &t.observe_rows(window(5), &fault, &[page])[0];
+    assert_eq!(r.suspects[0].service, "b", "{:?}", r.suspects);
+    assert_eq!(r.propagation_path, vec!["gateway->a", "a->b"]);
+    let a = r
+        .suspects
+        .iter()
+        .find(|s| s.service == "a")
+        .expect("a ranked");
+    assert_eq!(
+        a.onset,
+        Some(window(3).start.to_rfc3339()),
+        "a's run began first"
+    );
+    let first = r.first_anomaly.as_ref().expect("an onset");
+    assert_eq!(
+        (first.entity.as_str(), first.time.clone()),
+        ("b", window(5).start.to_rfc3339())
+    );
+}
+
 #[test]
 fn an_incidents_timeline_keeps_its_latest_entries_only() {
     let mut t = IncidentTracker::new("p", config());
