@@ -14,9 +14,9 @@ fn seconds(rfc3339: &str) -> f64 {
     t.timestamp_nanos_opt().unwrap() as f64 / 1e9
 }
 
-#[test]
-fn the_training_suite_names_the_culprit_rank() {
-    let dir = repo().join("tests/training");
+/// Runs every case of a suite made by `scripts/gen-training` and judges it; panics on a
+/// healthy job with an incident or a confident wrong culprit. -> (right, faulty, report).
+fn judge_suite(dir: &std::path::Path) -> (usize, usize, String) {
     let labels: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
     let cases = labels["cases"].as_array().unwrap();
@@ -64,6 +64,12 @@ fn the_training_suite_names_the_culprit_rank() {
             if ok { "" } else { "  <- wrong" }
         ));
     }
+    (right, faulty, report)
+}
+
+#[test]
+fn the_training_suite_names_the_culprit_rank() {
+    let (right, faulty, report) = judge_suite(&repo().join("tests/training"));
     let accuracy = right as f64 / faulty as f64;
     println!("{report}culprit AC@1 {right}/{faulty} = {accuracy:.3}");
     assert!(faulty >= 10, "the suite has {faulty} faulty cases");
@@ -71,4 +77,21 @@ fn the_training_suite_names_the_culprit_rank() {
         accuracy >= MIN_ACCURACY,
         "culprit AC@1 {accuracy:.3} < {MIN_ACCURACY}\n{report}"
     );
+}
+
+/// Cases drawn at random by the generator (fault, layout, topology, size, culprit,
+/// injection time), none of which the ranking was tuned on.
+#[test]
+fn random_training_faults_are_named_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(repo().join("scripts/gen-training"))
+        .args(["--random", "16", "--seed", "3", "--output"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (right, faulty, report) = judge_suite(tmp.path());
+    println!("{report}culprit AC@1 {right}/{faulty}");
+    assert_eq!(faulty, 16);
+    assert!(right >= 15, "culprit AC@1 {right}/{faulty} < 15/16\n{report}");
 }
