@@ -89,9 +89,16 @@ fn random_training_faults_are_named_too() {
         .arg(tmp.path())
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let (right, faulty, report) = judge_suite(tmp.path());
     println!("{report}culprit AC@1 {right}/{faulty}");
     assert_eq!(faulty, 16);
-    assert!(right >= 15, "culprit AC@1 {right}/{faulty} < 15/16\n{report}");
+    assert!(
+        right >= 15,
+        "culprit AC@1 {right}/{faulty} < 15/16\n{report}"
+    );
 }
