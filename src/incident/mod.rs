@@ -11,6 +11,7 @@
 //! Deterministic: event time only, ordered maps, ties broken by name.
 
 pub mod baseline;
+pub mod comm;
 pub mod config;
 pub mod graph;
 pub mod group;
@@ -24,6 +25,7 @@ use crate::alert::{fnv_hex, Alert, AlertStatus};
 use crate::model::saved::{self, Saved};
 use crate::model::{EventTime, QueryRow, Window};
 use baseline::{Baselines, Observation};
+use comm::BlockingLink;
 pub use config::IncidentConfig;
 use group::{entities_of, Incident, Member, TimelineEntry};
 use rank::{FirstAnomaly, Ranking, Suspect, WindowScores};
@@ -53,6 +55,10 @@ pub struct IncidentRecord {
     pub suspects: Vec<Suspect>,
     pub first_anomaly: Option<FirstAnomaly>,
     pub propagation_path: Vec<String>,
+    /// A training job's failing network link, when the top suspect is a rank that reported
+    /// network failures and it sends to exactly one rank on another node (`comm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocking_link: Option<BlockingLink>,
     /// Bytes of baseline state the ranking holds (all series of the shard).
     pub state_bytes: usize,
 }
@@ -67,6 +73,8 @@ pub struct IncidentTracker {
     baselines: Baselines,
     /// Recent service call edges: alerts on neighbours join one incident.
     graph: graph::CallGraph,
+    /// Training jobs' NCCL topology, for an incident's blocking link.
+    comm: comm::CommGraph,
     /// The latest windows' scores, for an incident's look-back.
     recent: VecDeque<WindowScores>,
     open: Vec<Incident>,
@@ -89,6 +97,7 @@ impl IncidentTracker {
         saved::save(&(
             &self.baselines,
             &self.graph,
+            &self.comm,
             &self.recent,
             &self.open,
             members,
@@ -97,7 +106,14 @@ impl IncidentTracker {
 
     pub fn restore(&mut self, state: Saved) -> Result<(), String> {
         let members: Vec<Vec<MemberDetail>>;
-        (self.baselines, self.graph, self.recent, self.open, members) = saved::load(state)?;
+        (
+            self.baselines,
+            self.graph,
+            self.comm,
+            self.recent,
+            self.open,
+            members,
+        ) = saved::load(state)?;
         for (inc, details) in self.open.iter_mut().zip(members) {
             for (fp, labels, trace_ids) in details {
                 if let Some(m) = inc.alerts.get_mut(&fp) {
@@ -114,9 +130,15 @@ impl IncidentTracker {
             pipeline: pipeline.to_string(),
             baselines: Baselines::default(),
             graph: graph::CallGraph::default(),
+            comm: comm::CommGraph::default(),
             recent: VecDeque::new(),
             open: Vec::new(),
         }
+    }
+
+    /// Learns training jobs' NCCL topology from a window's `logs` table (before `observe`).
+    pub fn learn_comm(&mut self, logs: &datafusion::arrow::record_batch::RecordBatch) {
+        self.comm.learn(logs);
     }
 
     /// One evaluated window: its call edges (`graph::edges_of` its spans), its indicator
@@ -326,6 +348,10 @@ impl IncidentTracker {
             suspects: r.suspects.clone(),
             first_anomaly: r.first_anomaly.clone(),
             propagation_path: r.propagation_path.clone(),
+            blocking_link: (r.verdict == "suspect")
+                .then(|| r.suspects.first())
+                .flatten()
+                .and_then(|s| self.comm.blocking_link(&s.entity)),
             state_bytes: self.baselines.approx_bytes(),
         }
     }

@@ -128,6 +128,7 @@ impl Shard {
         self.remember(&batch, stages);
         let notifications = self.lifecycle.observe(batch.window, findings);
         let edges = crate::incident::graph::edges_of(&batch.spans);
+        self.incidents.learn_comm(&batch.logs);
         let incidents =
             self.incidents
                 .observe(batch.window, edges, &indicator_rows, &notifications);

@@ -52,6 +52,14 @@ fn judge_suite(dir: &std::path::Path) -> (usize, usize, String) {
         let top = first.and_then(|r| r["suspects"][0]["entity"].as_str());
         let ok = top == Some(culprit);
         right += usize::from(ok);
+        if let (true, Some(link)) = (ok, case["link"].as_str()) {
+            // A slow link: the incident names it (`<service>/rank<A>-rank<B>` in the labels).
+            let named = first.map(|r| &r["blocking_link"]).and_then(|l| {
+                let to = l["to"].as_str()?.rsplit_once('/')?.1;
+                Some(format!("{}-{to}", l["from"].as_str()?))
+            });
+            assert_eq!(named.as_deref(), Some(link), "{name}: the blocking link");
+        }
         let verdict = first.map(|r| r["verdict"].clone());
         assert!(
             ok || verdict == Some(serde_json::json!("unknown")),
