@@ -33,8 +33,9 @@ use crate::logparse::{MinerState, TemplateMiner};
 use crate::model::saved::Saved;
 use crate::model::{AckId, AlignedBatch, EventTime, Window};
 
-/// The snapshot layout this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// The snapshot layout this build writes and reads. 3: the incidents' state holds the
+/// training jobs' NCCL topology (`incident::comm`).
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// One shard's checkpoint, as written to the state topic (key `group/pipeline/shard`).
 #[derive(Debug, Serialize, Deserialize)]
