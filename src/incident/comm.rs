@@ -21,6 +21,19 @@ const MAX_RANKS: usize = 65_536;
 /// Characters of a failure message kept as a link's evidence.
 const MAX_EVIDENCE: usize = 200;
 
+/// Where a rank runs: its host and GPU (from NCCL's `Init COMPLETE` line), so an operator
+/// knows which machine and device to look at — and which NVML/DCGM series are its.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    pub host: String,
+    /// The CUDA device index the rank's process uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_device: Option<u32>,
+    /// Its PCI bus id as NCCL prints it (`3b000` for `0000:3b:00.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus_id: Option<String>,
+}
+
 /// The link a training incident's top suspect sends over, where the network failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockingLink {
@@ -44,6 +57,9 @@ struct RankLinks {
     tree_up: Option<u32>,
     /// The first NCCL network warning this rank logged.
     net_warning: Option<String>,
+    /// `(cuda device, bus id)` from a communicator's `Init COMPLETE` line (a process uses
+    /// one GPU, so any of its communicators' lines tells it).
+    device: Option<(u32, String)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -140,6 +156,9 @@ impl CommGraph {
                 links.tree_up = up;
             }
         }
+        if line.rank.is_some() && links.device.is_none() {
+            links.device = device_line(line.body);
+        }
         if links.net_warning.is_none() && line.body.contains("NCCL WARN NET/") {
             let at = line.body.find("NCCL WARN").unwrap_or(0);
             let text: String = line.body[at..].chars().take(MAX_EVIDENCE).collect();
@@ -159,6 +178,21 @@ impl CommGraph {
                 None => break,
             };
         }
+    }
+
+    /// Where `entity` (`<service>/rank<N>`) runs, when its lines said so.
+    pub fn placement(&self, entity: &str) -> Option<Placement> {
+        let (service, rank) = entity.rsplit_once("/rank")?;
+        let links = self
+            .jobs
+            .get(service)?
+            .ranks
+            .get(&rank.parse::<u32>().ok()?)?;
+        Some(Placement {
+            host: links.host.clone()?,
+            cuda_device: links.device.as_ref().map(|(d, _)| *d),
+            bus_id: links.device.as_ref().map(|(_, b)| b.clone()),
+        })
     }
 
     /// The blocking link of `entity` (`<service>/rank<N>`): only for a rank that reported
@@ -211,6 +245,22 @@ fn ring_line(body: &str) -> Option<(u32, Vec<u32>)> {
     (ring.len() >= 2).then_some((channel.trim().parse().ok()?, ring))
 }
 
+/// `NCCL INFO comm 0x55d… rank 3 nranks 8 cudaDev 3 [nvmlDev 3 ]busId 3b000 … Init COMPLETE`
+/// -> (cuda device, bus id).
+fn device_line(body: &str) -> Option<(u32, String)> {
+    let rest = &body[body.find("NCCL INFO comm ")?..];
+    let field = |name: &str| {
+        let mut words = rest.split_whitespace();
+        words.find(|w| *w == name)?;
+        words.next()
+    };
+    let device = field("cudaDev")?.parse().ok()?;
+    let bus = field("busId")?;
+    bus.chars()
+        .all(|c| c.is_ascii_hexdigit())
+        .then(|| (device, bus.to_ascii_lowercase()))
+}
+
 /// `NCCL INFO Trees [0] 1/-1/-1->0->-1 [1] ...` -> (the rank, its parent in tree 0).
 fn tree_line(body: &str) -> Option<(u32, Option<u32>)> {
     let rest = &body[body.find("NCCL INFO Trees [0] ")? + "NCCL INFO Trees [0] ".len()..];
@@ -250,6 +300,28 @@ mod tests {
             Some((0, None))
         );
         assert_eq!(ring_line("NCCL INFO Channel 00/02 : not a ring"), None);
+        assert_eq!(
+            device_line(
+                "n:1:2 [3] NCCL INFO comm 0x55d1b2c3d000 rank 1 nranks 4 cudaDev 3 nvmlDev 3 \
+                 busId 3B000 commId 0x5e1f - Init COMPLETE"
+            ),
+            Some((3, "3b000".to_string()))
+        );
+    }
+
+    #[test]
+    fn a_rank_is_placed_on_its_host_and_gpu() {
+        let mut g = CommGraph::default();
+        let init = "x:1:2 [2] NCCL INFO comm 0x55d0 rank 0 nranks 2 cudaDev 2 busId 5d000 - \
+                    Init COMPLETE";
+        g.learn_line(&line(6, "node-1", init));
+        let p = g.placement("trainer/rank6").expect("placed");
+        assert_eq!(p.host, "node-1");
+        assert_eq!(
+            (p.cuda_device, p.bus_id.as_deref()),
+            (Some(2), Some("5d000"))
+        );
+        assert_eq!(g.placement("trainer/rank7"), None);
     }
 
     /// Four ranks per node: rank 3's ring neighbour is rank 4 on the next node.

@@ -345,7 +345,12 @@ impl IncidentTracker {
             alerts: inc.alerts.values().cloned().collect(),
             timeline: inc.timeline.clone(),
             verdict,
-            suspects: r.suspects.clone(),
+            suspects: (r.suspects.iter().cloned())
+                .map(|mut s| {
+                    s.placement = self.comm.placement(&s.entity);
+                    s
+                })
+                .collect(),
             first_anomaly: r.first_anomaly.clone(),
             propagation_path: r.propagation_path.clone(),
             blocking_link: (r.verdict == "suspect")

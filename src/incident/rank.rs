@@ -262,6 +262,9 @@ pub struct Suspect {
     /// Start of the first window in which it was anomalous.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub onset: Option<String>,
+    /// A training rank's host and GPU (`comm`), filled when the incident is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<super::comm::Placement>,
 }
 
 /// The first anomalous point of an incident.
@@ -406,6 +409,7 @@ impl Accumulator {
                     methods,
                     evidence: a.best.evidence.clone(),
                     onset: a.onset.as_ref().map(|(t, _)| t.to_rfc3339()),
+                    placement: None,
                 }
             })
             .collect();

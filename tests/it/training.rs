@@ -52,6 +52,21 @@ fn judge_suite(dir: &std::path::Path) -> (usize, usize, String) {
         let top = first.and_then(|r| r["suspects"][0]["entity"].as_str());
         let ok = top == Some(culprit);
         right += usize::from(ok);
+        if ok {
+            // The culprit is placed on its host and GPU (NCCL's Init COMPLETE lines).
+            let incident = first.unwrap();
+            assert_valid("incident.json", incident);
+            let placement = &incident["suspects"][0]["placement"];
+            let rank: u64 = culprit.rsplit_once("/rank").unwrap().1.parse().unwrap();
+            let per_node = case["ranks_per_node"].as_u64().unwrap();
+            let host = format!("node-{}", rank / per_node);
+            assert_eq!(placement["host"], host.as_str(), "{name}: {placement}");
+            assert_eq!(
+                placement["cuda_device"],
+                rank % per_node,
+                "{name}: {placement}"
+            );
+        }
         if let (true, Some(link)) = (ok, case["link"].as_str()) {
             // A slow link: the incident names it (`<service>/rank<A>-rank<B>` in the labels).
             let named = first.map(|r| &r["blocking_link"]).and_then(|l| {
