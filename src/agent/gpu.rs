@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError, TemperatureSensor};
+use nvml_wrapper::enum_wrappers::device::{Clock, EccCounter, MemoryError, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -30,6 +30,9 @@ pub struct GpuSample {
     pub utilization_percent: Option<u32>,
     pub temperature_celsius: Option<u32>,
     pub power_milliwatts: Option<u32>,
+    /// The SM clock now, MHz: below its peers' under the same load, the GPU throttles
+    /// (thermal or power).
+    pub sm_clock_mhz: Option<u32>,
     /// Uncorrected ECC errors since the driver loaded.
     pub ecc_uncorrected: Option<u64>,
     /// `(pid, bytes)` of processes using the GPU.
@@ -58,6 +61,7 @@ pub fn read(nvml: &Nvml) -> Result<Vec<GpuSample>> {
             utilization_percent: d.utilization_rates().ok().map(|u| u.gpu),
             temperature_celsius: d.temperature(TemperatureSensor::Gpu).ok(),
             power_milliwatts: d.power_usage().ok(),
+            sm_clock_mhz: d.clock_info(Clock::SM).ok(),
             ecc_uncorrected: d
                 .total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
                 .ok(),
@@ -93,6 +97,7 @@ pub fn to_otlp(samples: &[GpuSample], host: &str, time_ns: u64) -> ExportMetrics
         ("hw.power", "W", Vec::new()),
         ("hw.errors", "{error}", Vec::new()),
         ("hw.gpu.process.memory.usage", "By", Vec::new()),
+        ("hw.gpu.clock.sm", "MHz", Vec::new()),
     ];
     for s in samples {
         let gpu = [
@@ -125,6 +130,9 @@ pub fn to_otlp(samples: &[GpuSample], host: &str, time_ns: u64) -> ExportMetrics
             metrics[5]
                 .2
                 .push(point(e as f64, vec![text("error.type", "ecc_uncorrected")]));
+        }
+        if let Some(mhz) = s.sm_clock_mhz {
+            metrics[7].2.push(point(f64::from(mhz), vec![]));
         }
         for (pid, bytes) in &s.processes {
             let pid = kv("process.pid", any_value::Value::IntValue(i64::from(*pid)));
@@ -221,6 +229,7 @@ mod tests {
             utilization_percent: Some(87),
             temperature_celsius: Some(61),
             power_milliwatts: Some(512_000),
+            sm_clock_mhz: Some(1980),
             ecc_uncorrected: None,
             processes: vec![(4242, 90 << 30)],
         };
@@ -263,12 +272,14 @@ mod tests {
                 "hw.gpu.utilization",
                 "hw.temperature",
                 "hw.power",
-                "hw.gpu.process.memory.usage"
+                "hw.gpu.process.memory.usage",
+                "hw.gpu.clock.sm"
             ]
         );
         assert_eq!(points[0].1, (96u64 << 30) as f64);
         assert_eq!(points[2].1, 0.87);
         assert_eq!(points[4].1, 512.0);
+        assert_eq!(points[6].1, 1980.0);
         assert!(points.iter().all(|p| p.2 == "gpu1" && p.3 == "gpu-node-7"));
     }
 }

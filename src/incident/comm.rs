@@ -9,10 +9,32 @@
 //! another node.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+
+use crate::rules::ExtraTable;
+
+/// The `ranks` table incident indicators may read: where every known training rank runs
+/// (`service`, `rank`, `host`, `cuda_device`, `bus_id`, all text), so GPU series (by host
+/// and device) can be joined to the rank that uses the GPU.
+pub fn ranks_table() -> ExtraTable {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| {
+        let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+        Arc::new(Schema::new(vec![
+            text("service", false),
+            text("rank", false),
+            text("host", false),
+            text("cuda_device", true),
+            text("bus_id", true),
+        ]))
+    });
+    ("ranks", schema.clone())
+}
 
 /// Jobs (services) kept at most; the least recently active are forgotten first.
 const MAX_JOBS: usize = 256;
@@ -180,6 +202,26 @@ impl CommGraph {
         }
     }
 
+    /// Every rank whose host is known, as the `ranks` table.
+    pub fn ranks_batch(&self) -> RecordBatch {
+        let mut columns: [StringBuilder; 5] = Default::default();
+        for (service, job) in &self.jobs {
+            for (rank, links) in &job.ranks {
+                let Some(host) = &links.host else { continue };
+                columns[0].append_value(service);
+                columns[1].append_value(rank.to_string());
+                columns[2].append_value(host);
+                columns[3].append_option(links.device.as_ref().map(|(d, _)| d.to_string()));
+                columns[4].append_option(links.device.as_ref().map(|(_, b)| b.as_str()));
+            }
+        }
+        let columns = columns
+            .into_iter()
+            .map(|mut c| Arc::new(c.finish()) as _)
+            .collect();
+        RecordBatch::try_new(ranks_table().1, columns).expect("the ranks table's own schema")
+    }
+
     /// Where `entity` (`<service>/rank<N>`) runs, when its lines said so.
     pub fn placement(&self, entity: &str) -> Option<Placement> {
         let (service, rank) = entity.rsplit_once("/rank")?;
@@ -322,6 +364,13 @@ mod tests {
             (Some(2), Some("5d000"))
         );
         assert_eq!(g.placement("trainer/rank7"), None);
+        let table = g.ranks_batch();
+        assert_eq!(table.num_rows(), 1);
+        let text = |c: usize| table.column(c).as_string::<i32>().value(0).to_string();
+        assert_eq!(
+            (1..5).map(text).collect::<Vec<_>>(),
+            ["6", "node-1", "2", "5d000"]
+        );
     }
 
     /// Four ranks per node: rank 3's ring neighbour is rank 4 on the next node.

@@ -141,6 +141,11 @@ impl IncidentTracker {
         self.comm.learn(logs);
     }
 
+    /// The `ranks` table (`comm::ranks_table`) as known now.
+    pub fn ranks_batch(&self) -> datafusion::arrow::record_batch::RecordBatch {
+        self.comm.ranks_batch()
+    }
+
     /// One evaluated window: its call edges (`graph::edges_of` its spans), its indicator
     /// rows (one list per indicator) and the lifecycle's notifications. Returns the records
     /// of incidents that opened, changed or resolved.

@@ -103,13 +103,15 @@ pub async fn check_with(
             errors.push(e);
         }
     }
-    for query in rules
-        .iter()
-        .map(|r| &r.query)
-        .chain(&sources)
-        .chain(&indicators)
-    {
+    for query in rules.iter().map(|r| &r.query).chain(&sources) {
         if let Err(e) = plan_query(query, limits, &[]).await {
+            errors.push(e);
+        }
+    }
+    // Indicators may also read where training ranks run (`incident::comm`).
+    let ranks = [crate::incident::comm::ranks_table()];
+    for query in &indicators {
+        if let Err(e) = plan_query(query, limits, &ranks).await {
             errors.push(e);
         }
     }

@@ -147,7 +147,8 @@ impl Pipeline {
         kb.restore(kb_state);
         let history = history_len(&rules, &config);
         let rules = RuleEngine::new(rules, limits).await?;
-        let indicators = QueryEngine::new(indicators, limits).await?;
+        let ranks = [crate::incident::comm::ranks_table()];
+        let indicators = QueryEngine::with_extra(indicators, limits, &ranks).await?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             detectors: config.detectors.clone(),

@@ -113,6 +113,14 @@ impl Shard {
             self.rebuild_until = None;
         }
         let history = self.history.make_contiguous().to_vec();
+        // The window's own NCCL lines count: a job that starts now is placed now. (Shards
+        // evaluate one window at a time, so the shared engine's table is this shard's.)
+        self.incidents.learn_comm(&batch.logs);
+        if !stages.indicators.is_empty() {
+            stages
+                .indicators
+                .set_extra("ranks", self.incidents.ranks_batch());
+        }
         let Queried {
             mut findings,
             samples,
@@ -128,7 +136,6 @@ impl Shard {
         self.remember(&batch, stages);
         let notifications = self.lifecycle.observe(batch.window, findings);
         let edges = crate::incident::graph::edges_of(&batch.spans);
-        self.incidents.learn_comm(&batch.logs);
         let incidents =
             self.incidents
                 .observe(batch.window, edges, &indicator_rows, &notifications);
