@@ -170,7 +170,7 @@ fn check_accepts_the_shipped_pipeline() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains(
-            "pipelines/inference/pipeline.toml: ok (12 rules, 5 detectors, 11 incident indicators, 30 remediations)"
+            "pipelines/inference/pipeline.toml: ok (12 rules, 5 detectors, 12 incident indicators, 30 remediations)"
         ),
         "{stdout}"
     );

@@ -74,6 +74,11 @@ fn judge_suite(dir: &std::path::Path) -> (usize, usize, String) {
             let gpu = ["gpu_clock", "gpu_temperature"].map(|m| methods[m].as_f64().unwrap_or(0.0));
             assert!(gpu.iter().any(|d| *d >= 3.0), "{name}: {methods}");
         }
+        if ok && case["xid"].is_u64() {
+            // The node's kernel log named the culprit's GPU (Xid), by its PCI address.
+            let methods = &first.unwrap()["suspects"][0]["methods"];
+            assert!(methods["gpu_xid"].as_f64() > Some(0.0), "{name}: {methods}");
+        }
         if let (true, Some(link)) = (ok, case["link"].as_str()) {
             // A slow link: the incident names it (`<service>/rank<A>-rank<B>` in the labels).
             let named = first.map(|r| &r["blocking_link"]).and_then(|l| {
