@@ -21,6 +21,7 @@
 //! and the rule's own header override.
 
 mod condition;
+mod empty;
 mod lean;
 mod parse;
 mod plans;

@@ -3,11 +3,13 @@
 //! power of two) and executed again, its state reset, for every window of that class. The
 //! planner sees the first such window's sizes (which side of a join to build a hash table
 //! on is decided by them), never an exact count it could fold into the plan. Results do not
-//! depend on the plan chosen: rows are put in a total order afterwards.
+//! depend on the plan chosen: rows are put in a total order afterwards. A query without
+//! joins has nothing the sizes decide, so it keeps one plan for every window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result;
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::TaskContext;
@@ -16,20 +18,26 @@ use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
+use super::empty::EmptyWhen;
 use super::scan::WindowData;
 
 /// Plans kept per query: size classes a run keeps meeting are few (a steady stream has one
 /// or two); beyond this the oldest is planned again when it comes back.
 const MAX_PLANS: usize = 16;
 
+/// A stored physical plan and when its output is certainly empty.
+type Stored = (Arc<dyn ExecutionPlan>, Arc<EmptyWhen>);
+
 /// Stored plans with their size classes, oldest first.
-type ByClass = Vec<(Vec<u8>, Arc<dyn ExecutionPlan>)>;
+type ByClass = Vec<(Vec<u8>, Stored)>;
 
 /// One query's optimized plan, its physical plans by size class, and the session each
 /// evaluation's [`TaskContext`] is made from.
 pub(crate) struct Plans {
     state: SessionState,
     logical: LogicalPlan,
+    /// Whether the physical plan depends on the tables' sizes (a join's build side).
+    sized: bool,
     by_class: Mutex<ByClass>,
 }
 
@@ -39,9 +47,15 @@ impl Plans {
     pub async fn new(ctx: &SessionContext, plan: &LogicalPlan, tables: WindowData) -> Result<Self> {
         let state = ctx.state();
         let logical = state.optimize(plan)?;
+        let mut sized = false;
+        logical.apply_with_subqueries(|node| {
+            sized |= matches!(node, LogicalPlan::Join(_) | LogicalPlan::Subquery(_));
+            Ok(TreeNodeRecursion::Continue)
+        })?;
         let plans = Plans {
             state,
             logical,
+            sized,
             by_class: Mutex::new(Vec::new()),
         };
         plans.plan_for(&tables).await?;
@@ -49,17 +63,21 @@ impl Plans {
     }
 
     /// A plan ready to execute on `data` (a fresh copy of the stored one), and the task
-    /// context whose scans read `data`.
+    /// context whose scans read `data`; `None` when its output is certainly empty for
+    /// `data` (`empty`), so that there is nothing to execute.
     pub async fn prepare(
         &self,
         data: WindowData,
-    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
-        let plan = self.plan_for(&data).await?;
-        Ok((reset_plan_states(plan)?, self.task(data)))
+    ) -> Result<Option<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)>> {
+        let (plan, empty) = self.plan_for(&data).await?;
+        if empty.holds(&data) {
+            return Ok(None);
+        }
+        Ok(Some((reset_plan_states(plan)?, self.task(data))))
     }
 
-    async fn plan_for(&self, data: &WindowData) -> Result<Arc<dyn ExecutionPlan>> {
-        let class = data.class();
+    async fn plan_for(&self, data: &WindowData) -> Result<Stored> {
+        let class = if self.sized { data.class() } else { Vec::new() };
         let cached = self.lock().iter().find(|(c, _)| *c == class).cloned();
         if let Some((_, plan)) = cached {
             return Ok(plan);
@@ -71,12 +89,13 @@ impl Plans {
             .create_physical_plan(&self.logical, &state)
             .await?;
         let plan = super::lean::lean_projections(plan)?;
+        let stored = (plan.clone(), Arc::new(EmptyWhen::of(&plan)));
         let mut by_class = self.lock();
         if by_class.len() >= MAX_PLANS {
             by_class.remove(0);
         }
-        by_class.push((class, plan.clone()));
-        Ok(plan)
+        by_class.push((class, stored.clone()));
+        Ok(stored)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ByClass> {
@@ -85,7 +104,7 @@ impl Plans {
 
     /// The plan's functions are resolved already, so the context needs no function
     /// registry.
-    fn task(&self, data: WindowData) -> Arc<TaskContext> {
+    pub(super) fn task(&self, data: WindowData) -> Arc<TaskContext> {
         Arc::new(TaskContext::new(
             None,
             self.state.session_id().to_string(),
@@ -108,6 +127,46 @@ mod tests {
     use super::super::scan::SwapTable;
     use super::*;
 
+    /// A query without joins keeps the plan made at load, whatever the sizes.
+    #[tokio::test]
+    async fn a_query_without_joins_has_one_plan() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let table = Arc::new(SwapTable::new("t", schema.clone()));
+        let ctx = SessionContext::new();
+        ctx.register_table("t", table.clone()).unwrap();
+        let logical = ctx
+            .state()
+            .create_logical_plan("SELECT v, count(*) AS n FROM t GROUP BY v")
+            .await
+            .unwrap();
+        let scans = ["t".to_string()];
+        let snapshot = || WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
+        let plans = Plans::new(&ctx, &logical, snapshot()).await.unwrap();
+        for rows in [1, 100, 10_000] {
+            let values = Int64Array::from((0..rows).map(|i| i % 7).collect::<Vec<_>>());
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+            table.set(vec![batch]);
+            let (plan, task) = plans
+                .prepare(snapshot())
+                .await
+                .unwrap()
+                .expect("rows to group");
+            let out = collect(plan, task).await.unwrap();
+            let counted: i64 = out
+                .iter()
+                .map(|b| {
+                    b.column(1)
+                        .as_primitive::<Int64Type>()
+                        .iter()
+                        .flatten()
+                        .sum::<i64>()
+                })
+                .sum();
+            assert_eq!(counted, rows);
+        }
+        assert_eq!(plans.lock().len(), 1);
+    }
+
     /// Past `MAX_PLANS` size classes the oldest plan goes; a window of its class is planned
     /// again and still reads its own rows.
     #[tokio::test]
@@ -118,7 +177,9 @@ mod tests {
         ctx.register_table("t", table.clone()).unwrap();
         let logical = ctx
             .state()
-            .create_logical_plan("SELECT sum(v) AS s, count(*) AS n FROM t")
+            .create_logical_plan(
+                "SELECT sum(a.v) AS s, count(*) AS n FROM t AS a JOIN t AS b ON a.v = b.v",
+            )
             .await
             .unwrap();
         let scans = ["t".to_string()];
@@ -132,7 +193,11 @@ mod tests {
             let class = data.class();
             let plans = &plans;
             async move {
-                let (plan, task) = plans.prepare(data).await.unwrap();
+                let (plan, task) = plans
+                    .prepare(data)
+                    .await
+                    .unwrap()
+                    .expect("a scalar aggregate is never skipped");
                 let out = collect(plan, task).await.unwrap();
                 let sum = out[0].column(0).as_primitive::<Int64Type>().value(0);
                 let count = out[0].column(1).as_primitive::<Int64Type>().value(0);

@@ -147,6 +147,15 @@ fn context(
         .with_memory_limit(limits.max_memory_bytes, 1.0)
         .build_arc()
         .map_err(internal)?;
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+    for (name, table) in tables {
+        ctx.register_table(*name, table.clone()).map_err(internal)?;
+    }
+    Ok(ctx)
+}
+
+/// How rules are planned and run.
+pub(super) fn session_config() -> SessionConfig {
     // One partition: the batches are small and evaluation order stays deterministic.
     let mut config = SessionConfig::new().with_target_partitions(1);
     // A dynamic filter is state a stored plan's operators share with each other, which
@@ -157,11 +166,7 @@ fn context(
     optimizer.enable_join_dynamic_filter_pushdown = false;
     optimizer.enable_topk_dynamic_filter_pushdown = false;
     optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    for (name, table) in tables {
-        ctx.register_table(*name, table.clone()).map_err(internal)?;
-    }
-    Ok(ctx)
+    config
 }
 
 fn scalar(p: &Param) -> ScalarValue {
@@ -487,7 +492,9 @@ async fn run(
     busy: Arc<AtomicBool>,
 ) -> Result<Vec<QueryRow>, String> {
     let result = async {
-        let (plan, task) = plans.prepare(data).await.map_err(|e| e.to_string())?;
+        let Some((plan, task)) = plans.prepare(data).await.map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
         let batches = datafusion::physical_plan::collect(plan, task)
             .await
             .map_err(|e| e.to_string())?;

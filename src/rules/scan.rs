@@ -101,6 +101,14 @@ impl WindowData {
         WindowData { tables }
     }
 
+    /// The batches of table `name`, if the evaluation reads it.
+    pub fn batches(&self, name: &str) -> Option<&[RecordBatch]> {
+        self.tables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, batches)| batches.as_slice())
+    }
+
     /// The size class: each table's row count to a power of two. Cheap: only a plan that
     /// is not stored yet needs the [`sizes`](Self::sizes).
     pub fn class(&self) -> Vec<u8> {
@@ -188,6 +196,18 @@ impl WindowScanExec {
             properties: Arc::new(properties),
             estimate,
         })
+    }
+}
+
+impl WindowScanExec {
+    /// The table it reads.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
+    /// The columns of the table it reads, if not all.
+    pub fn projection(&self) -> Option<&Vec<usize>> {
+        self.projection.as_ref()
     }
 }
 

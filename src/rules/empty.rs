@@ -1,0 +1,373 @@
+//! When a stored plan's result is empty without running it.
+//!
+//! Most queries of a pipeline look for something a window usually lacks (NCCL errors, a GPU
+//! metric, a training rank), and executing a stored plan has a fixed cost (its state reset,
+//! its operators' streams and hash tables) whatever the window holds. From the physical plan
+//! we derive a condition under which its output is certainly empty — an inner join with an
+//! empty side, a grouped aggregation of nothing, a filter no row of its table passes — and
+//! check it on the window's rows first: a filter over a table is one vectorized predicate,
+//! not a plan. The condition is conservative: an operator it does not know makes it false
+//! (run the plan), so a skipped query is one whose rows would have been none.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::JoinType;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec,
+};
+use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::lean::LeanProjectionExec;
+use super::scan::{WindowData, WindowScanExec};
+
+/// A condition on a window's tables under which a plan's output is empty.
+#[derive(Debug, Clone)]
+pub(crate) enum EmptyWhen {
+    /// Never known to be empty: the plan runs.
+    Never,
+    /// Always empty.
+    Always,
+    /// Table `table` has no rows.
+    NoRows { table: &'static str },
+    /// No row of `table` (its columns `projection`) passes `predicate`.
+    NoneMatch {
+        table: &'static str,
+        projection: Option<Vec<usize>>,
+        predicate: Arc<dyn PhysicalExpr>,
+    },
+    /// Any of these holds (cheapest first).
+    Any(Vec<EmptyWhen>),
+    /// All of these hold.
+    All(Vec<EmptyWhen>),
+}
+
+impl EmptyWhen {
+    /// The condition of `plan`'s output being empty.
+    pub fn of(plan: &Arc<dyn ExecutionPlan>) -> Self {
+        let children = plan.children();
+        let only_child = || match children.as_slice() {
+            [child] => Self::of(child),
+            _ => EmptyWhen::Never,
+        };
+        if let Some(scan) = plan.downcast_ref::<WindowScanExec>() {
+            return EmptyWhen::NoRows {
+                table: scan.table(),
+            };
+        }
+        if plan.is::<EmptyExec>() {
+            return EmptyWhen::Always;
+        }
+        if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+            let input = filter.input();
+            return match table_scan(input) {
+                Some(scan) if !is_dynamic(filter.predicate()) => EmptyWhen::NoneMatch {
+                    table: scan.table(),
+                    projection: scan.projection().cloned(),
+                    predicate: Arc::clone(filter.predicate()),
+                },
+                _ => Self::of(input),
+            };
+        }
+        if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+            // Without GROUP BY an aggregation of nothing is still one row.
+            let groups = aggregate.group_expr();
+            if groups.expr().is_empty() || groups.has_grouping_set() {
+                return EmptyWhen::Never;
+            }
+            return only_child();
+        }
+        if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
+            return join_empty(*join.join_type(), join.left(), join.right());
+        }
+        if let Some(join) = plan.downcast_ref::<NestedLoopJoinExec>() {
+            return join_empty(*join.join_type(), join.left(), join.right());
+        }
+        if let Some(join) = plan.downcast_ref::<SortMergeJoinExec>() {
+            return join_empty(join.join_type(), join.left(), join.right());
+        }
+        if let Some(join) = plan.downcast_ref::<CrossJoinExec>() {
+            return join_empty(JoinType::Inner, join.left(), join.right());
+        }
+        if plan.is::<UnionExec>() {
+            return all(children.iter().map(|c| Self::of(c)).collect());
+        }
+        if preserves_emptiness(plan) {
+            return only_child();
+        }
+        EmptyWhen::Never
+    }
+
+    /// Whether it holds for `data`. A predicate that fails to evaluate counts as matching
+    /// (the plan runs and reports the error).
+    pub fn holds(&self, data: &WindowData) -> bool {
+        match self {
+            EmptyWhen::Never => false,
+            EmptyWhen::Always => true,
+            EmptyWhen::NoRows { table } => data
+                .batches(table)
+                .is_some_and(|b| b.iter().all(|b| b.num_rows() == 0)),
+            EmptyWhen::NoneMatch {
+                table,
+                projection,
+                predicate,
+            } => data.batches(table).is_some_and(|batches| {
+                batches
+                    .iter()
+                    .all(|b| !any_match(b, projection.as_deref(), predicate.as_ref()))
+            }),
+            EmptyWhen::Any(conditions) => conditions.iter().any(|c| c.holds(data)),
+            EmptyWhen::All(conditions) => conditions.iter().all(|c| c.holds(data)),
+        }
+    }
+
+    /// Whether it can ever hold (a plan with `Never` need not be checked).
+    pub fn is_never(&self) -> bool {
+        matches!(self, EmptyWhen::Never)
+    }
+
+    /// How much checking it costs, to put the cheap conditions first.
+    fn cost(&self) -> u8 {
+        match self {
+            EmptyWhen::Never | EmptyWhen::Always | EmptyWhen::NoRows { .. } => 0,
+            EmptyWhen::NoneMatch { .. } => 1,
+            EmptyWhen::Any(_) | EmptyWhen::All(_) => 2,
+        }
+    }
+}
+
+/// The output of a join of `left` and `right` is empty when the sides it keeps rows of
+/// are, or when one side of a matching join is.
+fn join_empty(
+    join_type: JoinType,
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+) -> EmptyWhen {
+    let (l, r) = (EmptyWhen::of(left), EmptyWhen::of(right));
+    match join_type {
+        JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi => any(vec![l, r]),
+        JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => l,
+        JoinType::Right | JoinType::RightAnti | JoinType::RightMark => r,
+        JoinType::Full => all(vec![l, r]),
+    }
+}
+
+fn any(conditions: Vec<EmptyWhen>) -> EmptyWhen {
+    if conditions.iter().any(|c| matches!(c, EmptyWhen::Always)) {
+        return EmptyWhen::Always;
+    }
+    let mut conditions: Vec<_> = conditions.into_iter().filter(|c| !c.is_never()).collect();
+    conditions.sort_by_key(EmptyWhen::cost);
+    match conditions.len() {
+        0 => EmptyWhen::Never,
+        1 => conditions.pop().expect("one condition"),
+        _ => EmptyWhen::Any(conditions),
+    }
+}
+
+fn all(conditions: Vec<EmptyWhen>) -> EmptyWhen {
+    if conditions.is_empty() || conditions.iter().any(EmptyWhen::is_never) {
+        return EmptyWhen::Never;
+    }
+    let mut conditions: Vec<_> = conditions
+        .into_iter()
+        .filter(|c| !matches!(c, EmptyWhen::Always))
+        .collect();
+    conditions.sort_by_key(EmptyWhen::cost);
+    match conditions.len() {
+        0 => EmptyWhen::Always,
+        1 => conditions.pop().expect("one condition"),
+        _ => EmptyWhen::All(conditions),
+    }
+}
+
+/// Operators whose output is empty when their one input is (each output row comes from
+/// input rows).
+fn preserves_emptiness(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.is::<ProjectionExec>()
+        || plan.is::<LeanProjectionExec>()
+        || plan.is::<SortExec>()
+        || plan.is::<SortPreservingMergeExec>()
+        || plan.is::<CoalescePartitionsExec>()
+        || plan.is::<RepartitionExec>()
+        || plan.is::<GlobalLimitExec>()
+        || plan.is::<LocalLimitExec>()
+        || plan.is::<BoundedWindowAggExec>()
+        || plan.is::<WindowAggExec>()
+        || plan.is::<CooperativeExec>()
+}
+
+/// The table scan that `plan` is, seen through the wrappers that only pass its batches on.
+fn table_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&WindowScanExec> {
+    if let Some(scan) = plan.downcast_ref::<WindowScanExec>() {
+        return Some(scan);
+    }
+    match plan.downcast_ref::<CooperativeExec>() {
+        Some(coop) => table_scan(coop.input()),
+        None => None,
+    }
+}
+
+/// A join's dynamic filter changes while the plan runs: never judge by it.
+fn is_dynamic(predicate: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut dynamic = false;
+    let _ = predicate.apply(|e| {
+        dynamic = e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+        Ok(if dynamic {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    dynamic
+}
+
+fn any_match(
+    batch: &RecordBatch,
+    projection: Option<&[usize]>,
+    predicate: &dyn PhysicalExpr,
+) -> bool {
+    if batch.num_rows() == 0 {
+        return false;
+    }
+    let projected;
+    let input = match projection {
+        Some(columns) => match batch.project(columns) {
+            Ok(p) => {
+                projected = p;
+                &projected
+            }
+            Err(_) => return true,
+        },
+        None => batch,
+    };
+    let Ok(values) = predicate
+        .evaluate(input)
+        .and_then(|v| v.into_array(input.num_rows()))
+    else {
+        return true;
+    };
+    match values.as_boolean_opt() {
+        Some(passed) => passed.true_count() > 0,
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::collect;
+    use datafusion::prelude::SessionContext;
+
+    use super::super::plans::Plans;
+    use super::super::scan::SwapTable;
+    use super::*;
+
+    /// Tables `t(v)` and `u(w)`, filled with `t` and `u`; whether `sql`'s plan is skipped,
+    /// and the rows it returns when run.
+    async fn skipped_and_rows(sql: &str, t: &[i64], u: &[i64]) -> (bool, usize) {
+        let ctx = SessionContext::new_with_config(super::super::query::session_config());
+        let mut tables = Vec::new();
+        for (name, column, values) in [("t", "v", t), ("u", "w", u)] {
+            let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Int64, true)]));
+            let table = Arc::new(SwapTable::new(name, schema.clone()));
+            let values = Int64Array::from(values.to_vec());
+            table.set(vec![
+                RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap()
+            ]);
+            ctx.register_table(name, table.clone()).unwrap();
+            tables.push(table);
+        }
+        let scans = ["t".to_string(), "u".to_string()];
+        let snapshot = || WindowData::snapshot(tables.iter().map(|t| t.as_ref()), &scans);
+        let logical = ctx.state().create_logical_plan(sql).await.unwrap();
+        let plans = Plans::new(&ctx, &logical, snapshot()).await.unwrap();
+        let skipped = plans.prepare(snapshot()).await.unwrap().is_none();
+        // What the plan returns when it does run, skipped or not.
+        let plan = ctx.state().create_physical_plan(&logical).await.unwrap();
+        let rows: usize = collect(plan, plans.task(snapshot()))
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        (skipped, rows)
+    }
+
+    /// Every query here, on every combination of contents: a skipped plan is one whose
+    /// rows would have been none, and the expected ones are skipped.
+    #[tokio::test]
+    async fn a_plan_is_skipped_only_when_it_would_return_nothing() {
+        let contents: [&[i64]; 4] = [&[], &[1, 2], &[7], &[2, 7, 9]];
+        // (query, skipped when t = [1, 2] and u = [])
+        let queries = [
+            ("SELECT v FROM t WHERE v > 5", true),
+            (
+                "SELECT v, count(*) AS n FROM t WHERE v > 5 GROUP BY v",
+                true,
+            ),
+            ("SELECT count(*) AS n FROM t WHERE v > 5", false),
+            ("SELECT v, w FROM t JOIN u ON t.v = u.w", true),
+            ("SELECT v, w FROM t LEFT JOIN u ON t.v = u.w", false),
+            ("SELECT v, w FROM t RIGHT JOIN u ON t.v = u.w", true),
+            ("SELECT v, w FROM t FULL JOIN u ON t.v = u.w", false),
+            ("SELECT v FROM t WHERE v IN (SELECT w FROM u)", true),
+            ("SELECT v FROM t WHERE v NOT IN (SELECT w FROM u)", false),
+            ("SELECT v FROM t UNION ALL SELECT w FROM u", false),
+            (
+                "SELECT w FROM u UNION ALL SELECT v FROM t WHERE v > 5",
+                true,
+            ),
+            (
+                "SELECT v, row_number() OVER (ORDER BY v) AS r FROM t WHERE v > 5",
+                true,
+            ),
+            ("SELECT v FROM t WHERE v > 5 ORDER BY v LIMIT 1", true),
+            ("SELECT 1 AS one", false),
+        ];
+        for (sql, expected) in queries {
+            let (skipped, _) = skipped_and_rows(sql, &[1, 2], &[]).await;
+            assert_eq!(skipped, expected, "{sql}");
+            for t in contents {
+                for u in contents {
+                    let (skipped, rows) = skipped_and_rows(sql, t, u).await;
+                    assert!(
+                        !skipped || rows == 0,
+                        "{sql} skipped with {rows} rows, t={t:?} u={u:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A predicate that cannot be evaluated counts as matching: the plan runs and reports
+    /// its error.
+    #[test]
+    fn a_failing_predicate_runs_the_plan() {
+        use datafusion::physical_expr::expressions::col;
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1]))])
+            .unwrap();
+        // An Int64 column is not a boolean mask.
+        let predicate = col("v", &schema).unwrap();
+        assert!(any_match(&batch, None, predicate.as_ref()));
+        // A projection that does not fit the batch.
+        assert!(any_match(&batch, Some(&[3]), predicate.as_ref()));
+    }
+}
