@@ -15,7 +15,9 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::JoinType;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::projection::update_expr;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::coop::CooperativeExec;
@@ -75,13 +77,17 @@ impl EmptyWhen {
         }
         if let Some(filter) = plan.downcast_ref::<FilterExec>() {
             let input = filter.input();
-            return match table_scan(input) {
-                Some(scan) if !is_dynamic(filter.predicate()) => EmptyWhen::NoneMatch {
+            let predicate = Arc::clone(filter.predicate());
+            if is_dynamic(&predicate) || is_volatile(&predicate) {
+                return Self::of(input);
+            }
+            return match onto_scan(input, predicate) {
+                Some((scan, predicate)) => EmptyWhen::NoneMatch {
                     table: scan.table(),
                     projection: scan.projection().cloned(),
-                    predicate: Arc::clone(filter.predicate()),
+                    predicate,
                 },
-                _ => Self::of(input),
+                None => Self::of(input),
             };
         }
         if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
@@ -212,15 +218,32 @@ fn preserves_emptiness(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || plan.is::<CooperativeExec>()
 }
 
-/// The table scan that `plan` is, seen through the wrappers that only pass its batches on.
-fn table_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&WindowScanExec> {
+/// The table scan below `plan` and `predicate` (on `plan`'s rows) rewritten onto the
+/// scan's rows, when only projections and wrappers that pass batches on lie between: a
+/// projection maps each row to one row, so a predicate on its output is the same predicate
+/// on its input with the projected expressions put in.
+fn onto_scan(
+    plan: &Arc<dyn ExecutionPlan>,
+    predicate: Arc<dyn PhysicalExpr>,
+) -> Option<(&WindowScanExec, Arc<dyn PhysicalExpr>)> {
     if let Some(scan) = plan.downcast_ref::<WindowScanExec>() {
-        return Some(scan);
+        return Some((scan, predicate));
     }
-    match plan.downcast_ref::<CooperativeExec>() {
-        Some(coop) => table_scan(coop.input()),
-        None => None,
+    if let Some(coop) = plan.downcast_ref::<CooperativeExec>() {
+        return onto_scan(coop.input(), predicate);
     }
+    let (exprs, input) = if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        (projection.expr(), projection.input())
+    } else if let Some(lean) = plan.downcast_ref::<LeanProjectionExec>() {
+        (lean.exprs(), lean.input())
+    } else {
+        return None;
+    };
+    let unprojected = update_expr(&predicate, exprs, true).ok().flatten()?;
+    if is_volatile(&unprojected) {
+        return None;
+    }
+    onto_scan(input, unprojected)
 }
 
 /// A join's dynamic filter changes while the plan runs: never judge by it.
@@ -353,6 +376,56 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A filter over a projection of a table (as the planner puts map lookups below a
+    /// filter) is judged on the table's rows, the projected expression put in.
+    #[tokio::test]
+    async fn a_filter_over_a_projection_is_judged_on_the_table() {
+        use datafusion::logical_expr::Operator;
+        use datafusion::physical_expr::expressions::{binary, col, lit};
+        use datafusion::physical_expr::projection::ProjectionExpr;
+        let ctx = SessionContext::new_with_config(super::super::query::session_config());
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let table = Arc::new(SwapTable::new("t", schema.clone()));
+        ctx.register_table("t", table.clone()).unwrap();
+        let scan = ctx.sql("SELECT v FROM t").await.unwrap();
+        let scan = scan.create_physical_plan().await.unwrap();
+        // x = v * 3; rows where x > 5.
+        let tripled = binary(
+            col("v", &schema).unwrap(),
+            Operator::Multiply,
+            lit(3i64),
+            &schema,
+        )
+        .unwrap();
+        let projection =
+            ProjectionExec::try_new(vec![ProjectionExpr::new(tripled, "x".to_string())], scan)
+                .unwrap();
+        let projected = projection.schema();
+        let over = binary(
+            col("x", &projected).unwrap(),
+            Operator::Gt,
+            lit(5i64),
+            &projected,
+        )
+        .unwrap();
+        let plan: Arc<dyn ExecutionPlan> =
+            Arc::new(FilterExec::try_new(over, Arc::new(projection)).unwrap());
+        let empty = EmptyWhen::of(&plan);
+        assert!(
+            matches!(empty, EmptyWhen::NoneMatch { table: "t", .. }),
+            "{empty:?}"
+        );
+        let scans = ["t".to_string()];
+        for (values, skipped) in [(vec![1, 1], true), (vec![1, 2], false), (vec![], true)] {
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))])
+                    .unwrap();
+            table.set(vec![batch]);
+            let data = WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
+            assert_eq!(empty.holds(&data), skipped, "{:?}", data.batches("t"));
         }
     }
 

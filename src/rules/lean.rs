@@ -12,7 +12,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{internal_err, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::projection::Projector;
+use datafusion::physical_expr::projection::{ProjectionExpr, Projector};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -49,6 +49,18 @@ pub(crate) struct LeanProjectionExec {
     input: Arc<dyn ExecutionPlan>,
     /// The replaced projection's: same schema, ordering and partitioning.
     properties: Arc<PlanProperties>,
+}
+
+impl LeanProjectionExec {
+    /// The expressions it projects.
+    pub fn exprs(&self) -> &[ProjectionExpr] {
+        self.projector.projection().as_ref()
+    }
+
+    /// What it projects from.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
 }
 
 impl DisplayAs for LeanProjectionExec {
