@@ -121,33 +121,38 @@ impl Plans {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
     use datafusion::physical_plan::collect;
 
     use super::super::scan::SwapTable;
     use super::*;
 
-    /// A query without joins keeps the plan made at load, whatever the sizes.
-    #[tokio::test]
-    async fn a_query_without_joins_has_one_plan() {
+    /// Table `t(v)`, and the plans of `sql` over it.
+    async fn plans_over_t(sql: &str) -> (SchemaRef, Arc<SwapTable>, Plans) {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let table = Arc::new(SwapTable::new("t", schema.clone()));
         let ctx = SessionContext::new();
         ctx.register_table("t", table.clone()).unwrap();
-        let logical = ctx
-            .state()
-            .create_logical_plan("SELECT v, count(*) AS n FROM t GROUP BY v")
-            .await
-            .unwrap();
-        let scans = ["t".to_string()];
-        let snapshot = || WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
-        let plans = Plans::new(&ctx, &logical, snapshot()).await.unwrap();
+        let logical = ctx.state().create_logical_plan(sql).await.unwrap();
+        let plans = Plans::new(&ctx, &logical, snapshot(&table)).await.unwrap();
+        (schema, table, plans)
+    }
+
+    fn snapshot(table: &SwapTable) -> WindowData {
+        WindowData::snapshot(std::iter::once(table), &["t".to_string()])
+    }
+
+    /// A query without joins keeps the plan made at load, whatever the sizes.
+    #[tokio::test]
+    async fn a_query_without_joins_has_one_plan() {
+        let (schema, table, plans) =
+            plans_over_t("SELECT v, count(*) AS n FROM t GROUP BY v").await;
         for rows in [1, 100, 10_000] {
             let values = Int64Array::from((0..rows).map(|i| i % 7).collect::<Vec<_>>());
             let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
             table.set(vec![batch]);
             let (plan, task) = plans
-                .prepare(snapshot())
+                .prepare(snapshot(&table))
                 .await
                 .unwrap()
                 .expect("rows to group");
@@ -171,25 +176,13 @@ mod tests {
     /// again and still reads its own rows.
     #[tokio::test]
     async fn the_oldest_size_class_is_planned_again_past_the_limit() {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let table = Arc::new(SwapTable::new("t", schema.clone()));
-        let ctx = SessionContext::new();
-        ctx.register_table("t", table.clone()).unwrap();
-        let logical = ctx
-            .state()
-            .create_logical_plan(
-                "SELECT sum(a.v) AS s, count(*) AS n FROM t AS a JOIN t AS b ON a.v = b.v",
-            )
-            .await
-            .unwrap();
-        let scans = ["t".to_string()];
-        let snapshot = || WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
-        let plans = Plans::new(&ctx, &logical, snapshot()).await.unwrap();
+        let sql = "SELECT sum(a.v) AS s, count(*) AS n FROM t AS a JOIN t AS b ON a.v = b.v";
+        let (schema, table, plans) = plans_over_t(sql).await;
         let run = |rows: i64| {
             let values = Int64Array::from((1..=rows).collect::<Vec<_>>());
             let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
             table.set(vec![batch]);
-            let data = snapshot();
+            let data = snapshot(&table);
             let class = data.class();
             let plans = &plans;
             async move {
