@@ -12,11 +12,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::JoinType;
-use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::projection::update_expr;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{DynamicFilterTracking, PhysicalExpr};
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -78,7 +76,9 @@ impl EmptyWhen {
         if let Some(filter) = plan.downcast_ref::<FilterExec>() {
             let input = filter.input();
             let predicate = Arc::clone(filter.predicate());
-            if is_dynamic(&predicate) || is_volatile(&predicate) {
+            // A join's dynamic filter changes while the plan runs: never judge by it.
+            let dynamic = DynamicFilterTracking::classify(&predicate).contains_dynamic_filter();
+            if dynamic || is_volatile(&predicate) {
                 return Self::of(input);
             }
             return match onto_scan(input, predicate) {
@@ -244,20 +244,6 @@ fn onto_scan(
         return None;
     }
     onto_scan(input, unprojected)
-}
-
-/// A join's dynamic filter changes while the plan runs: never judge by it.
-fn is_dynamic(predicate: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut dynamic = false;
-    let _ = predicate.apply(|e| {
-        dynamic = e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
-        Ok(if dynamic {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    dynamic
 }
 
 fn any_match(

@@ -197,9 +197,7 @@ impl WindowScanExec {
             estimate,
         })
     }
-}
 
-impl WindowScanExec {
     /// The table it reads.
     pub fn table(&self) -> &'static str {
         self.table
