@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use faultline::align::{AlignConfig, TraceAligner};
-use faultline::model::{Attributes, EventTime, Record, Resource, SpanRecord, StatusCode};
+use faultline::model::{
+    Attributes, EventTime, Record, Resource, SpanId, SpanRecord, StatusCode, TraceId,
+};
 use faultline::tables;
 
 /// Counts live heap bytes.
@@ -45,6 +47,13 @@ const S: i64 = 1_000_000_000;
 
 /// `traces` traces of `spans_per_trace` spans, 5 per second of event time, shared resource,
 /// three attributes per span: an inference request's shape.
+/// Span `s` of a trace (span 0 is the root).
+fn span_id(s: usize) -> SpanId {
+    SpanId::from_bytes(&(s as u64 + 1).to_be_bytes())
+        .unwrap()
+        .unwrap()
+}
+
 fn workload(traces: usize, spans_per_trace: usize) -> Vec<Record> {
     let resource = Arc::new(Resource::from_attributes(
         [
@@ -71,9 +80,11 @@ fn workload(traces: usize, spans_per_trace: usize) -> Vec<Record> {
             out.push(Record::Span(SpanRecord {
                 start_time: EventTime(start + s as i64 * 10_000_000),
                 end_time: EventTime(start + s as i64 * 10_000_000 + 9_000_000),
-                trace_id: format!("{t:032x}"),
-                span_id: format!("{s:016x}"),
-                parent_span_id: (s > 0).then(|| format!("{:016x}", 0)),
+                trace_id: TraceId::from_bytes(&(t as u128 + 1).to_be_bytes())
+                    .unwrap()
+                    .unwrap(),
+                span_id: span_id(s),
+                parent_span_id: (s > 0).then(|| span_id(0)),
                 name: ["tokenize", "forward", "decode", "detokenize"][s % 4].to_string(),
                 kind: "internal",
                 status: StatusCode::Ok,

@@ -1,8 +1,8 @@
 //! The `traces` table: one row per trace, derived from its spans and logs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use crate::model::{EventTime, Record, SpanRecord, StatusCode, TraceSummary};
+use crate::model::{EventTime, Record, SpanId, SpanRecord, StatusCode, TraceId, TraceSummary};
 
 /// Time of `span` not covered by any of its children (children clipped to the span, overlaps
 /// counted once).
@@ -76,7 +76,7 @@ fn gather<'a>(records: impl IntoIterator<Item = &'a Record>) -> Gathered<'a> {
 
 /// Summarises the records of one trace.
 pub fn summarize<'a>(
-    trace_id: &str,
+    trace_id: TraceId,
     records: impl IntoIterator<Item = &'a Record>,
     closed_early: bool,
 ) -> TraceSummary {
@@ -94,15 +94,15 @@ pub fn summarize<'a>(
         Some(r) => r.duration_ms(),
         None => (end.0 - start.0) as f64 / 1e6,
     };
-    let mut children: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
+    let mut children: foldhash::HashMap<SpanId, Vec<&SpanRecord>> = Default::default();
     for s in &spans {
-        if let Some(p) = &s.parent_span_id {
-            children.entry(p.as_str()).or_default().push(s);
+        if let Some(p) = s.parent_span_id {
+            children.entry(p).or_default().push(s);
         }
     }
     let mut bottleneck: Option<(&SpanRecord, i64)> = None;
     for s in &spans {
-        let own = self_time_ns(s, children.get(s.span_id.as_str()).map_or(&[], |v| v));
+        let own = self_time_ns(s, children.get(&s.span_id).map_or(&[], |v| v));
         if bottleneck.is_none_or(|(_, best)| own > best) {
             bottleneck = Some((s, own));
         }
@@ -112,7 +112,7 @@ pub fn summarize<'a>(
         .filter_map(|s| s.resource.service.as_deref())
         .collect();
     TraceSummary {
-        trace_id: trace_id.to_string(),
+        trace_id,
         start_time: start,
         end_time: end,
         duration_ms,
@@ -151,9 +151,9 @@ mod tests {
         Record::Span(SpanRecord {
             start_time: EventTime(start_ms * 1_000_000),
             end_time: EventTime(end_ms * 1_000_000),
-            trace_id: "t".into(),
-            span_id: id.into(),
-            parent_span_id: parent.map(str::to_string),
+            trace_id: TraceId::from_label("t"),
+            span_id: SpanId::from_label(id),
+            parent_span_id: parent.map(SpanId::from_label),
             name: name.into(),
             kind: "internal",
             status: if name == "forward" {
@@ -184,7 +184,7 @@ mod tests {
             Record::Log(LogRecord {
                 time: EventTime(50_000_000),
                 observed_time: None,
-                trace_id: Some("t".into()),
+                trace_id: Some(TraceId::from_label("t")),
                 span_id: None,
                 severity_number: 17,
                 severity_text: None,
@@ -195,7 +195,7 @@ mod tests {
                 parsed: None,
             }),
         ];
-        let s = summarize("t", &records, false);
+        let s = summarize(TraceId::from_label("t"), &records, false);
         assert_eq!(s.duration_ms, 120.0);
         assert_eq!(s.root_name.as_deref(), Some("root"));
         assert_eq!(
@@ -215,7 +215,7 @@ mod tests {
             span("b", Some("a"), "x", 10, 60),
             span("c", Some("a"), "y", 40, 80),
         ];
-        let s = summarize("t", &records, false);
+        let s = summarize(TraceId::from_label("t"), &records, false);
         // root self = 100 - |10..80| = 30; x self 50; y self 40
         assert_eq!(s.bottleneck_span.as_deref(), Some("x"));
         assert_eq!(s.bottleneck_ms, Some(50.0));
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn a_trace_without_root_spans_its_records() {
         let records = vec![span("b", Some("zz"), "x", 10, 60)];
-        let s = summarize("t", &records, true);
+        let s = summarize(TraceId::from_label("t"), &records, true);
         assert!(!s.has_root);
         assert_eq!(s.duration_ms, 50.0);
         assert!(s.closed_early);

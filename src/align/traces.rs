@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{summarize, AlignConfig, AlignStats};
-use crate::model::{duration_nanos, AckId, AlignedBatch, EventTime, Late, Record, Window};
+use crate::model::{duration_nanos, AckId, AlignedBatch, EventTime, Late, Record, TraceId, Window};
 use crate::tables;
 
 struct Row {
@@ -42,7 +42,7 @@ struct Bucket {
     /// Records without a trace id.
     loose: Vec<Row>,
     /// Closed traces whose last activity falls in this bucket, by trace id.
-    traces: BTreeMap<String, ClosedTrace>,
+    traces: BTreeMap<TraceId, ClosedTrace>,
 }
 
 enum CloseReason {
@@ -54,12 +54,10 @@ enum CloseReason {
     ByteCap,
 }
 
-/// Estimated bytes of the index entries one trace costs besides its records: the id in the
-/// open map, the deadline set and the closed index, and their nodes (measured by
+/// Estimated bytes of the index entries one trace costs besides its records: its entries in
+/// the open map, the deadline set and the closed index, ids inline (measured by
 /// `benches/align.rs`).
-fn trace_overhead(trace_id: &str) -> usize {
-    3 * trace_id.len() + 200
-}
+const TRACE_OVERHEAD: usize = 200;
 
 pub struct TraceAligner {
     cfg: AlignConfig,
@@ -69,14 +67,14 @@ pub struct TraceAligner {
     max_age: i64,
     release_delay: i64,
     watermark: EventTime,
-    open: foldhash::HashMap<String, OpenTrace>,
+    open: foldhash::HashMap<TraceId, OpenTrace>,
     /// One `(filed deadline, trace id)` per open trace. A record that moves its trace's
     /// deadline does not re-file it: an entry found due is re-filed under the trace's
     /// current deadline then, so the first entry that is current is the earliest deadline,
     /// at a fraction of the cost of keeping every entry current.
-    deadlines: BTreeSet<(EventTime, String)>,
+    deadlines: BTreeSet<(EventTime, TraceId)>,
     /// Bucket of every closed trace whose bucket is still held.
-    closed_in: foldhash::HashMap<String, EventTime>,
+    closed_in: foldhash::HashMap<TraceId, EventTime>,
     buckets: BTreeMap<EventTime, Bucket>,
     /// Start of the first window not yet released.
     next_start: Option<EventTime>,
@@ -185,19 +183,18 @@ impl TraceAligner {
             self.bytes += bytes;
             return Ok(());
         };
-        if let Some(tr) = self.open.get_mut(id) {
+        if let Some(tr) = self.open.get_mut(&id) {
             // Its deadline entry is not touched: `due_trace` re-files it when it comes due.
             tr.last = tr.last.max(t);
             let full = tr.rows.len() + 1 >= self.cfg.max_rows_per_trace;
-            let id = full.then(|| id.to_string());
             tr.rows.push(Row { record, ack });
             self.bytes += bytes;
-            if let Some(id) = id {
-                self.close(&id, CloseReason::RowCap);
+            if full {
+                self.close(id, CloseReason::RowCap);
             }
             return Ok(());
         }
-        let trace_id = id.to_string();
+        let trace_id = id;
         // A straggler of a trace that closed into a window not yet released joins it there.
         if let Some(b) = self.closed_in.get(&trace_id) {
             let bucket = self
@@ -215,11 +212,11 @@ impl TraceAligner {
             return Err(self.late(record));
         }
         self.stats.traces_opened += 1;
-        self.bytes += trace_overhead(&trace_id);
+        self.bytes += TRACE_OVERHEAD;
         let filed = self.deadline(t, t);
-        self.deadlines.insert((filed, trace_id.clone()));
+        self.deadlines.insert((filed, trace_id));
         self.open.insert(
-            trace_id.clone(),
+            trace_id,
             OpenTrace {
                 first: t,
                 last: t,
@@ -229,29 +226,29 @@ impl TraceAligner {
         );
         self.bytes += bytes;
         if self.cfg.max_rows_per_trace <= 1 {
-            self.close(&trace_id, CloseReason::RowCap);
+            self.close(trace_id, CloseReason::RowCap);
         }
         while self.open.len() > self.cfg.max_open_traces {
             let oldest = self
                 .due_trace(EventTime::MAX)
                 .expect("open traces have deadlines");
-            self.close(&oldest, CloseReason::OpenCap);
+            self.close(oldest, CloseReason::OpenCap);
         }
         Ok(())
     }
 
     /// The open trace with the earliest deadline, if that deadline is at or before `by`:
     /// entries filed under an earlier deadline than their trace's are re-filed on the way.
-    fn due_trace(&mut self, by: EventTime) -> Option<String> {
+    fn due_trace(&mut self, by: EventTime) -> Option<TraceId> {
         loop {
-            let (filed, id) = self.deadlines.first()?;
-            if *filed > by {
+            let &(filed, id) = self.deadlines.first()?;
+            if filed > by {
                 return None;
             }
-            let tr = &self.open[id];
+            let tr = &self.open[&id];
             let current = self.deadline(tr.first, tr.last);
-            if current == *filed {
-                return Some(id.clone());
+            if current == filed {
+                return Some(id);
             }
             let (_, id) = self.deadlines.pop_first().expect("checked");
             self.open.get_mut(&id).expect("indexed").filed = current;
@@ -269,11 +266,11 @@ impl TraceAligner {
         })
     }
 
-    fn close(&mut self, trace_id: &str, reason: CloseReason) {
-        let Some(tr) = self.open.remove(trace_id) else {
+    fn close(&mut self, trace_id: TraceId, reason: CloseReason) {
+        let Some(tr) = self.open.remove(&trace_id) else {
             return;
         };
-        self.deadlines.remove(&(tr.filed, trace_id.to_string()));
+        self.deadlines.remove(&(tr.filed, trace_id));
         self.stats.traces_closed += 1;
         let quiet = matches!(reason, CloseReason::Gap);
         let early = match reason {
@@ -298,16 +295,16 @@ impl TraceAligner {
             b = b.max(s);
         }
         let bucket = self.buckets.entry(b).or_default();
-        match bucket.traces.get_mut(trace_id) {
+        match bucket.traces.get_mut(&trace_id) {
             Some(existing) => {
                 existing.rows.extend(tr.rows);
                 existing.closed_early |= early;
                 existing.takes_stragglers = quiet;
-                self.bytes -= trace_overhead(trace_id);
+                self.bytes -= TRACE_OVERHEAD;
             }
             None => {
                 bucket.traces.insert(
-                    trace_id.to_string(),
+                    trace_id,
                     ClosedTrace {
                         rows: tr.rows,
                         closed_early: early,
@@ -316,7 +313,7 @@ impl TraceAligner {
                 );
             }
         }
-        self.closed_in.insert(trace_id.to_string(), b);
+        self.closed_in.insert(trace_id, b);
     }
 
     /// Start of the next window to release, if any bucket holds data.
@@ -343,7 +340,7 @@ impl TraceAligner {
             } else {
                 CloseReason::MaxAge
             };
-            self.close(&id, reason);
+            self.close(id, reason);
         }
         let mut out = Vec::new();
         while let Some(s) = self.first_pending_window() {
@@ -361,9 +358,9 @@ impl TraceAligner {
 
     /// Releases everything: end of input.
     pub fn flush(&mut self) -> Vec<AlignedBatch> {
-        let ids: Vec<String> = self.deadlines.iter().map(|(_, id)| id.clone()).collect();
+        let ids: Vec<TraceId> = self.deadlines.iter().map(|&(_, id)| id).collect();
         for id in ids {
-            self.close(&id, CloseReason::Gap);
+            self.close(id, CloseReason::Gap);
         }
         let mut out = Vec::new();
         while let Some(s) = self.first_pending_window() {
@@ -383,19 +380,19 @@ impl TraceAligner {
                 let Some(id) = self.due_trace(EventTime::MAX) else {
                     break;
                 };
-                self.close(&id, CloseReason::ByteCap);
+                self.close(id, CloseReason::ByteCap);
                 continue;
             };
             let end = EventTime(s.0.saturating_add(self.size));
-            let mut ending: Vec<String> = self
+            let mut ending: Vec<TraceId> = self
                 .open
                 .iter()
                 .filter(|(_, tr)| tr.last < end)
-                .map(|(id, _)| id.clone())
+                .map(|(&id, _)| id)
                 .collect();
             ending.sort();
             for id in ending {
-                self.close(&id, CloseReason::ByteCap);
+                self.close(id, CloseReason::ByteCap);
             }
             out.push(self.release(s, true));
         }
@@ -420,7 +417,7 @@ impl TraceAligner {
         for (id, tr) in self.open.iter_mut() {
             take(&mut tr.rows);
             if tr.rows.is_empty() {
-                emptied.push((id.clone(), tr.filed));
+                emptied.push((*id, tr.filed));
             }
         }
         for bucket in self.buckets.values_mut() {
@@ -450,8 +447,8 @@ impl TraceAligner {
         let rows = |rows: &[Row]| rows.iter().map(|r| r.record.approx_bytes()).sum::<usize>();
         let open: usize = self
             .open
-            .iter()
-            .map(|(id, tr)| trace_overhead(id) + rows(&tr.rows))
+            .values()
+            .map(|tr| TRACE_OVERHEAD + rows(&tr.rows))
             .sum();
         let held: usize = self
             .buckets
@@ -459,8 +456,8 @@ impl TraceAligner {
             .map(|b| {
                 rows(&b.loose)
                     + b.traces
-                        .iter()
-                        .map(|(id, tr)| trace_overhead(id) + rows(&tr.rows))
+                        .values()
+                        .map(|tr| TRACE_OVERHEAD + rows(&tr.rows))
                         .sum::<usize>()
             })
             .sum();
@@ -490,7 +487,7 @@ impl TraceAligner {
             }
             for (id, tr) in &bucket.traces {
                 summaries.push(summarize(
-                    id,
+                    *id,
                     tr.rows.iter().map(|r| &r.record),
                     tr.closed_early,
                 ));
@@ -514,7 +511,7 @@ impl TraceAligner {
             }
             for (id, tr) in bucket.traces {
                 self.closed_in.remove(&id);
-                self.bytes -= trace_overhead(&id);
+                self.bytes -= TRACE_OVERHEAD;
                 for r in &tr.rows {
                     acks.push(r.ack);
                     self.bytes -= r.record.approx_bytes();

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::value::json_to_string;
 use super::{normalise_hex_id, DecodeError};
 use crate::model::{
-    Attributes, EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal,
+    Attributes, EventTime, HexId, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal,
     SpanRecord, StatusCode,
 };
 
@@ -84,8 +84,8 @@ fn resource(
     Resource::from_attributes(attributes)
 }
 
-fn id(raw: Option<&str>, bytes: usize, what: &str) -> Result<Option<String>, DecodeError> {
-    raw.map(|r| normalise_hex_id(r, bytes, what))
+fn id<const N: usize>(raw: Option<&str>, what: &str) -> Result<Option<HexId<N>>, DecodeError> {
+    raw.map(|r| normalise_hex_id(r, what))
         .transpose()
         .map(Option::flatten)
 }
@@ -217,8 +217,8 @@ fn log(f: FlatLog) -> Result<Record, DecodeError> {
     Ok(Record::Log(LogRecord {
         time,
         observed_time: None,
-        trace_id: id(f.trace_id.as_deref(), 16, "trace_id")?,
-        span_id: id(f.span_id.as_deref(), 8, "span_id")?,
+        trace_id: id(f.trace_id.as_deref(), "trace_id")?,
+        span_id: id(f.span_id.as_deref(), "span_id")?,
         severity_number: f
             .severity_number
             .or_else(|| f.severity.as_deref().map(severity_number))
@@ -274,7 +274,7 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
         bucket_bounds: Vec::new(),
         bucket_counts: Vec::new(),
         quantiles: Vec::new(),
-        trace_id: id(f.trace_id.as_deref(), 16, "trace_id")?,
+        trace_id: id(f.trace_id.as_deref(), "trace_id")?,
         span_id: None,
         resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
@@ -348,11 +348,11 @@ fn span(f: FlatSpan) -> Result<Record, DecodeError> {
     Ok(Record::Span(SpanRecord {
         start_time: start,
         end_time: end,
-        trace_id: id(Some(&f.trace_id), 16, "trace_id")?
+        trace_id: id(Some(&f.trace_id), "trace_id")?
             .ok_or_else(|| DecodeError::record("trace_id is all zero"))?,
-        span_id: id(Some(&f.span_id), 8, "span_id")?
+        span_id: id(Some(&f.span_id), "span_id")?
             .ok_or_else(|| DecodeError::record("span_id is all zero"))?,
-        parent_span_id: id(f.parent_span_id.as_deref(), 8, "parent_span_id")?,
+        parent_span_id: id(f.parent_span_id.as_deref(), "parent_span_id")?,
         name: f.name,
         kind,
         status,

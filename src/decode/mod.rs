@@ -13,7 +13,7 @@ pub use value::string_attribute;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EventTime, Record, Signal};
+use crate::model::{EventTime, HexId, Record, Signal};
 
 /// How the payloads of an input are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -174,51 +174,24 @@ fn looks_like_json(payload: &[u8]) -> bool {
         .is_some_and(|b| *b == b'{' || *b == b'[')
 }
 
-/// Normalises a trace or span id to lower-case hex of `bytes` bytes; all-zero and empty ids
-/// are absent.
-pub(crate) fn normalise_hex_id(
+/// A trace or span id of `N` bytes from hex text in either case; all-zero and empty ids are
+/// absent.
+pub(crate) fn normalise_hex_id<const N: usize>(
     raw: &str,
-    bytes: usize,
     what: &str,
-) -> Result<Option<String>, DecodeError> {
+) -> Result<Option<HexId<N>>, DecodeError> {
     let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    if raw.len() != bytes * 2 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(DecodeError::record(format!(
-            "{what} {raw:?} is not {} hex characters",
-            bytes * 2
-        )));
-    }
-    if raw.bytes().all(|b| b == b'0') {
-        return Ok(None);
-    }
-    Ok(Some(raw.to_ascii_lowercase()))
+    HexId::from_hex(raw)
+        .map_err(|_| DecodeError::record(format!("{what} {raw:?} is not {} hex characters", 2 * N)))
 }
 
-/// Hex of binary ids from protobuf (and of ids the OTLP serde already decoded).
-pub(crate) fn bytes_id(
+/// A binary id from protobuf (and an id the OTLP serde already decoded from hex).
+pub(crate) fn bytes_id<const N: usize>(
     raw: &[u8],
-    bytes: usize,
     what: &str,
-) -> Result<Option<String>, DecodeError> {
-    if raw.is_empty() || raw.iter().all(|b| *b == 0) {
-        return Ok(None);
-    }
-    if raw.len() != bytes {
-        return Err(DecodeError::record(format!(
-            "{what} has {} bytes, expected {bytes}",
-            raw.len()
-        )));
-    }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(raw.len() * 2);
-    for b in raw {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    Ok(Some(hex))
+) -> Result<Option<HexId<N>>, DecodeError> {
+    HexId::from_bytes(raw)
+        .map_err(|_| DecodeError::record(format!("{what} has {} bytes, expected {N}", raw.len())))
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use super::value::{any_to_json, attributes};
 use super::{bytes_id, DecodeError, DecodeErrorKind};
 use crate::model::{
-    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanRecord, StatusCode,
+    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanId, SpanRecord,
+    StatusCode, TraceId,
 };
 
 pub(super) fn decode_proto(
@@ -37,15 +38,15 @@ pub(super) fn decode_proto(
     match signal {
         Signal::Spans => {
             let req = ExportTraceServiceRequest::decode(payload).map_err(invalid)?;
-            spans(&req.resource_spans)
+            spans(req.resource_spans)
         }
         Signal::Logs => {
             let req = ExportLogsServiceRequest::decode(payload).map_err(invalid)?;
-            logs(&req.resource_logs, fallback_time)
+            logs(req.resource_logs, fallback_time)
         }
         Signal::Metrics => {
             let req = ExportMetricsServiceRequest::decode(payload).map_err(invalid)?;
-            metrics(&req.resource_metrics)
+            metrics(req.resource_metrics)
         }
     }
 }
@@ -72,13 +73,13 @@ pub(super) fn decode_json_text(
     let has = |key: &str| text.contains(key);
     match first_key(text)? {
         "resourceSpans" => {
-            typed::<ExportTraceServiceRequest>(text).map(|r| spans(&r.resource_spans))
+            typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans))
         }
         "resourceLogs" if !has("\"resourceSpans\"") => {
-            typed::<ExportLogsServiceRequest>(text).map(|r| logs(&r.resource_logs, fallback_time))
+            typed::<ExportLogsServiceRequest>(text).map(|r| logs(r.resource_logs, fallback_time))
         }
         "resourceMetrics" if !has("\"resourceSpans\"") && !has("\"resourceLogs\"") => {
-            typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(&r.resource_metrics))
+            typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(r.resource_metrics))
         }
         _ => None,
     }
@@ -105,47 +106,48 @@ pub(super) fn decode_json(
     fallback_time: Option<EventTime>,
 ) -> Result<Option<Vec<Record>>, DecodeError> {
     let records = if object.contains_key("resourceSpans") {
-        spans(&from_json::<ExportTraceServiceRequest>(object)?.resource_spans)?
+        spans(from_json::<ExportTraceServiceRequest>(object)?.resource_spans)?
     } else if object.contains_key("resourceLogs") {
         logs(
-            &from_json::<ExportLogsServiceRequest>(object)?.resource_logs,
+            from_json::<ExportLogsServiceRequest>(object)?.resource_logs,
             fallback_time,
         )?
     } else if object.contains_key("resourceMetrics") {
-        metrics(&from_json::<ExportMetricsServiceRequest>(object)?.resource_metrics)?
+        metrics(from_json::<ExportMetricsServiceRequest>(object)?.resource_metrics)?
     } else if object.contains_key("scopeSpans") {
-        spans(&[from_json::<ResourceSpans>(object)?])?
+        spans(vec![from_json::<ResourceSpans>(object)?])?
     } else if object.contains_key("traceId") && object.contains_key("startTimeUnixNano") {
         // One bare span per message, as some exporters write them.
         let span = from_json::<Span>(object)?;
-        vec![Record::Span(convert_span(&span, &Arc::default(), None)?)]
+        vec![Record::Span(convert_span(span, &Arc::default(), None)?)]
     } else {
         return Ok(None);
     };
     Ok(Some(records))
 }
 
-fn resource(r: Option<&OtlpResource>) -> Arc<Resource> {
+fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
     Arc::new(Resource::from_attributes(
-        r.map(|r| attributes(&r.attributes)).unwrap_or_default(),
+        r.map(|r| attributes(r.attributes)).unwrap_or_default(),
     ))
 }
 
-fn scope_name(s: Option<&InstrumentationScope>) -> Option<String> {
-    s.map(|s| s.name.clone()).filter(|n| !n.is_empty())
+fn scope_name(s: Option<InstrumentationScope>) -> Option<String> {
+    s.map(|s| s.name).filter(|n| !n.is_empty())
 }
 
 fn time(nanos: u64) -> Option<EventTime> {
     (nanos != 0).then(|| EventTime(i64::try_from(nanos).unwrap_or(i64::MAX)))
 }
 
-fn spans(resource_spans: &[ResourceSpans]) -> Result<Vec<Record>, DecodeError> {
+// The request is taken, not borrowed, so its strings move into the records.
+fn spans(resource_spans: Vec<ResourceSpans>) -> Result<Vec<Record>, DecodeError> {
     let mut out = Vec::new();
     for rs in resource_spans {
-        let res = resource(rs.resource.as_ref());
-        for ss in &rs.scope_spans {
-            let scope = scope_name(ss.scope.as_ref());
-            for span in &ss.spans {
+        let res = resource(rs.resource);
+        for ss in rs.scope_spans {
+            let scope = scope_name(ss.scope);
+            for span in ss.spans {
                 out.push(Record::Span(convert_span(span, &res, scope.clone())?));
             }
         }
@@ -154,13 +156,13 @@ fn spans(resource_spans: &[ResourceSpans]) -> Result<Vec<Record>, DecodeError> {
 }
 
 fn convert_span(
-    span: &Span,
+    span: Span,
     res: &Arc<Resource>,
     scope: Option<String>,
 ) -> Result<SpanRecord, DecodeError> {
-    let trace_id = bytes_id(&span.trace_id, 16, "traceId")?
+    let trace_id = bytes_id(&span.trace_id, "traceId")?
         .ok_or_else(|| DecodeError::record(format!("span {:?} has no traceId", span.name)))?;
-    let span_id = bytes_id(&span.span_id, 8, "spanId")?
+    let span_id = bytes_id(&span.span_id, "spanId")?
         .ok_or_else(|| DecodeError::record(format!("span {:?} has no spanId", span.name)))?;
     let start = time(span.start_time_unix_nano).ok_or_else(|| {
         DecodeError::record(format!("span {:?} has no startTimeUnixNano", span.name))
@@ -172,7 +174,7 @@ fn convert_span(
             span.name
         )));
     }
-    let (status, status_message) = match &span.status {
+    let (status, status_message) = match span.status {
         None => (StatusCode::Unset, None),
         Some(s) => (
             match s.code {
@@ -180,7 +182,7 @@ fn convert_span(
                 2 => StatusCode::Error,
                 _ => StatusCode::Unset,
             },
-            Some(s.message.clone()).filter(|m| !m.is_empty()),
+            Some(s.message).filter(|m| !m.is_empty()),
         ),
     };
     Ok(SpanRecord {
@@ -188,8 +190,8 @@ fn convert_span(
         end_time: end,
         trace_id,
         span_id,
-        parent_span_id: bytes_id(&span.parent_span_id, 8, "parentSpanId")?,
-        name: span.name.clone(),
+        parent_span_id: bytes_id(&span.parent_span_id, "parentSpanId")?,
+        name: span.name,
         kind: match span.kind {
             1 => "internal",
             2 => "server",
@@ -202,21 +204,21 @@ fn convert_span(
         status_message,
         resource: res.clone(),
         scope,
-        attributes: attributes(&span.attributes),
+        attributes: attributes(span.attributes),
         event_count: u32::try_from(span.events.len()).unwrap_or(u32::MAX),
     })
 }
 
 fn logs(
-    resource_logs: &[ResourceLogs],
+    resource_logs: Vec<ResourceLogs>,
     fallback_time: Option<EventTime>,
 ) -> Result<Vec<Record>, DecodeError> {
     let mut out = Vec::new();
     for rl in resource_logs {
-        let res = resource(rl.resource.as_ref());
-        for sl in &rl.scope_logs {
-            let scope = scope_name(sl.scope.as_ref());
-            for log in &sl.log_records {
+        let res = resource(rl.resource);
+        for sl in rl.scope_logs {
+            let scope = scope_name(sl.scope);
+            for log in sl.log_records {
                 let observed = time(log.observed_time_unix_nano);
                 let t = time(log.time_unix_nano)
                     .or(observed)
@@ -226,24 +228,24 @@ fn logs(
                             "log record has neither timeUnixNano nor observedTimeUnixNano",
                         )
                     })?;
-                let body = match log.body.as_ref().and_then(|b| b.value.as_ref()) {
+                let body = match log.body.and_then(|b| b.value) {
                     Some(
                         opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
-                    ) => s.clone(),
+                    ) => s,
                     None => String::new(),
-                    other => any_to_json(other).to_string(),
+                    other => any_to_json(other.as_ref()).to_string(),
                 };
                 out.push(Record::Log(LogRecord {
                     time: t,
                     observed_time: observed,
-                    trace_id: bytes_id(&log.trace_id, 16, "traceId")?,
-                    span_id: bytes_id(&log.span_id, 8, "spanId")?,
+                    trace_id: bytes_id(&log.trace_id, "traceId")?,
+                    span_id: bytes_id(&log.span_id, "spanId")?,
                     severity_number: log.severity_number,
-                    severity_text: Some(log.severity_text.clone()).filter(|s| !s.is_empty()),
+                    severity_text: Some(log.severity_text).filter(|s| !s.is_empty()),
                     body,
                     resource: res.clone(),
                     scope: scope.clone(),
-                    attributes: attributes(&log.attributes),
+                    attributes: attributes(log.attributes),
                     parsed: None,
                 }));
             }
@@ -261,10 +263,10 @@ fn temporality(t: i32) -> Option<&'static str> {
 }
 
 /// Trace and span id of the first exemplar that has them.
-fn exemplar_ids(exemplars: &[Exemplar]) -> Result<(Option<String>, Option<String>), DecodeError> {
+fn exemplar_ids(exemplars: &[Exemplar]) -> Result<(Option<TraceId>, Option<SpanId>), DecodeError> {
     for e in exemplars {
-        if let Some(trace) = bytes_id(&e.trace_id, 16, "exemplar traceId")? {
-            return Ok((Some(trace), bytes_id(&e.span_id, 8, "exemplar spanId")?));
+        if let Some(trace) = bytes_id(&e.trace_id, "exemplar traceId")? {
+            return Ok((Some(trace), bytes_id(&e.span_id, "exemplar spanId")?));
         }
     }
     Ok((None, None))
@@ -280,7 +282,8 @@ struct PointBase<'a> {
 /// What every OTLP data point type has in common.
 trait DataPoint {
     fn times(&self) -> (u64, u64);
-    fn attributes(&self) -> &[KeyValue];
+    /// Moves the attributes out (the point is consumed after).
+    fn take_attributes(&mut self) -> Vec<KeyValue>;
     fn exemplars(&self) -> &[Exemplar] {
         &[]
     }
@@ -292,8 +295,8 @@ macro_rules! data_point {
             fn times(&self) -> (u64, u64) {
                 (self.time_unix_nano, self.start_time_unix_nano)
             }
-            fn attributes(&self) -> &[KeyValue] {
-                &self.attributes
+            fn take_attributes(&mut self) -> Vec<KeyValue> {
+                std::mem::take(&mut self.attributes)
             }
             fn exemplars(&self) -> &[Exemplar] {
                 &self.exemplars
@@ -305,8 +308,8 @@ macro_rules! data_point {
             fn times(&self) -> (u64, u64) {
                 (self.time_unix_nano, self.start_time_unix_nano)
             }
-            fn attributes(&self) -> &[KeyValue] {
-                &self.attributes
+            fn take_attributes(&mut self) -> Vec<KeyValue> {
+                std::mem::take(&mut self.attributes)
             }
         }
     };
@@ -318,7 +321,7 @@ data_point!(ExponentialHistogramDataPoint, exemplars);
 data_point!(SummaryDataPoint);
 
 impl PointBase<'_> {
-    fn point(&self, kind: MetricKind, p: &impl DataPoint) -> Result<MetricPoint, DecodeError> {
+    fn point(&self, kind: MetricKind, p: &mut impl DataPoint) -> Result<MetricPoint, DecodeError> {
         let (time_unix_nano, start_time_unix_nano) = p.times();
         let t = time(time_unix_nano).ok_or_else(|| {
             DecodeError::record(format!(
@@ -326,11 +329,11 @@ impl PointBase<'_> {
                 self.metric.name
             ))
         })?;
-        let attributes = attributes(p.attributes());
+        let attributes = attributes(p.take_attributes());
         let (mut trace_id, span_id) = exemplar_ids(p.exemplars())?;
         if trace_id.is_none() {
             if let Some(raw) = attributes.get("trace_id") {
-                trace_id = super::normalise_hex_id(raw, 16, "trace_id attribute")?;
+                trace_id = super::normalise_hex_id(raw, "trace_id attribute")?;
             }
         }
         Ok(MetricPoint {
@@ -366,19 +369,20 @@ fn number(v: Option<number_data_point::Value>) -> Option<f64> {
     }
 }
 
-fn metrics(resource_metrics: &[ResourceMetrics]) -> Result<Vec<Record>, DecodeError> {
+fn metrics(resource_metrics: Vec<ResourceMetrics>) -> Result<Vec<Record>, DecodeError> {
     let mut out = Vec::new();
     for rm in resource_metrics {
-        let res = resource(rm.resource.as_ref());
-        for sm in &rm.scope_metrics {
-            let scope = scope_name(sm.scope.as_ref());
-            for metric in &sm.metrics {
+        let res = resource(rm.resource);
+        for sm in rm.scope_metrics {
+            let scope = scope_name(sm.scope);
+            for mut metric in sm.metrics {
+                let data = metric.data.take();
                 let base = PointBase {
-                    metric,
+                    metric: &metric,
                     res: &res,
                     scope: &scope,
                 };
-                metric_points(&base, &mut out)?;
+                metric_points(&base, data, &mut out)?;
             }
         }
     }
@@ -410,8 +414,12 @@ fn exponential_buckets(p: &ExponentialHistogramDataPoint, m: &mut MetricPoint) {
     m.bucket_counts.push(0); // the +Inf bucket
 }
 
-fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), DecodeError> {
-    let Some(data) = &base.metric.data else {
+fn metric_points(
+    base: &PointBase<'_>,
+    data: Option<Data>,
+    out: &mut Vec<Record>,
+) -> Result<(), DecodeError> {
+    let Some(data) = data else {
         return Err(DecodeError::record(format!(
             "metric {:?} has no data (gauge, sum, histogram, exponentialHistogram or summary)",
             base.metric.name
@@ -419,15 +427,15 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
     };
     match data {
         Data::Gauge(g) => {
-            for p in &g.data_points {
-                let mut m = base.point(MetricKind::Gauge, p)?;
+            for mut p in g.data_points {
+                let mut m = base.point(MetricKind::Gauge, &mut p)?;
                 m.value = number(p.value);
                 out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::Sum(s) => {
-            for p in &s.data_points {
-                let mut m = base.point(MetricKind::Sum, p)?;
+            for mut p in s.data_points {
+                let mut m = base.point(MetricKind::Sum, &mut p)?;
                 m.value = number(p.value);
                 m.temporality = temporality(s.aggregation_temporality);
                 m.is_monotonic = Some(s.is_monotonic);
@@ -435,8 +443,8 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
             }
         }
         Data::Histogram(h) => {
-            for p in &h.data_points {
-                let mut m = base.point(MetricKind::Histogram, p)?;
+            for mut p in h.data_points {
+                let mut m = base.point(MetricKind::Histogram, &mut p)?;
                 if !p.bucket_counts.is_empty()
                     && p.bucket_counts.len() != p.explicit_bounds.len() + 1
                 {
@@ -452,22 +460,22 @@ fn metric_points(base: &PointBase<'_>, out: &mut Vec<Record>) -> Result<(), Deco
                 m.sum = p.sum;
                 m.min = p.min;
                 m.max = p.max;
-                m.bucket_bounds = p.explicit_bounds.clone();
-                m.bucket_counts = p.bucket_counts.clone();
+                m.bucket_bounds = p.explicit_bounds;
+                m.bucket_counts = p.bucket_counts;
                 out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::ExponentialHistogram(h) => {
-            for p in &h.data_points {
-                let mut m = base.point(MetricKind::ExponentialHistogram, p)?;
+            for mut p in h.data_points {
+                let mut m = base.point(MetricKind::ExponentialHistogram, &mut p)?;
                 m.temporality = temporality(h.aggregation_temporality);
-                exponential_buckets(p, &mut m);
+                exponential_buckets(&p, &mut m);
                 out.push(Record::Metric(Box::new(m)));
             }
         }
         Data::Summary(s) => {
-            for p in &s.data_points {
-                let mut m = base.point(MetricKind::Summary, p)?;
+            for mut p in s.data_points {
+                let mut m = base.point(MetricKind::Summary, &mut p)?;
                 m.count = Some(p.count);
                 m.sum = Some(p.sum);
                 m.quantiles = p

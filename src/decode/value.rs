@@ -63,10 +63,20 @@ pub(crate) fn any_to_json(value: Option<&Value>) -> serde_json::Value {
     }
 }
 
-pub(crate) fn attributes(list: &[KeyValue]) -> Attributes {
-    list.iter()
-        .map(|kv| (kv.key.clone(), any_to_string(kv.value.as_ref())))
+/// Takes the strings of a decoded request instead of copying them: every key and string
+/// value of a record would otherwise be allocated twice on the way in.
+pub(crate) fn attributes(list: Vec<KeyValue>) -> Attributes {
+    list.into_iter()
+        .map(|kv| (kv.key, any_into_string(kv.value)))
         .collect()
+}
+
+/// [`any_to_string`] of an owned value: a string value is moved, not copied.
+pub(crate) fn any_into_string(value: Option<AnyValue>) -> String {
+    match value.and_then(|v| v.value) {
+        Some(Value::StringValue(s)) => s,
+        other => any_to_string(other.map(|value| AnyValue { value: Some(value) }).as_ref()),
+    }
 }
 
 /// A JSON scalar as attribute text; structured values as JSON.

@@ -355,9 +355,9 @@ fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
     let span = |id: &str, parent: Option<&str>, service: &str| SpanRecord {
         start_time: EventTime(0),
         end_time: EventTime(1_000_000),
-        trace_id: "t1".into(),
-        span_id: id.into(),
-        parent_span_id: parent.map(String::from),
+        trace_id: crate::model::TraceId::from_label("t1"),
+        span_id: crate::model::SpanId::from_label(id),
+        parent_span_id: parent.map(crate::model::SpanId::from_label),
         name: "op".into(),
         kind: "server",
         status: StatusCode::Unset,

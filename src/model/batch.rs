@@ -47,7 +47,7 @@ impl AlignedBatch {
 /// One row of the `traces` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSummary {
-    pub trace_id: String,
+    pub trace_id: super::TraceId,
     pub start_time: EventTime,
     pub end_time: EventTime,
     /// The root span's duration, or end - start without a root.

@@ -3,6 +3,7 @@
 //!
 //! - [`record`]: decoded records (`LogRecord`, `MetricPoint`, `SpanRecord`), `EventTime`,
 //!   `Signal`, `Location` (topic/partition/offset or file:line).
+//! - [`ids`]: `TraceId` and `SpanId`, OpenTelemetry's ids as bytes (hex only as text).
 //! - [`flow`]: how input is tracked through the stages: `AckId`, `PartitionKey` (with its
 //!   shard).
 //! - [`batch`]: what alignment hands to rules and detectors: `Window`, `AlignedBatch`,
@@ -18,6 +19,7 @@
 pub mod batch;
 pub mod finding;
 pub mod flow;
+pub mod ids;
 pub mod parsed;
 pub mod query;
 pub mod record;
@@ -26,6 +28,7 @@ pub mod saved;
 pub use batch::{AlignedBatch, Late, TraceSummary, Window};
 pub use finding::{AlertSpec, Finding, Param, QueryRow, Severity, Verdict};
 pub use flow::{AckId, PartitionKey};
+pub use ids::{HexId, SpanId, TraceId};
 pub use parsed::ParsedLog;
 pub use query::Query;
 pub use record::*;

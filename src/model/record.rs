@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ParsedLog, PartitionKey};
+use super::{ParsedLog, PartitionKey, SpanId, TraceId};
 
 /// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
 /// wall clock.
@@ -159,10 +159,9 @@ impl Resource {
 pub struct LogRecord {
     pub time: EventTime,
     pub observed_time: Option<EventTime>,
-    /// Lower-case hex, 32 characters; `None` when absent or all zero.
-    pub trace_id: Option<String>,
-    /// Lower-case hex, 16 characters.
-    pub span_id: Option<String>,
+    /// `None` when absent or all zero.
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
     pub severity_number: i32,
     pub severity_text: Option<String>,
     /// The body as text; structured bodies are rendered as JSON.
@@ -221,8 +220,8 @@ pub struct MetricPoint {
     /// `(quantile, value)` pairs of a summary.
     pub quantiles: Vec<(f64, f64)>,
     /// Trace id of the first exemplar, or of a `trace_id` attribute.
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
     /// Shared by every record of one export request.
     pub resource: Arc<Resource>,
     pub scope: Option<String>,
@@ -252,10 +251,10 @@ impl StatusCode {
 pub struct SpanRecord {
     pub start_time: EventTime,
     pub end_time: EventTime,
-    pub trace_id: String,
-    pub span_id: String,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
     /// `None` for a root span.
-    pub parent_span_id: Option<String>,
+    pub parent_span_id: Option<SpanId>,
     pub name: String,
     /// `internal`, `server`, `client`, `producer`, `consumer` or `unspecified`.
     pub kind: &'static str,
@@ -322,8 +321,6 @@ impl Record {
             + match self {
                 Record::Log(l) => {
                     l.body.len()
-                        + opt_len(&l.trace_id)
-                        + opt_len(&l.span_id)
                         + opt_len(&l.severity_text)
                         + opt_len(&l.scope)
                         + attributes_bytes(&l.attributes)
@@ -333,18 +330,13 @@ impl Record {
                         + m.name.len()
                         + opt_len(&m.description)
                         + opt_len(&m.unit)
-                        + opt_len(&m.trace_id)
-                        + opt_len(&m.span_id)
                         + opt_len(&m.scope)
                         + 8 * (m.bucket_bounds.len() + m.bucket_counts.len())
                         + 16 * m.quantiles.len()
                         + attributes_bytes(&m.attributes)
                 }
                 Record::Span(s) => {
-                    s.trace_id.len()
-                        + s.span_id.len()
-                        + opt_len(&s.parent_span_id)
-                        + s.name.len()
+                    s.name.len()
                         + opt_len(&s.status_message)
                         + opt_len(&s.scope)
                         + attributes_bytes(&s.attributes)
@@ -353,11 +345,11 @@ impl Record {
     }
 
     /// The trace the record belongs to, if any.
-    pub fn trace_id(&self) -> Option<&str> {
+    pub fn trace_id(&self) -> Option<TraceId> {
         match self {
-            Record::Log(l) => l.trace_id.as_deref(),
-            Record::Metric(m) => m.trace_id.as_deref(),
-            Record::Span(s) => Some(&s.trace_id),
+            Record::Log(l) => l.trace_id,
+            Record::Metric(m) => m.trace_id,
+            Record::Span(s) => Some(s.trace_id),
         }
     }
 }

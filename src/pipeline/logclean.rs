@@ -54,6 +54,9 @@ impl ShardFolder {
 
     pub fn push(&mut self, log: LogRecord, ack: AckId, source: &Location) -> Vec<Folded<Pending>> {
         let stream = stream_key(&log);
+        if self.folder.passes_through(&stream, &log.body) {
+            return vec![Folded::Single((log, ack, source.clone()))];
+        }
         let (time, body) = (log.time.nanos(), log.body.clone());
         self.folder
             .push(&stream, time, &body, (log, ack, source.clone()))

@@ -312,8 +312,11 @@ impl Pipeline {
                 let mut folded = Vec::new();
                 let mut others = Vec::new();
                 let s = self.shard(shard);
+                // Once per message: the watermark only needs its newest record.
+                if let Some(newest) = records.iter().map(Record::event_time).max() {
+                    s.watermarks.observe(partition, newest);
+                }
                 for record in records {
-                    s.watermarks.observe(partition, record.event_time());
                     match record {
                         Record::Log(log) => folded.extend(s.folder.push(log, ack, &msg.source)),
                         other => others.push(other),

@@ -26,7 +26,7 @@ pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
     let mut counts: [UInt32Builder; 5] = std::array::from_fn(|_| UInt32Builder::new());
     for t in summaries {
         let [id, root_service, root_name, b_span, b_service] = &mut strings;
-        id.append_value(&t.trace_id);
+        id.append_value(&*t.trace_id.hex());
         root_service.append_option(t.root_service.as_deref());
         root_name.append_option(t.root_name.as_deref());
         b_span.append_option(t.bottleneck_span.as_deref());
@@ -165,8 +165,8 @@ pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> Recor
     for r in records {
         ts(&mut time, Some(r.time));
         ts(&mut observed, r.observed_time);
-        trace_id.append_option(r.trace_id.as_deref());
-        span_id.append_option(r.span_id.as_deref());
+        trace_id.append_option(r.trace_id.map(|id| id.hex()));
+        span_id.append_option(r.span_id.map(|id| id.hex()));
         service.append_option(r.resource.service.as_deref());
         host.append_option(r.resource.host.as_deref());
         severity_number.append_value(r.severity_number);
@@ -290,8 +290,8 @@ pub fn metrics_batch<'a>(points: impl IntoIterator<Item = &'a MetricPoint>) -> R
         max.append_option(p.max);
         distributions.append(p);
         let [trace_id, span_id, scope] = &mut ids;
-        trace_id.append_option(p.trace_id.as_deref());
-        span_id.append_option(p.span_id.as_deref());
+        trace_id.append_option(p.trace_id.map(|id| id.hex()));
+        span_id.append_option(p.span_id.map(|id| id.hex()));
         scope.append_option(p.scope.as_deref());
         append_map(&mut resource, &p.resource.attributes);
         append_map(&mut attributes, &p.attributes);
@@ -349,9 +349,9 @@ pub fn spans_batch<'a>(spans: impl IntoIterator<Item = &'a SpanRecord>) -> Recor
         duration.append_value(s.duration_ms());
         let [trace_id, span_id, parent, service, host, name, kind, status, message, scope] =
             &mut strings;
-        trace_id.append_value(&s.trace_id);
-        span_id.append_value(&s.span_id);
-        parent.append_option(s.parent_span_id.as_deref());
+        trace_id.append_value(&*s.trace_id.hex());
+        span_id.append_value(&*s.span_id.hex());
+        parent.append_option(s.parent_span_id.map(|id| id.hex()));
         is_root.append_value(s.parent_span_id.is_none());
         service.append_option(s.resource.service.as_deref());
         host.append_option(s.resource.host.as_deref());

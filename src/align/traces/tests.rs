@@ -7,17 +7,45 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt32Type;
 
 use super::*;
-use crate::model::{Attributes, LogRecord, Resource, SpanRecord, StatusCode};
+use crate::model::{Attributes, LogRecord, Resource, SpanId, SpanRecord, StatusCode};
 
 const S: i64 = 1_000_000_000;
+
+/// A trace id named by a short label, or given as 32 hex digits.
+fn trace_id(trace: &str) -> TraceId {
+    match trace.len() {
+        32 => TraceId::parse(trace),
+        _ => TraceId::from_label(trace),
+    }
+}
+
+/// The label a `trace_id` column shows for an id made by [`trace_id`] from one.
+fn label(hex_id: &str) -> String {
+    let bytes = hex::decode(hex_id).unwrap();
+    let named = bytes
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(&[][..], |end| &bytes[..=end]);
+    match std::str::from_utf8(named) {
+        Ok(text) if text.bytes().all(|b| b.is_ascii_alphanumeric()) => text.to_string(),
+        _ => hex_id.to_string(),
+    }
+}
+
+/// Span `n` of a trace (span 0 is the root).
+fn span_id(n: u32) -> SpanId {
+    SpanId::from_bytes(&(u64::from(n) + 1).to_be_bytes())
+        .unwrap()
+        .unwrap()
+}
 
 fn span(trace: &str, id: u32, end_s: i64) -> Record {
     Record::Span(SpanRecord {
         start_time: EventTime(end_s * S - 100_000_000),
         end_time: EventTime(end_s * S),
-        trace_id: trace.into(),
-        span_id: format!("{id:016x}"),
-        parent_span_id: (id != 0).then(|| format!("{:016x}", 0)),
+        trace_id: trace_id(trace),
+        span_id: span_id(id),
+        parent_span_id: (id != 0).then(|| span_id(0)),
         name: format!("s{id}"),
         kind: "internal",
         status: StatusCode::Ok,
@@ -33,7 +61,7 @@ fn log(trace: Option<&str>, at_s: i64) -> Record {
     Record::Log(LogRecord {
         time: EventTime(at_s * S),
         observed_time: None,
-        trace_id: trace.map(str::to_string),
+        trace_id: trace.map(trace_id),
         span_id: None,
         severity_number: 17,
         severity_text: None,
@@ -67,7 +95,7 @@ fn trace_rows(b: &RecordBatch) -> Vec<(String, u32, u32)> {
         .unwrap()
         .as_primitive::<UInt32Type>();
     (0..b.num_rows())
-        .map(|i| (ids.value(i).to_string(), spans.value(i), logs.value(i)))
+        .map(|i| (label(ids.value(i)), spans.value(i), logs.value(i)))
         .collect()
 }
 
@@ -213,7 +241,7 @@ fn a_million_open_traces_stay_under_the_byte_cap() {
     for i in 0..n {
         // All within one minute: without caps every trace would still be open.
         let t = (i % 50) as i64;
-        a.insert(span(&format!("{i:032x}"), 0, t), i).unwrap();
+        a.insert(span(&format!("{:032x}", i + 1), 0, t), i).unwrap();
         for b in a.enforce_byte_cap() {
             assert!(b.early);
             rows += b.spans.num_rows();
@@ -276,7 +304,7 @@ fn the_open_trace_cap_closes_the_least_recently_active_trace() {
                 .as_boolean();
             (0..b.traces.num_rows())
                 .filter(|&i| early.value(i))
-                .map(|i| ids.value(i).to_string())
+                .map(|i| label(ids.value(i)))
                 .collect::<Vec<_>>()
         })
         .collect();

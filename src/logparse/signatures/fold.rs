@@ -260,6 +260,17 @@ impl<T> TracebackFolder<T> {
         out
     }
 
+    /// Whether [`TracebackFolder::push`] would hand this record straight back, untouched:
+    /// its stream has no fold pending and the line starts none (most lines), so a caller
+    /// can skip copying its text for the folder.
+    pub fn passes_through(&self, stream: &str, text: &str) -> bool {
+        if self.pending.contains_key(stream) {
+            return false;
+        }
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        line.contains('\n') || self.cfg.max_lines < 2 || start(body(line)).is_none()
+    }
+
     /// Emits every pending fold whose last line is older than `time_ns - max_gap_ns` (call as
     /// event time advances). Oldest first, ties by stream key.
     pub fn flush_older_than(&mut self, time_ns: i64) -> Vec<Folded<T>> {

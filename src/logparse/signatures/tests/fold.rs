@@ -29,7 +29,16 @@ impl Feeder {
         let n = self.next.entry(stream.to_string()).or_default();
         let item = (stream.to_string(), *n);
         *n += 1;
-        let out = self.folder.push(stream, t, line, item);
+        // Every record fed checks the shortcut the pipeline takes: a record said to pass
+        // through comes straight back, alone.
+        let through = self.folder.passes_through(stream, line);
+        let out = self.folder.push(stream, t, line, item.clone());
+        if through {
+            assert!(
+                matches!(&out[..], [Folded::Single(i)] if *i == item),
+                "{line:?} was said to pass through"
+            );
+        }
         let emitted = out.len();
         self.out.extend(out);
         emitted
