@@ -188,10 +188,7 @@ fn one_bare_span_per_message_is_accepted() {
     let Record::Span(s) = &records[0] else {
         panic!()
     };
-    assert_eq!(
-        s.parent_span_id.map(|id| id.to_string()).as_deref(),
-        Some("1111111111111111")
-    );
+    assert_eq!(s.parent_span_id.unwrap(), "1111111111111111");
     assert_eq!(s.duration_ms(), 86.0);
 }
 
@@ -212,7 +209,7 @@ fn logs_keep_body_severity_and_trace_context() {
     };
     assert_eq!(a.body, "CUDA out of memory");
     assert_eq!(a.severity_number, 17);
-    assert_eq!(a.trace_id.map(|id| id.to_string()).as_deref(), Some(TRACE));
+    assert_eq!(a.trace_id.unwrap(), TRACE);
     assert_eq!(a.attributes["retries"], "3");
     assert_eq!(a.scope.as_deref(), Some("vllm"));
     assert_eq!(a.resource.service.as_deref(), Some("inference-server"));
@@ -385,12 +382,8 @@ fn every_metric_type_decodes_from_protobuf_and_json_alike() {
         ]
     );
     assert_eq!(m[0].value, Some(0.97));
-    assert_eq!(
-        m[0].trace_id.map(|id| id.to_string()).as_deref(),
-        Some(TRACE),
-        "exemplar trace id"
-    );
-    assert_eq!(m[0].span_id.map(|id| id.to_string()).as_deref(), Some(SPAN));
+    assert_eq!(m[0].trace_id.unwrap(), TRACE, "exemplar trace id");
+    assert_eq!(m[0].span_id.unwrap(), SPAN);
     assert_eq!(
         (m[1].value, m[1].temporality, m[1].is_monotonic),
         (Some(12.0), Some("cumulative"), Some(true))
@@ -419,11 +412,7 @@ fn gauge_int_value_as_json_string() {
     }]}]}]});
     let m = metric_points(decode_json(v).unwrap());
     assert_eq!(m[0].value, Some(37.0));
-    assert_eq!(
-        m[0].trace_id.map(|id| id.to_string()).as_deref(),
-        Some(TRACE),
-        "trace id from attribute"
-    );
+    assert_eq!(m[0].trace_id.unwrap(), TRACE, "trace id from attribute");
 }
 
 #[test]
