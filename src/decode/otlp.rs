@@ -514,6 +514,25 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_ids_of_the_wrong_length_are_named() {
+        let cases = [
+            (15, 8, "traceId has 15 bytes, expected 16"),
+            (16, 9, "spanId has 9 bytes, expected 8"),
+        ];
+        for (trace, span, needle) in cases {
+            let span = Span {
+                trace_id: vec![7; trace],
+                span_id: vec![7; span],
+                start_time_unix_nano: 1,
+                ..Default::default()
+            };
+            let e = convert_span(span, &Arc::default(), None).unwrap_err();
+            assert_eq!(e.kind, DecodeErrorKind::InvalidRecord, "{e}");
+            assert!(e.message.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
     fn first_keys_are_read_only_when_plain() {
         assert_eq!(
             first_key(" {\n \"resourceLogs\": []}"),
