@@ -45,8 +45,6 @@ static ALLOCATOR: Counting = Counting;
 
 const S: i64 = 1_000_000_000;
 
-/// `traces` traces of `spans_per_trace` spans, 5 per second of event time, shared resource,
-/// three attributes per span: an inference request's shape.
 /// Span `s` of a trace (span 0 is the root).
 fn span_id(s: usize) -> SpanId {
     SpanId::from_bytes(&(s as u64 + 1).to_be_bytes())
@@ -54,6 +52,8 @@ fn span_id(s: usize) -> SpanId {
         .unwrap()
 }
 
+/// `traces` traces of `spans_per_trace` spans, 5 per second of event time, shared resource,
+/// three attributes per span: an inference request's shape.
 fn workload(traces: usize, spans_per_trace: usize) -> Vec<Record> {
     let resource = Arc::new(Resource::from_attributes(
         [

@@ -194,14 +194,13 @@ impl TraceAligner {
             }
             return Ok(());
         }
-        let trace_id = id;
         // A straggler of a trace that closed into a window not yet released joins it there.
-        if let Some(b) = self.closed_in.get(&trace_id) {
+        if let Some(b) = self.closed_in.get(&id) {
             let bucket = self
                 .buckets
                 .get_mut(b)
                 .expect("closed_in points at a held bucket");
-            let tr = bucket.traces.get_mut(&trace_id).expect("indexed trace");
+            let tr = bucket.traces.get_mut(&id).expect("indexed trace");
             if tr.takes_stragglers {
                 tr.rows.push(Row { record, ack });
                 self.bytes += bytes;
@@ -214,9 +213,9 @@ impl TraceAligner {
         self.stats.traces_opened += 1;
         self.bytes += TRACE_OVERHEAD;
         let filed = self.deadline(t, t);
-        self.deadlines.insert((filed, trace_id));
+        self.deadlines.insert((filed, id));
         self.open.insert(
-            trace_id,
+            id,
             OpenTrace {
                 first: t,
                 last: t,
@@ -226,7 +225,7 @@ impl TraceAligner {
         );
         self.bytes += bytes;
         if self.cfg.max_rows_per_trace <= 1 {
-            self.close(trace_id, CloseReason::RowCap);
+            self.close(id, CloseReason::RowCap);
         }
         while self.open.len() > self.cfg.max_open_traces {
             let oldest = self

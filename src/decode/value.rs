@@ -17,18 +17,6 @@ pub fn string_attribute(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// Renders a value for an attribute map: scalars as text, arrays and maps as JSON.
-pub(crate) fn any_to_string(value: Option<&AnyValue>) -> String {
-    match value.and_then(|v| v.value.as_ref()) {
-        None => String::new(),
-        Some(Value::StringValue(s)) => s.clone(),
-        Some(Value::BoolValue(b)) => b.to_string(),
-        Some(Value::IntValue(i)) => i.to_string(),
-        Some(Value::DoubleValue(d)) => d.to_string(),
-        Some(other) => any_to_json(Some(other)).to_string(),
-    }
-}
-
 /// The JSON form of a value (bytes as base64).
 pub(crate) fn any_to_json(value: Option<&Value>) -> serde_json::Value {
     use serde_json::Value as J;
@@ -71,11 +59,16 @@ pub(crate) fn attributes(list: Vec<KeyValue>) -> Attributes {
         .collect()
 }
 
-/// [`any_to_string`] of an owned value: a string value is moved, not copied.
-pub(crate) fn any_into_string(value: Option<AnyValue>) -> String {
+/// Renders a value for an attribute map: scalars as text, arrays and maps as JSON. Owned,
+/// so a string value is moved, not copied.
+fn any_into_string(value: Option<AnyValue>) -> String {
     match value.and_then(|v| v.value) {
+        None => String::new(),
         Some(Value::StringValue(s)) => s,
-        other => any_to_string(other.map(|value| AnyValue { value: Some(value) }).as_ref()),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => any_to_json(Some(&other)).to_string(),
     }
 }
 

@@ -120,12 +120,6 @@ impl<const N: usize> fmt::Debug for HexId<N> {
     }
 }
 
-impl<const N: usize> PartialEq<str> for HexId<N> {
-    fn eq(&self, other: &str) -> bool {
-        *self.hex() == *other
-    }
-}
-
 impl<const N: usize> PartialEq<&str> for HexId<N> {
     fn eq(&self, other: &&str) -> bool {
         *self.hex() == **other
