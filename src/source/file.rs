@@ -187,7 +187,7 @@ impl FileSource {
                 return Ok(any.then_some((kept, size)));
             }
             any = true;
-            let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            let (chunk, done) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (&buf[..i], i + 1),
                 None => (buf, buf.len()),
             };
