@@ -122,7 +122,7 @@ fn throughput(c: &mut Criterion) {
                         _ => unreachable!(),
                     })
                     .collect();
-                tables::spans_batch(spans)
+                tables::spans_batch(&spans)
             },
             BatchSize::LargeInput,
         )

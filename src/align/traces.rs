@@ -467,10 +467,23 @@ impl TraceAligner {
     /// needs.
     fn release(&mut self, s: EventTime, early: bool) -> AlignedBatch {
         let end = EventTime(s.0.saturating_add(self.size));
-        let mut logs = Vec::new();
-        let mut metrics = Vec::new();
-        let mut spans = Vec::new();
-        let mut summaries = Vec::new();
+        // Counted first so that each vector is allocated once at its size.
+        let (mut log_count, mut metric_count, mut span_count, mut trace_count) = (0, 0, 0, 0);
+        for bucket in self.buckets.range(s..end).map(|(_, b)| b) {
+            let loose = bucket.loose.iter();
+            for r in loose.chain(bucket.traces.values().flat_map(|t| t.rows.iter())) {
+                match r.record {
+                    Record::Log(_) => log_count += 1,
+                    Record::Metric(_) => metric_count += 1,
+                    Record::Span(_) => span_count += 1,
+                }
+            }
+            trace_count += bucket.traces.len();
+        }
+        let mut logs = Vec::with_capacity(log_count);
+        let mut metrics = Vec::with_capacity(metric_count);
+        let mut spans = Vec::with_capacity(span_count);
+        let mut summaries = Vec::with_capacity(trace_count);
         for bucket in self.buckets.range(s..end).map(|(_, b)| b) {
             let loose = bucket.loose.iter().map(|r| &r.record);
             let traced = bucket
@@ -493,9 +506,9 @@ impl TraceAligner {
             }
         }
         let batch_tables = (
-            tables::logs_batch(logs),
-            tables::metrics_batch(metrics),
-            tables::spans_batch(spans),
+            tables::logs_batch(&logs),
+            tables::metrics_batch(&metrics),
+            tables::spans_batch(&spans),
             tables::traces_batch(&summaries),
         );
         // Buckets before the next window's start are needed by no later window.

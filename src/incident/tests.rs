@@ -375,7 +375,7 @@ fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
         span("b", Some("a"), "gateway"),
         span("c", Some("b"), "model"),
     ];
-    let batch = crate::tables::spans_batch(spans.iter());
+    let batch = crate::tables::spans_batch(&spans.iter().collect::<Vec<_>>());
     let edges = graph::edges_of(&batch);
     assert_eq!(edges, [("gateway".to_string(), "model".to_string())].into());
 }

@@ -9,21 +9,38 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::capacity::{add_row, string_builders, text, MapSize, ResourceSizes, StringMapBuilder};
 use super::{logs_schema, metrics_schema, spans_schema, traces_schema, window_bounds_schema};
 use crate::model::{Attributes, EventTime, LogRecord, MetricPoint, SpanRecord, TraceSummary};
 
-type StringMapBuilder = MapBuilder<StringBuilder, StringBuilder>;
+/// Hex digits of a trace id and of a span id.
+const TRACE_ID_TEXT: usize = 32;
+const SPAN_ID_TEXT: usize = 16;
 
 /// Builds the `traces` table from trace summaries.
 pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
-    let mut strings: [StringBuilder; 5] = std::array::from_fn(|_| StringBuilder::new());
+    let n = summaries.len();
+    let mut text_bytes = [0; 5];
+    for t in summaries {
+        add_row(
+            &mut text_bytes,
+            [
+                TRACE_ID_TEXT,
+                text(t.root_service.as_deref()),
+                text(t.root_name.as_deref()),
+                text(t.bottleneck_span.as_deref()),
+                text(t.bottleneck_service.as_deref()),
+            ],
+        );
+    }
+    let mut strings = string_builders(n, text_bytes);
     let (mut start, mut end) = (
-        TimestampNanosecondBuilder::new(),
-        TimestampNanosecondBuilder::new(),
+        TimestampNanosecondBuilder::with_capacity(n),
+        TimestampNanosecondBuilder::with_capacity(n),
     );
-    let mut floats: [Float64Builder; 3] = std::array::from_fn(|_| Float64Builder::new());
-    let mut bools: [BooleanBuilder; 2] = std::array::from_fn(|_| BooleanBuilder::new());
-    let mut counts: [UInt32Builder; 5] = std::array::from_fn(|_| UInt32Builder::new());
+    let mut floats: [Float64Builder; 3] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
+    let mut bools: [BooleanBuilder; 2] = std::array::from_fn(|_| BooleanBuilder::with_capacity(n));
+    let mut counts: [UInt32Builder; 5] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
     for t in summaries {
         let [id, root_service, root_name, b_span, b_service] = &mut strings;
         id.append_value(&*t.trace_id.hex());
@@ -139,30 +156,50 @@ fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
 }
 
 /// Builds the `logs` table from records.
-pub fn logs_batch<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> RecordBatch {
-    let mut time = TimestampNanosecondBuilder::new();
-    let mut observed = TimestampNanosecondBuilder::new();
-    let (mut trace_id, mut span_id, mut service, mut host) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let mut severity_number = Int32Builder::new();
-    let (mut severity_text, mut body, mut scope) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let (mut resource, mut attributes) = (map_builder(), map_builder());
-    let (mut template_id, mut template, mut signature) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let mut params = ListBuilder::new(StringBuilder::new());
-    let (mut fields, mut signature_fields) = (map_builder(), map_builder());
+pub fn logs_batch(records: &[&LogRecord]) -> RecordBatch {
+    let n = records.len();
+    let mut text_bytes = [0; 10];
+    let (mut params_size, mut params_bytes) = (0, 0);
+    let mut resource_size = ResourceSizes::default();
+    let [mut attributes_size, mut fields_size, mut signature_fields_size] = [MapSize::default(); 3];
     for r in records {
+        let parsed = r.parsed.as_deref();
+        add_row(
+            &mut text_bytes,
+            [
+                r.trace_id.map_or(0, |_| TRACE_ID_TEXT),
+                r.span_id.map_or(0, |_| SPAN_ID_TEXT),
+                text(r.resource.service.as_deref()),
+                text(r.resource.host.as_deref()),
+                text(r.severity_text.as_deref()),
+                r.body.len(),
+                text(r.scope.as_deref()),
+                text(parsed.and_then(|p| p.template_id.as_deref())),
+                text(parsed.and_then(|p| p.template.as_deref())),
+                text(parsed.and_then(|p| p.signature)),
+            ],
+        );
+        resource_size.add(&r.resource);
+        attributes_size.add(&r.attributes);
+        if let Some(p) = parsed {
+            params_size += p.params.len();
+            params_bytes += p.params.iter().map(String::len).sum::<usize>();
+            fields_size.add_pairs(p.fields.iter().map(|(k, v)| (k, v)));
+            signature_fields_size.add_pairs(p.signature_fields.iter().map(|(k, v)| (*k, v)));
+        }
+    }
+    let [mut trace_id, mut span_id, mut service, mut host, mut severity_text, mut body, mut scope, mut template_id, mut template, mut signature] =
+        string_builders(n, text_bytes);
+    let mut time = TimestampNanosecondBuilder::with_capacity(n);
+    let mut observed = TimestampNanosecondBuilder::with_capacity(n);
+    let mut severity_number = Int32Builder::with_capacity(n);
+    let (mut resource, mut attributes) =
+        (resource_size.total.builder(n), attributes_size.builder(n));
+    let mut params =
+        ListBuilder::with_capacity(StringBuilder::with_capacity(params_size, params_bytes), n);
+    let (mut fields, mut signature_fields) =
+        (fields_size.builder(n), signature_fields_size.builder(n));
+    for r in records.iter().copied() {
         ts(&mut time, Some(r.time));
         ts(&mut observed, r.observed_time);
         trace_id.append_option(r.trace_id.map(|id| id.hex()));
@@ -222,13 +259,32 @@ struct Distributions {
     quantile_values: ListBuilder<Float64Builder>,
 }
 
-impl Default for Distributions {
-    fn default() -> Self {
+/// Values the list columns of the `metrics` table will hold.
+#[derive(Default)]
+struct DistributionSizes {
+    bounds: usize,
+    counts: usize,
+    quantiles: usize,
+}
+
+impl DistributionSizes {
+    fn count(&mut self, p: &MetricPoint) {
+        self.bounds += p.bucket_bounds.len();
+        self.counts += p.bucket_counts.len();
+        self.quantiles += p.quantiles.len();
+    }
+
+    fn builders(self, rows: usize) -> Distributions {
+        let floats =
+            |values| ListBuilder::with_capacity(Float64Builder::with_capacity(values), rows);
         Distributions {
-            bucket_bounds: ListBuilder::new(Float64Builder::new()),
-            bucket_counts: ListBuilder::new(UInt64Builder::new()),
-            quantiles: ListBuilder::new(Float64Builder::new()),
-            quantile_values: ListBuilder::new(Float64Builder::new()),
+            bucket_bounds: floats(self.bounds),
+            bucket_counts: ListBuilder::with_capacity(
+                UInt64Builder::with_capacity(self.counts),
+                rows,
+            ),
+            quantiles: floats(self.quantiles),
+            quantile_values: floats(self.quantiles),
         }
     }
 }
@@ -258,19 +314,51 @@ impl Distributions {
 }
 
 /// Builds the `metrics` table from data points.
-pub fn metrics_batch<'a>(points: impl IntoIterator<Item = &'a MetricPoint>) -> RecordBatch {
-    let (mut time, mut start) = (
-        TimestampNanosecondBuilder::new(),
-        TimestampNanosecondBuilder::new(),
-    );
-    let mut strings: [StringBuilder; 7] = std::array::from_fn(|_| StringBuilder::new());
-    let mut is_monotonic = BooleanBuilder::new();
-    let mut floats: [Float64Builder; 4] = std::array::from_fn(|_| Float64Builder::new());
-    let mut count = UInt64Builder::new();
-    let mut distributions = Distributions::default();
-    let mut ids: [StringBuilder; 3] = std::array::from_fn(|_| StringBuilder::new());
-    let (mut resource, mut attributes) = (map_builder(), map_builder());
+pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
+    let n = points.len();
+    let mut text_bytes = [0; 7];
+    let mut id_bytes = [0; 3];
+    let mut resource_size = ResourceSizes::default();
+    let mut attributes_size = MapSize::default();
+    let mut distributions = DistributionSizes::default();
     for p in points {
+        add_row(
+            &mut text_bytes,
+            [
+                text(p.resource.service.as_deref()),
+                text(p.resource.host.as_deref()),
+                p.name.len(),
+                text(p.description.as_deref()),
+                text(p.unit.as_deref()),
+                p.kind.as_str().len(),
+                text(p.temporality),
+            ],
+        );
+        add_row(
+            &mut id_bytes,
+            [
+                p.trace_id.map_or(0, |_| TRACE_ID_TEXT),
+                p.span_id.map_or(0, |_| SPAN_ID_TEXT),
+                text(p.scope.as_deref()),
+            ],
+        );
+        resource_size.add(&p.resource);
+        attributes_size.add(&p.attributes);
+        distributions.count(p);
+    }
+    let mut distributions = distributions.builders(n);
+    let (mut time, mut start) = (
+        TimestampNanosecondBuilder::with_capacity(n),
+        TimestampNanosecondBuilder::with_capacity(n),
+    );
+    let mut strings = string_builders(n, text_bytes);
+    let mut is_monotonic = BooleanBuilder::with_capacity(n);
+    let mut floats: [Float64Builder; 4] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
+    let mut count = UInt64Builder::with_capacity(n);
+    let mut ids = string_builders(n, id_bytes);
+    let (mut resource, mut attributes) =
+        (resource_size.total.builder(n), attributes_size.builder(n));
+    for p in points.iter().copied() {
         ts(&mut time, Some(p.time));
         ts(&mut start, p.start_time);
         let [service, host, name, description, unit, kind, temporality] = &mut strings;
@@ -333,17 +421,41 @@ pub fn metrics_batch<'a>(points: impl IntoIterator<Item = &'a MetricPoint>) -> R
 }
 
 /// Builds the `spans` table from spans.
-pub fn spans_batch<'a>(spans: impl IntoIterator<Item = &'a SpanRecord>) -> RecordBatch {
-    let (mut start, mut end) = (
-        TimestampNanosecondBuilder::new(),
-        TimestampNanosecondBuilder::new(),
-    );
-    let mut duration = Float64Builder::new();
-    let mut strings: [StringBuilder; 10] = std::array::from_fn(|_| StringBuilder::new());
-    let mut is_root = BooleanBuilder::new();
-    let mut event_count = UInt32Builder::new();
-    let (mut resource, mut attributes) = (map_builder(), map_builder());
+pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
+    let n = spans.len();
+    let mut text_bytes = [0; 10];
+    let mut resource_size = ResourceSizes::default();
+    let mut attributes_size = MapSize::default();
     for s in spans {
+        add_row(
+            &mut text_bytes,
+            [
+                TRACE_ID_TEXT,
+                SPAN_ID_TEXT,
+                s.parent_span_id.map_or(0, |_| SPAN_ID_TEXT),
+                text(s.resource.service.as_deref()),
+                text(s.resource.host.as_deref()),
+                s.name.len(),
+                s.kind.len(),
+                s.status.as_str().len(),
+                text(s.status_message.as_deref()),
+                text(s.scope.as_deref()),
+            ],
+        );
+        resource_size.add(&s.resource);
+        attributes_size.add(&s.attributes);
+    }
+    let (mut start, mut end) = (
+        TimestampNanosecondBuilder::with_capacity(n),
+        TimestampNanosecondBuilder::with_capacity(n),
+    );
+    let mut duration = Float64Builder::with_capacity(n);
+    let mut strings = string_builders(n, text_bytes);
+    let mut is_root = BooleanBuilder::with_capacity(n);
+    let mut event_count = UInt32Builder::with_capacity(n);
+    let (mut resource, mut attributes) =
+        (resource_size.total.builder(n), attributes_size.builder(n));
+    for s in spans.iter().copied() {
         ts(&mut start, Some(s.start_time));
         ts(&mut end, Some(s.end_time));
         duration.append_value(s.duration_ms());

@@ -13,6 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use crate::model::{AlignedBatch, Window};
 
 mod build;
+mod capacity;
 
 pub use build::{
     logs_batch, metrics_batch, spans_batch, string_map_column, traces_batch, window_bounds_batch,
@@ -272,9 +273,9 @@ mod tests {
 
     #[test]
     fn empty_batches_have_the_declared_schemas() {
-        assert_eq!(logs_batch([]).schema(), logs_schema());
-        assert_eq!(metrics_batch([]).schema(), metrics_schema());
-        assert_eq!(spans_batch([]).schema(), spans_schema());
+        assert_eq!(logs_batch(&[]).schema(), logs_schema());
+        assert_eq!(metrics_batch(&[]).schema(), metrics_schema());
+        assert_eq!(spans_batch(&[]).schema(), spans_schema());
         assert_eq!(traces_batch(&[]).schema(), traces_schema());
     }
 }
