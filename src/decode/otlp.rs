@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, Status};
 use prost::Message;
 use serde::de::DeserializeOwned;
 
@@ -72,9 +72,10 @@ pub(super) fn decode_json_text(
 ) -> Option<Result<Vec<Record>, DecodeError>> {
     let has = |key: &str| text.contains(key);
     match first_key(text)? {
-        "resourceSpans" => {
-            typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans))
-        }
+        "resourceSpans" => match super::plain_spans::plain_spans(text) {
+            Some(records) => Some(Ok(records)),
+            None => typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans)),
+        },
         "resourceLogs" if !has("\"resourceSpans\"") => {
             typed::<ExportLogsServiceRequest>(text).map(|r| logs(r.resource_logs, fallback_time))
         }
@@ -126,13 +127,13 @@ pub(super) fn decode_json(
     Ok(Some(records))
 }
 
-fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
+pub(super) fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
     Arc::new(Resource::from_attributes(
         r.map(|r| attributes(r.attributes)).unwrap_or_default(),
     ))
 }
 
-fn scope_name(s: Option<InstrumentationScope>) -> Option<String> {
+pub(super) fn scope_name(s: Option<InstrumentationScope>) -> Option<String> {
     s.map(|s| s.name).filter(|n| !n.is_empty())
 }
 
@@ -174,7 +175,27 @@ fn convert_span(
             span.name
         )));
     }
-    let (status, status_message) = match span.status {
+    let (status, status_message) = span_status(span.status);
+    Ok(SpanRecord {
+        start_time: start,
+        end_time: end,
+        trace_id,
+        span_id,
+        parent_span_id: bytes_id(&span.parent_span_id, "parentSpanId")?,
+        name: span.name,
+        kind: span_kind(span.kind),
+        status,
+        status_message,
+        resource: res.clone(),
+        scope,
+        attributes: attributes(span.attributes),
+        event_count: u32::try_from(span.events.len()).unwrap_or(u32::MAX),
+    })
+}
+
+/// A span's status code and its message (`None` when empty).
+pub(super) fn span_status(status: Option<Status>) -> (StatusCode, Option<String>) {
+    match status {
         None => (StatusCode::Unset, None),
         Some(s) => (
             match s.code {
@@ -184,29 +205,19 @@ fn convert_span(
             },
             Some(s.message).filter(|m| !m.is_empty()),
         ),
-    };
-    Ok(SpanRecord {
-        start_time: start,
-        end_time: end,
-        trace_id,
-        span_id,
-        parent_span_id: bytes_id(&span.parent_span_id, "parentSpanId")?,
-        name: span.name,
-        kind: match span.kind {
-            1 => "internal",
-            2 => "server",
-            3 => "client",
-            4 => "producer",
-            5 => "consumer",
-            _ => "unspecified",
-        },
-        status,
-        status_message,
-        resource: res.clone(),
-        scope,
-        attributes: attributes(span.attributes),
-        event_count: u32::try_from(span.events.len()).unwrap_or(u32::MAX),
-    })
+    }
+}
+
+/// The name of an OTLP span kind.
+pub(super) fn span_kind(kind: i32) -> &'static str {
+    match kind {
+        1 => "internal",
+        2 => "server",
+        3 => "client",
+        4 => "producer",
+        5 => "consumer",
+        _ => "unspecified",
+    }
 }
 
 fn logs(

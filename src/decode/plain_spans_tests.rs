@@ -1,0 +1,218 @@
+use std::cell::Cell;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::plain_spans;
+use crate::decode::otlp::decode_json;
+use crate::model::Record;
+
+/// The records the general path (the crate's types, through `serde_json::Value`) makes of
+/// `text`, or its error.
+fn general(text: &str) -> Result<Vec<Record>, String> {
+    let object: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+    match decode_json(&object, None) {
+        Ok(Some(records)) => Ok(records),
+        Ok(None) => Err("not OTLP".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[test]
+fn every_span_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
+    let text = include_str!("../../examples/incident.jsonl");
+    let mut lines = 0;
+    for line in text.lines().filter(|l| l.starts_with("{\"resourceSpans\"")) {
+        lines += 1;
+        let plain = plain_spans(line).unwrap_or_else(|| panic!("not plain: {line}"));
+        assert!(!plain.is_empty());
+        assert_eq!(Ok(plain), general(line), "{line}");
+    }
+    assert!(lines > 100, "{lines} span lines");
+}
+
+fn request(spans: Vec<Value>) -> String {
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{"scope": {"name": "lib", "version": "1"}, "spans": spans}]
+    }]})
+    .to_string()
+}
+
+fn span(extra: &[(&str, Value)]) -> Value {
+    let mut span = json!({
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "name": "GET /",
+        "kind": 2,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000500000000",
+    });
+    for (k, v) in extra {
+        span[*k] = v.clone();
+    }
+    span
+}
+
+#[test]
+fn unusual_shapes_fall_back_and_plain_ones_do_not() {
+    let fall_back = [
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"arrayValue": {"values": []}}}]),
+        ),
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"kvlistValue": {"values": []}}}]),
+        ),
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"bytesValue": "AAE="}}]),
+        ),
+        ("attributes", json!([{"key": "a", "value": null}])),
+        ("attributes", json!([{"key": "a", "value": {}}])),
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}]),
+        ),
+        ("attributes", json!([{"value": {"stringValue": "x"}}])),
+        ("traceId", json!("0x5b8efff798038103d269b633813fc60c")),
+        ("traceId", json!("")),
+        ("spanId", json!("eee19b7e")),
+        ("startTimeUnixNano", json!("0")),
+        ("endTimeUnixNano", json!("1")),
+    ];
+    for (field, value) in fall_back {
+        let text = request(vec![span(&[(field, value.clone())])]);
+        assert_eq!(plain_spans(&text), None, "{field}: {value}");
+    }
+    let plain = [
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"intValue": 7}}]),
+        ),
+        ("attributes", json!([{"key": "a"}])),
+        (
+            "attributes",
+            json!([{"key": "a", "value": {"doubleValue": 2}}, {"key": "a", "value": {"boolValue": true}}]),
+        ),
+        ("traceId", json!("5B8EFFF798038103D269B633813FC60C")),
+        ("parentSpanId", json!("0000000000000000")),
+        ("endTimeUnixNano", json!(1700000000000000001u64)),
+        ("status", json!({"code": 2, "message": "boom"})),
+        (
+            "events",
+            json!([{"name": "e", "attributes": [{"key": "k", "value": {"arrayValue": {"values": []}}}]}]),
+        ),
+        ("unknownField", json!({"anything": [1, 2]})),
+    ];
+    for (field, value) in plain {
+        let text = request(vec![span(&[(field, value.clone())])]);
+        let records = plain_spans(&text).unwrap_or_else(|| panic!("{field}: {value}"));
+        assert_eq!(Ok(records), general(&text), "{field}: {value}");
+    }
+}
+
+fn id_text(bytes: usize) -> impl Strategy<Value = Value> {
+    prop_oneof![
+        40 => proptest::collection::vec(any::<u8>(), bytes).prop_map(|b| json!(const_hex::encode(b))),
+        1 => proptest::collection::vec(any::<u8>(), bytes).prop_map(|b| json!(const_hex::encode_upper(b))),
+        1 => Just(json!("")),
+        1 => Just(json!("0".repeat(2 * bytes))),
+        1 => proptest::collection::vec(any::<u8>(), bytes).prop_map(|b| json!(format!("0x{}", const_hex::encode(b)))),
+        1 => proptest::collection::vec(any::<u8>(), bytes + 1).prop_map(|b| json!(const_hex::encode(b))),
+        1 => Just(json!(17)),
+    ]
+}
+
+fn time_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        40 => (1u64..2_000_000_000_000_000_000).prop_map(|t| json!(t.to_string())),
+        4 => (0u64..u64::MAX).prop_map(|t| json!(t)),
+        1 => (i64::MIN..0).prop_map(|t| json!(t)),
+        1 => Just(json!("12x")),
+        1 => Just(json!(null)),
+    ]
+}
+
+fn any_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        40 => ".{0,12}".prop_map(|s| json!({"stringValue": s})),
+        20 => any::<i64>().prop_map(|i| json!({"intValue": i.to_string()})),
+        4 => any::<i64>().prop_map(|i| json!({"intValue": i})),
+        1 => any::<u64>().prop_map(|i| json!({"intValue": i})),
+        1 => "[0-9+ -]{0,4}".prop_map(|s| json!({"intValue": s})),
+        4 => any::<bool>().prop_map(|b| json!({"boolValue": b})),
+        4 => any::<f64>().prop_filter("finite", |d| d.is_finite()).prop_map(|d| json!({"doubleValue": d})),
+        1 => any::<i32>().prop_map(|i| json!({"doubleValue": i})),
+        1 => Just(json!({"stringValue": null})),
+        1 => Just(json!({"boolValue": "true"})),
+        1 => Just(json!({"arrayValue": {"values": [{"intValue": "1"}]}})),
+        1 => Just(json!({"other": 1})),
+        1 => Just(json!(null)),
+    ]
+}
+
+fn attribute() -> impl Strategy<Value = Value> {
+    ("[a-c.]{1,3}", any_value(), 0..40u8).prop_map(|(key, value, shape)| match shape {
+        0 => json!({"value": value}),
+        1 => json!({"key": key}),
+        2 => json!({"key": key, "value": value, "extra": [1]}),
+        3 => json!({"key": key, "value": value, "keyStrindex": 0}),
+        _ => json!({"key": key, "value": value}),
+    })
+}
+
+fn a_span() -> impl Strategy<Value = Value> {
+    (
+        (id_text(16), id_text(8), prop::option::of(id_text(8))),
+        (time_value(), prop::option::of(time_value())),
+        (0..8i32, proptest::collection::vec(attribute(), 0..5)),
+        (0..3usize, prop::option::of((0..4i32, ".{0,6}"))),
+    )
+        .prop_map(
+            |((trace, span_id, parent), (start, end), (kind, attributes), (events, status))| {
+                let mut s = json!({
+                    "traceId": trace, "spanId": span_id, "name": "op", "kind": kind,
+                    "startTimeUnixNano": start, "attributes": attributes,
+                    "events": vec![json!({"name": "e"}); events],
+                });
+                if let Some(p) = parent {
+                    s["parentSpanId"] = p;
+                }
+                if let Some(e) = end {
+                    s["endTimeUnixNano"] = e;
+                }
+                if let Some((code, message)) = status {
+                    s["status"] = json!({"code": code, "message": message});
+                }
+                s
+            },
+        )
+}
+
+/// Whatever the plain path accepts, the general path decodes to the same records; and
+/// the generated requests exercise both outcomes.
+#[test]
+fn the_plain_path_agrees_with_the_general_one() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
+    let (plain, general_only) = (Cell::new(0), Cell::new(0));
+    runner
+        .run(&proptest::collection::vec(a_span(), 1..4), |spans| {
+            let text = request(spans);
+            match plain_spans(&text) {
+                Some(records) => {
+                    plain.set(plain.get() + 1);
+                    prop_assert_eq!(Ok(records), general(&text), "{}", text);
+                }
+                None => general_only.set(general_only.get() + 1),
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (plain, general_only) = (plain.get(), general_only.get());
+    assert!(
+        plain > 25 && general_only > 25,
+        "{plain} plain, {general_only} not"
+    );
+}
