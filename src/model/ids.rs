@@ -42,8 +42,12 @@ impl<const N: usize> HexId<N> {
         if text.is_empty() {
             return Ok(None);
         }
+        // Digits only: `const_hex` strips a `0x` prefix, which then leaves too few for `N`.
+        if text.len() != 2 * N {
+            return Err(IdError::NotHex);
+        }
         let mut bytes = [0u8; N];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| IdError::NotHex)?;
+        const_hex::decode_to_slice(text, &mut bytes).map_err(|_| IdError::NotHex)?;
         Ok((bytes != [0u8; N]).then_some(HexId(bytes)))
     }
 
@@ -83,7 +87,7 @@ impl<const N: usize> HexId<N> {
             buf: [0; 32],
             len: 2 * N,
         };
-        hex::encode_to_slice(self.0, &mut text.buf[..2 * N])
+        const_hex::encode_to_slice(self.0, &mut text.buf[..2 * N])
             .expect("the buffer holds twice the bytes");
         text
     }
@@ -174,6 +178,9 @@ mod tests {
         assert_eq!(SpanId::from_bytes(&[0; 8]), Ok(None));
         assert_eq!(SpanId::from_hex("00f067aa0ba902"), Err(IdError::NotHex));
         assert_eq!(SpanId::from_hex("00f067aa0ba902zz"), Err(IdError::NotHex));
+        // A `0x` prefix is not part of an id, however many digits follow it.
+        assert_eq!(SpanId::from_hex("0x00f067aa0ba902"), Err(IdError::NotHex));
+        assert_eq!(SpanId::from_hex("0x00f067aa0ba902b7"), Err(IdError::NotHex));
         assert_eq!(SpanId::from_bytes(&[1; 9]), Err(IdError::Length(9)));
         assert_eq!(
             TraceId::from_bytes(&[7; 16]).unwrap().unwrap().to_string(),

@@ -21,7 +21,7 @@ fn trace_id(trace: &str) -> TraceId {
 
 /// The label a `trace_id` column shows for an id made by [`trace_id`] from one.
 fn label(hex_id: &str) -> String {
-    let bytes = hex::decode(hex_id).unwrap();
+    let bytes = const_hex::decode(hex_id).unwrap();
     let named = bytes
         .iter()
         .rposition(|b| *b != 0)
