@@ -463,23 +463,29 @@ impl TraceAligner {
         open + held
     }
 
+    /// Logs, metrics, spans and traces held for `[s, end)`: counted first, so that a
+    /// window's vectors are allocated once at their size.
+    fn counts(&self, s: EventTime, end: EventTime) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for bucket in self.buckets.range(s..end).map(|(_, b)| b) {
+            let loose = bucket.loose.iter();
+            for r in loose.chain(bucket.traces.values().flat_map(|t| t.rows.iter())) {
+                counts[match r.record {
+                    Record::Log(_) => 0,
+                    Record::Metric(_) => 1,
+                    Record::Span(_) => 2,
+                }] += 1;
+            }
+            counts[3] += bucket.traces.len();
+        }
+        counts
+    }
+
     /// Builds the batch of window `[s, s + size)` and drops the buckets no later window
     /// needs.
     fn release(&mut self, s: EventTime, early: bool) -> AlignedBatch {
         let end = EventTime(s.0.saturating_add(self.size));
-        // Counted first so that each vector is allocated once at its size.
-        let (mut log_count, mut metric_count, mut span_count, mut trace_count) = (0, 0, 0, 0);
-        for bucket in self.buckets.range(s..end).map(|(_, b)| b) {
-            let loose = bucket.loose.iter();
-            for r in loose.chain(bucket.traces.values().flat_map(|t| t.rows.iter())) {
-                match r.record {
-                    Record::Log(_) => log_count += 1,
-                    Record::Metric(_) => metric_count += 1,
-                    Record::Span(_) => span_count += 1,
-                }
-            }
-            trace_count += bucket.traces.len();
-        }
+        let [log_count, metric_count, span_count, trace_count] = self.counts(s, end);
         let mut logs = Vec::with_capacity(log_count);
         let mut metrics = Vec::with_capacity(metric_count);
         let mut spans = Vec::with_capacity(span_count);

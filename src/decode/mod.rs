@@ -6,7 +6,7 @@
 
 mod flat;
 mod otlp;
-mod plain_spans;
+mod plain;
 mod value;
 
 pub use flat::to_flat_json;

@@ -72,12 +72,16 @@ pub(super) fn decode_json_text(
 ) -> Option<Result<Vec<Record>, DecodeError>> {
     let has = |key: &str| text.contains(key);
     match first_key(text)? {
-        "resourceSpans" => match super::plain_spans::plain_spans(text) {
+        "resourceSpans" => match super::plain::plain_spans(text) {
             Some(records) => Some(Ok(records)),
             None => typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans)),
         },
         "resourceLogs" if !has("\"resourceSpans\"") => {
-            typed::<ExportLogsServiceRequest>(text).map(|r| logs(r.resource_logs, fallback_time))
+            match super::plain::plain_logs(text, fallback_time) {
+                Some(records) => Some(Ok(records)),
+                None => typed::<ExportLogsServiceRequest>(text)
+                    .map(|r| logs(r.resource_logs, fallback_time)),
+            }
         }
         "resourceMetrics" if !has("\"resourceSpans\"") && !has("\"resourceLogs\"") => {
             typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(r.resource_metrics))

@@ -155,9 +155,18 @@ fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("builders follow the declared schema")
 }
 
-/// Builds the `logs` table from records.
-pub fn logs_batch(records: &[&LogRecord]) -> RecordBatch {
-    let n = records.len();
+/// Sizes of the `logs` table's variable-length columns.
+struct LogSizes {
+    text: [usize; 10],
+    params: usize,
+    param_bytes: usize,
+    resource: MapSize,
+    attributes: MapSize,
+    fields: MapSize,
+    signature_fields: MapSize,
+}
+
+fn log_sizes(records: &[&LogRecord]) -> LogSizes {
     let mut text_bytes = [0; 10];
     let (mut params_size, mut params_bytes) = (0, 0);
     let mut resource_size = ResourceSizes::default();
@@ -188,17 +197,31 @@ pub fn logs_batch(records: &[&LogRecord]) -> RecordBatch {
             signature_fields_size.add_pairs(p.signature_fields.iter().map(|(k, v)| (*k, v)));
         }
     }
+    LogSizes {
+        text: text_bytes,
+        params: params_size,
+        param_bytes: params_bytes,
+        resource: resource_size.total,
+        attributes: attributes_size,
+        fields: fields_size,
+        signature_fields: signature_fields_size,
+    }
+}
+
+/// Builds the `logs` table from records.
+pub fn logs_batch(records: &[&LogRecord]) -> RecordBatch {
+    let n = records.len();
+    let sizes = log_sizes(records);
     let [mut trace_id, mut span_id, mut service, mut host, mut severity_text, mut body, mut scope, mut template_id, mut template, mut signature] =
-        string_builders(n, text_bytes);
+        string_builders(n, sizes.text);
     let mut time = TimestampNanosecondBuilder::with_capacity(n);
     let mut observed = TimestampNanosecondBuilder::with_capacity(n);
     let mut severity_number = Int32Builder::with_capacity(n);
-    let (mut resource, mut attributes) =
-        (resource_size.total.builder(n), attributes_size.builder(n));
-    let mut params =
-        ListBuilder::with_capacity(StringBuilder::with_capacity(params_size, params_bytes), n);
+    let (mut resource, mut attributes) = (sizes.resource.builder(n), sizes.attributes.builder(n));
+    let values = StringBuilder::with_capacity(sizes.params, sizes.param_bytes);
+    let mut params = ListBuilder::with_capacity(values, n);
     let (mut fields, mut signature_fields) =
-        (fields_size.builder(n), signature_fields_size.builder(n));
+        (sizes.fields.builder(n), sizes.signature_fields.builder(n));
     for r in records.iter().copied() {
         ts(&mut time, Some(r.time));
         ts(&mut observed, r.observed_time);
@@ -313,9 +336,11 @@ impl Distributions {
     }
 }
 
-/// Builds the `metrics` table from data points.
-pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
-    let n = points.len();
+/// Sizes of the `metrics` table's variable-length columns: its strings, its ids and scope,
+/// its two maps, its lists.
+type MetricSizes = ([usize; 7], [usize; 3], MapSize, MapSize, DistributionSizes);
+
+fn metric_sizes(points: &[&MetricPoint]) -> MetricSizes {
     let mut text_bytes = [0; 7];
     let mut id_bytes = [0; 3];
     let mut resource_size = ResourceSizes::default();
@@ -346,6 +371,20 @@ pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
         attributes_size.add(&p.attributes);
         distributions.count(p);
     }
+    (
+        text_bytes,
+        id_bytes,
+        resource_size.total,
+        attributes_size,
+        distributions,
+    )
+}
+
+/// Builds the `metrics` table from data points.
+pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
+    let n = points.len();
+    let (text_bytes, id_bytes, resource_size, attributes_size, distributions) =
+        metric_sizes(points);
     let mut distributions = distributions.builders(n);
     let (mut time, mut start) = (
         TimestampNanosecondBuilder::with_capacity(n),
@@ -356,8 +395,7 @@ pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
     let mut floats: [Float64Builder; 4] = std::array::from_fn(|_| Float64Builder::with_capacity(n));
     let mut count = UInt64Builder::with_capacity(n);
     let mut ids = string_builders(n, id_bytes);
-    let (mut resource, mut attributes) =
-        (resource_size.total.builder(n), attributes_size.builder(n));
+    let (mut resource, mut attributes) = (resource_size.builder(n), attributes_size.builder(n));
     for p in points.iter().copied() {
         ts(&mut time, Some(p.time));
         ts(&mut start, p.start_time);

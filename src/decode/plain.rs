@@ -1,6 +1,6 @@
-//! OTLP/JSON trace requests decoded straight into span records, for the plain shapes that
-//! make up nearly every span line: ids as hex, attribute values that are strings, ints,
-//! bools or doubles. Anything else, and anything the crate's types would reject or read
+//! OTLP/JSON trace and log requests decoded straight into records, for the plain shapes that
+//! make up nearly every line: ids as hex, attribute values that are strings, ints, bools or
+//! doubles, log bodies that are strings. Anything else, and anything the crate's types would reject or read
 //! differently, makes this path give up, and the request is decoded the general way
 //! (`otlp::decode_json_text`), which words every error.
 //!
@@ -23,7 +23,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::otlp::{resource, scope_name, span_kind, span_status};
-use crate::model::{Attributes, EventTime, HexId, Record, SpanId, SpanRecord, TraceId};
+use crate::model::{
+    Attributes, EventTime, HexId, LogRecord, Record, Resource, SpanId, SpanRecord, TraceId,
+};
 
 /// The records of an OTLP/JSON `ExportTraceServiceRequest`; `None` when the text is not a
 /// plain one (see the module's comment).
@@ -42,6 +44,113 @@ pub(super) fn plain_spans(text: &str) -> Option<Vec<Record>> {
         }
     }
     Some(out)
+}
+
+/// The records of an OTLP/JSON `ExportLogsServiceRequest`; `None` when the text is not a
+/// plain one. `fallback_time` as for `otlp::decode_json_text`.
+pub(super) fn plain_logs(text: &str, fallback_time: Option<EventTime>) -> Option<Vec<Record>> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let request = LogsRequest::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    let mut out = Vec::new();
+    for rl in request.resource_logs {
+        let res = resource(rl.resource);
+        for sl in rl.scope_logs {
+            let scope = scope_name(sl.scope);
+            for log in sl.log_records {
+                out.push(Record::Log(log.into_record(
+                    &res,
+                    scope.clone(),
+                    fallback_time,
+                )?));
+            }
+        }
+    }
+    Some(out)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct LogsRequest {
+    resource_logs: Vec<ResourceLogs>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ResourceLogs {
+    resource: Option<OtlpResource>,
+    scope_logs: Vec<ScopeLogs>,
+    #[allow(dead_code)]
+    schema_url: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ScopeLogs {
+    scope: Option<InstrumentationScope>,
+    log_records: Vec<PlainLog>,
+    #[allow(dead_code)]
+    schema_url: String,
+}
+
+/// `opentelemetry_proto`'s `LogRecord`, field for field.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[allow(dead_code)]
+struct PlainLog {
+    #[serde(deserialize_with = "nanos")]
+    time_unix_nano: u64,
+    #[serde(deserialize_with = "nanos")]
+    observed_time_unix_nano: u64,
+    severity_number: i32,
+    severity_text: String,
+    body: Option<PlainBody>,
+    attributes: PlainAttributes,
+    dropped_attributes_count: u32,
+    flags: u32,
+    #[serde(deserialize_with = "id")]
+    trace_id: Option<TraceId>,
+    #[serde(deserialize_with = "id")]
+    span_id: Option<SpanId>,
+    event_name: String,
+}
+
+impl PlainLog {
+    /// The record `otlp::logs` makes of the same log; `None` where it would fail.
+    fn into_record(
+        self,
+        res: &Arc<Resource>,
+        scope: Option<String>,
+        fallback_time: Option<EventTime>,
+    ) -> Option<LogRecord> {
+        let observed = time(self.observed_time_unix_nano);
+        Some(LogRecord {
+            time: time(self.time_unix_nano).or(observed).or(fallback_time)?,
+            observed_time: observed,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            severity_number: self.severity_number,
+            severity_text: Some(self.severity_text).filter(|s| !s.is_empty()),
+            body: self.body.map(|b| b.0).unwrap_or_default(),
+            resource: res.clone(),
+            scope,
+            attributes: self.attributes.0,
+            parsed: None,
+        })
+    }
+}
+
+/// A log body that is a string. Other bodies are rendered as JSON by the general path, and
+/// an empty `AnyValue` (`{}`) is the crate's to read.
+struct PlainBody(String);
+
+impl<'de> Deserialize<'de> for PlainBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match PlainValue::deserialize(d)? {
+            PlainValue(text, ValueKind::String) => Ok(PlainBody(text)),
+            _ => Err(de::Error::custom("not a string body")),
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -99,11 +208,7 @@ struct PlainSpan {
 
 impl PlainSpan {
     /// The record `otlp::convert_span` makes of the same span; `None` where it would fail.
-    fn into_record(
-        self,
-        res: &Arc<crate::model::Resource>,
-        scope: Option<String>,
-    ) -> Option<SpanRecord> {
+    fn into_record(self, res: &Arc<Resource>, scope: Option<String>) -> Option<SpanRecord> {
         let start = time(self.start_time_unix_nano)?;
         let end = time(self.end_time_unix_nano).unwrap_or(start);
         if end < start {
@@ -249,8 +354,15 @@ impl<'de> Deserialize<'de> for PlainKeyValue {
     }
 }
 
-/// An `AnyValue` holding exactly one string, int, bool or double, as attribute text.
-struct PlainValue(String);
+/// An `AnyValue` holding exactly one string, int, bool or double, as attribute text, and
+/// which of the four it was.
+struct PlainValue(String, ValueKind);
+
+#[derive(PartialEq)]
+enum ValueKind {
+    String,
+    Other,
+}
 
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
@@ -272,17 +384,26 @@ impl<'de> Deserialize<'de> for PlainValue {
                 f.write_str("a plain attribute value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PlainValue, A::Error> {
-                let text = match map.next_key()? {
-                    Some(ValueField::StringValue) => map.next_value::<String>()?,
-                    Some(ValueField::IntValue) => map.next_value::<IntValue>()?.0.to_string(),
-                    Some(ValueField::BoolValue) => map.next_value::<bool>()?.to_string(),
-                    Some(ValueField::DoubleValue) => map.next_value::<f64>()?.to_string(),
+                let value = match map.next_key()? {
+                    Some(ValueField::StringValue) => {
+                        PlainValue(map.next_value::<String>()?, ValueKind::String)
+                    }
+                    Some(ValueField::IntValue) => PlainValue(
+                        map.next_value::<IntValue>()?.0.to_string(),
+                        ValueKind::Other,
+                    ),
+                    Some(ValueField::BoolValue) => {
+                        PlainValue(map.next_value::<bool>()?.to_string(), ValueKind::Other)
+                    }
+                    Some(ValueField::DoubleValue) => {
+                        PlainValue(map.next_value::<f64>()?.to_string(), ValueKind::Other)
+                    }
                     Some(ValueField::Other) | None => {
                         return Err(de::Error::custom("not a plain value"))
                     }
                 };
                 match map.next_key::<IgnoredAny>()? {
-                    None => Ok(PlainValue(text)),
+                    None => Ok(value),
                     Some(_) => Err(de::Error::custom("more than one value")),
                 }
             }
@@ -317,5 +438,5 @@ impl<'de> Deserialize<'de> for IntValue {
 }
 
 #[cfg(test)]
-#[path = "plain_spans_tests.rs"]
+#[path = "plain_tests.rs"]
 mod tests;

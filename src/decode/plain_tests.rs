@@ -3,15 +3,19 @@ use std::cell::Cell;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::plain_spans;
+use super::{plain_logs, plain_spans};
 use crate::decode::otlp::decode_json;
-use crate::model::Record;
+use crate::model::{EventTime, Record};
 
 /// The records the general path (the crate's types, through `serde_json::Value`) makes of
 /// `text`, or its error.
 fn general(text: &str) -> Result<Vec<Record>, String> {
+    general_with(text, None)
+}
+
+fn general_with(text: &str, fallback_time: Option<EventTime>) -> Result<Vec<Record>, String> {
     let object: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
-    match decode_json(&object, None) {
+    match decode_json(&object, fallback_time) {
         Ok(Some(records)) => Ok(records),
         Ok(None) => Err("not OTLP".into()),
         Err(e) => Err(e.to_string()),
@@ -204,6 +208,127 @@ fn the_plain_path_agrees_with_the_general_one() {
                 Some(records) => {
                     plain.set(plain.get() + 1);
                     prop_assert_eq!(Ok(records), general(&text), "{}", text);
+                }
+                None => general_only.set(general_only.get() + 1),
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (plain, general_only) = (plain.get(), general_only.get());
+    assert!(
+        plain > 25 && general_only > 25,
+        "{plain} plain, {general_only} not"
+    );
+}
+
+#[test]
+fn every_log_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
+    let text = include_str!("../../examples/incident.jsonl");
+    let mut lines = 0;
+    for line in text.lines().filter(|l| l.starts_with("{\"resourceLogs\"")) {
+        lines += 1;
+        let plain = plain_logs(line, None).unwrap_or_else(|| panic!("not plain: {line}"));
+        assert!(!plain.is_empty());
+        assert_eq!(Ok(plain), general(line), "{line}");
+    }
+    assert!(lines > 100, "{lines} log lines");
+}
+
+fn logs_request(logs: Vec<Value>) -> String {
+    json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeLogs": [{"scope": {"name": "lib"}, "logRecords": logs}]
+    }]})
+    .to_string()
+}
+
+#[test]
+fn log_bodies_other_than_strings_and_logs_without_a_time_fall_back() {
+    let log = |extra: Value| {
+        let mut log = json!({"timeUnixNano": "1700000000000000000", "severityNumber": 9,
+            "severityText": "INFO", "body": {"stringValue": "ready"}});
+        for (k, v) in extra.as_object().unwrap() {
+            log[k] = v.clone();
+        }
+        log
+    };
+    for extra in [
+        json!({"body": {"intValue": "5"}}),
+        json!({"body": {"doubleValue": 1e20}}),
+        json!({"body": {"kvlistValue": {"values": []}}}),
+        json!({"body": {}}),
+        json!({"timeUnixNano": "0"}),
+    ] {
+        let text = logs_request(vec![log(extra.clone())]);
+        assert_eq!(plain_logs(&text, None), None, "{extra}");
+    }
+    for (extra, fallback) in [
+        (json!({}), None),
+        (
+            json!({"body": null, "traceId": "", "spanId": "00f067aa0ba902b7"}),
+            None,
+        ),
+        (json!({"timeUnixNano": "0"}), Some(EventTime(5))),
+        (
+            json!({"timeUnixNano": "0", "observedTimeUnixNano": 17}),
+            Some(EventTime(5)),
+        ),
+    ] {
+        let text = logs_request(vec![log(extra.clone())]);
+        let records = plain_logs(&text, fallback).unwrap_or_else(|| panic!("{extra}"));
+        assert_eq!(Ok(records), general_with(&text, fallback), "{extra}");
+    }
+}
+
+fn a_log() -> impl Strategy<Value = Value> {
+    (
+        (prop::option::of(id_text(16)), prop::option::of(id_text(8))),
+        (
+            prop::option::of(time_value()),
+            prop::option::of(time_value()),
+        ),
+        (0..25i32, ".{0,4}"),
+        prop::option::of(any_value()),
+        proptest::collection::vec(attribute(), 0..4),
+    )
+        .prop_map(
+            |((trace, span), (t, observed), (number, text), body, attributes)| {
+                let mut log = json!({"severityNumber": number, "severityText": text,
+                "attributes": attributes});
+                for (key, value) in [
+                    ("traceId", trace),
+                    ("spanId", span),
+                    ("timeUnixNano", t),
+                    ("observedTimeUnixNano", observed),
+                    ("body", body),
+                ] {
+                    if let Some(v) = value {
+                        log[key] = v;
+                    }
+                }
+                log
+            },
+        )
+}
+
+/// As for spans: whatever the plain path accepts, with and without a fallback time, the
+/// general path decodes to the same records.
+#[test]
+fn the_plain_log_path_agrees_with_the_general_one() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
+    let (plain, general_only) = (Cell::new(0), Cell::new(0));
+    let strategy = (
+        proptest::collection::vec(a_log(), 1..4),
+        prop::option::of(1i64..1_000),
+    );
+    runner
+        .run(&strategy, |(logs, fallback)| {
+            let text = logs_request(logs);
+            let fallback = fallback.map(EventTime);
+            match plain_logs(&text, fallback) {
+                Some(records) => {
+                    plain.set(plain.get() + 1);
+                    prop_assert_eq!(Ok(records), general_with(&text, fallback), "{}", text);
                 }
                 None => general_only.set(general_only.get() + 1),
             }
