@@ -131,7 +131,7 @@ pub(super) fn decode_json(
     Ok(Some(records))
 }
 
-pub(super) fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
+fn resource(r: Option<OtlpResource>) -> Arc<Resource> {
     Arc::new(Resource::from_attributes(
         r.map(|r| attributes(r.attributes)).unwrap_or_default(),
     ))

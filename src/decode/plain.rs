@@ -15,14 +15,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+use opentelemetry_proto::tonic::common::v1::{EntityRef, InstrumentationScope};
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::Status;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::otlp::{resource, scope_name, span_kind, span_status};
+use super::otlp::{scope_name, span_kind, span_status};
 use crate::model::{
     Attributes, EventTime, HexId, LogRecord, Record, Resource, SpanId, SpanRecord, TraceId,
 };
@@ -35,7 +34,7 @@ pub(super) fn plain_spans(text: &str) -> Option<Vec<Record>> {
     de.end().ok()?;
     let mut out = Vec::new();
     for rs in request.resource_spans {
-        let res = resource(rs.resource);
+        let res = PlainResource::shared(rs.resource);
         for ss in rs.scope_spans {
             let scope = scope_name(ss.scope);
             for span in ss.spans {
@@ -54,7 +53,7 @@ pub(super) fn plain_logs(text: &str, fallback_time: Option<EventTime>) -> Option
     de.end().ok()?;
     let mut out = Vec::new();
     for rl in request.resource_logs {
-        let res = resource(rl.resource);
+        let res = PlainResource::shared(rl.resource);
         for sl in rl.scope_logs {
             let scope = scope_name(sl.scope);
             for log in sl.log_records {
@@ -78,7 +77,7 @@ struct LogsRequest {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ResourceLogs {
-    resource: Option<OtlpResource>,
+    resource: Option<PlainResource>,
     scope_logs: Vec<ScopeLogs>,
     #[allow(dead_code)]
     schema_url: String,
@@ -162,7 +161,7 @@ struct TraceRequest {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct ResourceSpans {
-    resource: Option<OtlpResource>,
+    resource: Option<PlainResource>,
     scope_spans: Vec<ScopeSpans>,
     #[allow(dead_code)] // declared so that it is type-checked as the crate does
     schema_url: String,
@@ -175,6 +174,26 @@ struct ScopeSpans {
     spans: Vec<PlainSpan>,
     #[allow(dead_code)]
     schema_url: String,
+}
+
+/// `opentelemetry_proto`'s `Resource`, field for field: logs often come one record per
+/// request, so their resource's attributes are as many as their own.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[allow(dead_code)]
+struct PlainResource {
+    attributes: PlainAttributes,
+    dropped_attributes_count: u32,
+    entity_refs: Vec<EntityRef>,
+}
+
+impl PlainResource {
+    /// The records' shared resource, as `otlp::resource` makes it.
+    fn shared(resource: Option<PlainResource>) -> Arc<Resource> {
+        Arc::new(Resource::from_attributes(
+            resource.map(|r| r.attributes.0).unwrap_or_default(),
+        ))
+    }
 }
 
 /// `opentelemetry_proto`'s `Span`, field for field, with ids, times and attributes read

@@ -36,11 +36,28 @@ fn every_span_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
 }
 
 fn request(spans: Vec<Value>) -> String {
+    request_from(service_resource(), spans)
+}
+
+fn service_resource() -> Value {
+    json!({"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]})
+}
+
+fn request_from(resource: Value, spans: Vec<Value>) -> String {
     json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "resource": resource,
         "scopeSpans": [{"scope": {"name": "lib", "version": "1"}, "spans": spans}]
     }]})
     .to_string()
+}
+
+/// A resource with generated attributes (as plain or unusual as a span's), or none.
+fn a_resource() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        8 => proptest::collection::vec(attribute(), 0..4).prop_map(|a| json!({"attributes": a})),
+        1 => Just(json!(null)),
+        1 => Just(json!({"droppedAttributesCount": 2})),
+    ]
 }
 
 fn span(extra: &[(&str, Value)]) -> Value {
@@ -202,17 +219,20 @@ fn the_plain_path_agrees_with_the_general_one() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
     let (plain, general_only) = (Cell::new(0), Cell::new(0));
     runner
-        .run(&proptest::collection::vec(a_span(), 1..4), |spans| {
-            let text = request(spans);
-            match plain_spans(&text) {
-                Some(records) => {
-                    plain.set(plain.get() + 1);
-                    prop_assert_eq!(Ok(records), general(&text), "{}", text);
+        .run(
+            &(a_resource(), proptest::collection::vec(a_span(), 1..4)),
+            |(resource, spans)| {
+                let text = request_from(resource, spans);
+                match plain_spans(&text) {
+                    Some(records) => {
+                        plain.set(plain.get() + 1);
+                        prop_assert_eq!(Ok(records), general(&text), "{}", text);
+                    }
+                    None => general_only.set(general_only.get() + 1),
                 }
-                None => general_only.set(general_only.get() + 1),
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
     let (plain, general_only) = (plain.get(), general_only.get());
     assert!(
@@ -235,8 +255,12 @@ fn every_log_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
 }
 
 fn logs_request(logs: Vec<Value>) -> String {
+    logs_request_from(service_resource(), logs)
+}
+
+fn logs_request_from(resource: Value, logs: Vec<Value>) -> String {
     json!({"resourceLogs": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "resource": resource,
         "scopeLogs": [{"scope": {"name": "lib"}, "logRecords": logs}]
     }]})
     .to_string()
@@ -318,12 +342,13 @@ fn the_plain_log_path_agrees_with_the_general_one() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
     let (plain, general_only) = (Cell::new(0), Cell::new(0));
     let strategy = (
+        a_resource(),
         proptest::collection::vec(a_log(), 1..4),
         prop::option::of(1i64..1_000),
     );
     runner
-        .run(&strategy, |(logs, fallback)| {
-            let text = logs_request(logs);
+        .run(&strategy, |(resource, logs, fallback)| {
+            let text = logs_request_from(resource, logs);
             let fallback = fallback.map(EventTime);
             match plain_logs(&text, fallback) {
                 Some(records) => {
