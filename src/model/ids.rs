@@ -81,58 +81,36 @@ impl<const N: usize> HexId<N> {
         &self.0
     }
 
-    /// The lower-case hex text, without allocating.
-    pub fn hex(&self) -> HexText {
-        let mut text = HexText {
-            buf: [0; 32],
-            len: 2 * N,
-        };
-        const_hex::encode_to_slice(self.0, &mut text.buf[..2 * N])
-            .expect("the buffer holds twice the bytes");
+    /// The lower-case hex text, on the stack. `const_hex`'s buffer hands out its text
+    /// without checking it as UTF-8 again (that check was a third of writing an id).
+    pub fn hex(&self) -> const_hex::Buffer<N> {
+        let mut text = const_hex::Buffer::new();
+        text.format(&self.0);
         text
-    }
-}
-
-/// An id's hex digits on the stack (ids are at most 16 bytes).
-pub struct HexText {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl std::ops::Deref for HexText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).expect("hex digits are ASCII")
-    }
-}
-
-impl AsRef<str> for HexText {
-    fn as_ref(&self) -> &str {
-        self
     }
 }
 
 impl<const N: usize> fmt::Display for HexId<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.hex())
+        f.write_str(self.hex().as_str())
     }
 }
 
 impl<const N: usize> fmt::Debug for HexId<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.hex())
+        write!(f, "{:?}", self.hex().as_str())
     }
 }
 
 impl<const N: usize> PartialEq<&str> for HexId<N> {
     fn eq(&self, other: &&str) -> bool {
-        *self.hex() == **other
+        self.hex().as_str() == *other
     }
 }
 
 impl<const N: usize> serde::Serialize for HexId<N> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.hex())
+        s.serialize_str(self.hex().as_str())
     }
 }
 

@@ -43,7 +43,7 @@ pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
     let mut counts: [UInt32Builder; 5] = std::array::from_fn(|_| UInt32Builder::with_capacity(n));
     for t in summaries {
         let [id, root_service, root_name, b_span, b_service] = &mut strings;
-        id.append_value(&*t.trace_id.hex());
+        id.append_value(t.trace_id.hex());
         root_service.append_option(t.root_service.as_deref());
         root_name.append_option(t.root_name.as_deref());
         b_span.append_option(t.bottleneck_span.as_deref());
@@ -499,8 +499,8 @@ pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
         duration.append_value(s.duration_ms());
         let [trace_id, span_id, parent, service, host, name, kind, status, message, scope] =
             &mut strings;
-        trace_id.append_value(&*s.trace_id.hex());
-        span_id.append_value(&*s.span_id.hex());
+        trace_id.append_value(s.trace_id.hex());
+        span_id.append_value(s.span_id.hex());
         parent.append_option(s.parent_span_id.map(|id| id.hex()));
         is_root.append_value(s.parent_span_id.is_none());
         service.append_option(s.resource.service.as_deref());
