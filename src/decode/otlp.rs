@@ -141,7 +141,7 @@ pub(super) fn scope_name(s: Option<InstrumentationScope>) -> Option<String> {
     s.map(|s| s.name).filter(|n| !n.is_empty())
 }
 
-fn time(nanos: u64) -> Option<EventTime> {
+pub(super) fn time(nanos: u64) -> Option<EventTime> {
     (nanos != 0).then(|| EventTime(i64::try_from(nanos).unwrap_or(i64::MAX)))
 }
 

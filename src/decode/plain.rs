@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::Status;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::otlp::{scope_name, span_kind, span_status};
+use super::otlp::{scope_name, span_kind, span_status, time};
 use crate::model::{
     Attributes, EventTime, HexId, LogRecord, Record, Resource, SpanId, SpanRecord, TraceId,
 };
@@ -252,12 +252,8 @@ impl PlainSpan {
     }
 }
 
-fn time(nanos: u64) -> Option<EventTime> {
-    (nanos != 0).then(|| EventTime(i64::try_from(nanos).unwrap_or(i64::MAX)))
-}
-
-/// An id as exactly `2 × N` hex digits (or empty: absent). The crate also takes a `0x`
-/// prefix and other lengths, which end in the general path.
+/// An id as `HexId::from_hex` reads it: exactly `2 × N` hex digits (or empty: absent). The
+/// crate also takes a `0x` prefix and other lengths, which end in the general path.
 fn id<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<HexId<N>>, D::Error> {
     struct IdVisitor<const N: usize>;
     impl<const N: usize> Visitor<'_> for IdVisitor<N> {
@@ -266,9 +262,6 @@ fn id<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<HexId<N>
             write!(f, "{} hex digits", 2 * N)
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            if !text.is_empty() && text.len() != 2 * N {
-                return Err(E::custom("not a plain id"));
-            }
             HexId::from_hex(text).map_err(|_| E::custom("not a plain id"))
         }
     }
@@ -403,26 +396,26 @@ impl<'de> Deserialize<'de> for PlainValue {
                 f.write_str("a plain attribute value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PlainValue, A::Error> {
-                let value = match map.next_key()? {
+                let (text, kind) = match map.next_key()? {
                     Some(ValueField::StringValue) => {
-                        PlainValue(map.next_value::<String>()?, ValueKind::String)
+                        (map.next_value::<String>()?, ValueKind::String)
                     }
-                    Some(ValueField::IntValue) => PlainValue(
+                    Some(ValueField::IntValue) => (
                         map.next_value::<IntValue>()?.0.to_string(),
                         ValueKind::Other,
                     ),
                     Some(ValueField::BoolValue) => {
-                        PlainValue(map.next_value::<bool>()?.to_string(), ValueKind::Other)
+                        (map.next_value::<bool>()?.to_string(), ValueKind::Other)
                     }
                     Some(ValueField::DoubleValue) => {
-                        PlainValue(map.next_value::<f64>()?.to_string(), ValueKind::Other)
+                        (map.next_value::<f64>()?.to_string(), ValueKind::Other)
                     }
                     Some(ValueField::Other) | None => {
                         return Err(de::Error::custom("not a plain value"))
                     }
                 };
                 match map.next_key::<IgnoredAny>()? {
-                    None => Ok(value),
+                    None => Ok(PlainValue(text, kind)),
                     Some(_) => Err(de::Error::custom("more than one value")),
                 }
             }

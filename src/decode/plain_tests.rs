@@ -22,17 +22,54 @@ fn general_with(text: &str, fallback_time: Option<EventTime>) -> Result<Vec<Reco
     }
 }
 
+/// Every line of the example that starts with `{"KIND"` takes the plain path (`plain`) and
+/// decodes as the general path does; there are over 100 of them.
+fn example_lines_take_the_plain_path(kind: &str, plain: impl Fn(&str) -> Option<Vec<Record>>) {
+    let text = include_str!("../../examples/incident.jsonl");
+    let prefix = format!("{{\"{kind}\"");
+    let mut lines = 0;
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+        lines += 1;
+        let records = plain(line).unwrap_or_else(|| panic!("not plain: {line}"));
+        assert!(!records.is_empty());
+        assert_eq!(Ok(records), general(line), "{line}");
+    }
+    assert!(lines > 100, "{lines} {kind} lines");
+}
+
+/// Runs 512 generated cases, each a request's text with the fallback time to decode it
+/// with: whatever the plain path (`plain`) accepts, the general path decodes to the same
+/// records, and both outcomes occur more than 25 times.
+fn plain_agrees_with_general<S: Strategy>(
+    strategy: S,
+    case: impl Fn(S::Value) -> (String, Option<EventTime>),
+    plain: impl Fn(&str, Option<EventTime>) -> Option<Vec<Record>>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
+    let (accepted, general_only) = (Cell::new(0), Cell::new(0));
+    runner
+        .run(&strategy, |value| {
+            let (text, fallback) = case(value);
+            match plain(&text, fallback) {
+                Some(records) => {
+                    accepted.set(accepted.get() + 1);
+                    prop_assert_eq!(Ok(records), general_with(&text, fallback), "{}", text);
+                }
+                None => general_only.set(general_only.get() + 1),
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (accepted, general_only) = (accepted.get(), general_only.get());
+    assert!(
+        accepted > 25 && general_only > 25,
+        "{accepted} plain, {general_only} not"
+    );
+}
+
 #[test]
 fn every_span_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
-    let text = include_str!("../../examples/incident.jsonl");
-    let mut lines = 0;
-    for line in text.lines().filter(|l| l.starts_with("{\"resourceSpans\"")) {
-        lines += 1;
-        let plain = plain_spans(line).unwrap_or_else(|| panic!("not plain: {line}"));
-        assert!(!plain.is_empty());
-        assert_eq!(Ok(plain), general(line), "{line}");
-    }
-    assert!(lines > 100, "{lines} span lines");
+    example_lines_take_the_plain_path("resourceSpans", plain_spans);
 }
 
 fn request(spans: Vec<Value>) -> String {
@@ -216,42 +253,16 @@ fn a_span() -> impl Strategy<Value = Value> {
 /// the generated requests exercise both outcomes.
 #[test]
 fn the_plain_path_agrees_with_the_general_one() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
-    let (plain, general_only) = (Cell::new(0), Cell::new(0));
-    runner
-        .run(
-            &(a_resource(), proptest::collection::vec(a_span(), 1..4)),
-            |(resource, spans)| {
-                let text = request_from(resource, spans);
-                match plain_spans(&text) {
-                    Some(records) => {
-                        plain.set(plain.get() + 1);
-                        prop_assert_eq!(Ok(records), general(&text), "{}", text);
-                    }
-                    None => general_only.set(general_only.get() + 1),
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-    let (plain, general_only) = (plain.get(), general_only.get());
-    assert!(
-        plain > 25 && general_only > 25,
-        "{plain} plain, {general_only} not"
+    plain_agrees_with_general(
+        (a_resource(), proptest::collection::vec(a_span(), 1..4)),
+        |(resource, spans)| (request_from(resource, spans), None),
+        |text, _| plain_spans(text),
     );
 }
 
 #[test]
 fn every_log_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
-    let text = include_str!("../../examples/incident.jsonl");
-    let mut lines = 0;
-    for line in text.lines().filter(|l| l.starts_with("{\"resourceLogs\"")) {
-        lines += 1;
-        let plain = plain_logs(line, None).unwrap_or_else(|| panic!("not plain: {line}"));
-        assert!(!plain.is_empty());
-        assert_eq!(Ok(plain), general(line), "{line}");
-    }
-    assert!(lines > 100, "{lines} log lines");
+    example_lines_take_the_plain_path("resourceLogs", |line| plain_logs(line, None));
 }
 
 fn logs_request(logs: Vec<Value>) -> String {
@@ -339,30 +350,14 @@ fn a_log() -> impl Strategy<Value = Value> {
 /// general path decodes to the same records.
 #[test]
 fn the_plain_log_path_agrees_with_the_general_one() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));
-    let (plain, general_only) = (Cell::new(0), Cell::new(0));
     let strategy = (
         a_resource(),
         proptest::collection::vec(a_log(), 1..4),
         prop::option::of(1i64..1_000),
     );
-    runner
-        .run(&strategy, |(resource, logs, fallback)| {
-            let text = logs_request_from(resource, logs);
-            let fallback = fallback.map(EventTime);
-            match plain_logs(&text, fallback) {
-                Some(records) => {
-                    plain.set(plain.get() + 1);
-                    prop_assert_eq!(Ok(records), general_with(&text, fallback), "{}", text);
-                }
-                None => general_only.set(general_only.get() + 1),
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (plain, general_only) = (plain.get(), general_only.get());
-    assert!(
-        plain > 25 && general_only > 25,
-        "{plain} plain, {general_only} not"
+    plain_agrees_with_general(
+        strategy,
+        |(resource, logs, fallback)| (logs_request_from(resource, logs), fallback.map(EventTime)),
+        plain_logs,
     );
 }
