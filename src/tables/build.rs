@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::capacity::{add_row, string_builders, text, MapSize, ResourceSizes, StringMapBuilder};
+use super::family::family_columns;
 use super::{logs_schema, metrics_schema, spans_schema, traces_schema, window_bounds_schema};
 use crate::model::{Attributes, EventTime, LogRecord, MetricPoint, SpanRecord, TraceSummary};
 
@@ -536,6 +537,9 @@ pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
             Arc::new(scope.finish()),
             Arc::new(resource.finish()),
             Arc::new(attributes.finish()),
-        ],
+        ]
+        .into_iter()
+        .chain(family_columns(spans))
+        .collect(),
     )
 }

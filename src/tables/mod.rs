@@ -14,6 +14,7 @@ use crate::model::{AlignedBatch, Window};
 
 mod build;
 mod capacity;
+mod family;
 
 pub use build::{
     logs_batch, metrics_batch, spans_batch, string_map_column, traces_batch, window_bounds_batch,
@@ -133,6 +134,11 @@ pub fn spans_schema() -> SchemaRef {
                 utf8("scope", true),
                 Field::new("resource", string_map(), false),
                 Field::new("attributes", string_map(), false),
+                utf8("parent_service", true),
+                Field::new("parent_duration_ms", DataType::Float64, true),
+                Field::new("child_count", DataType::UInt32, false),
+                Field::new("child_ms", DataType::Float64, false),
+                Field::new("remote_child_count", DataType::UInt32, false),
             ]))
         })
         .clone()
