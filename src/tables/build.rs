@@ -459,9 +459,8 @@ pub fn metrics_batch(points: &[&MetricPoint]) -> RecordBatch {
     )
 }
 
-/// Builds the `spans` table from spans.
-pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
-    let n = spans.len();
+/// The byte sizes of the `spans` table's ten string columns, its resources and attributes.
+fn span_sizes(spans: &[&SpanRecord]) -> ([usize; 10], MapSize, MapSize) {
     let mut text_bytes = [0; 10];
     let mut resource_size = ResourceSizes::default();
     let mut attributes_size = MapSize::default();
@@ -484,6 +483,13 @@ pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
         resource_size.add(&s.resource);
         attributes_size.add(&s.attributes);
     }
+    (text_bytes, resource_size.total, attributes_size)
+}
+
+/// Builds the `spans` table from spans.
+pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
+    let n = spans.len();
+    let (text_bytes, resource_size, attributes_size) = span_sizes(spans);
     let (mut start, mut end) = (
         TimestampNanosecondBuilder::with_capacity(n),
         TimestampNanosecondBuilder::with_capacity(n),
@@ -492,8 +498,7 @@ pub fn spans_batch(spans: &[&SpanRecord]) -> RecordBatch {
     let mut strings = string_builders(n, text_bytes);
     let mut is_root = BooleanBuilder::with_capacity(n);
     let mut event_count = UInt32Builder::with_capacity(n);
-    let (mut resource, mut attributes) =
-        (resource_size.total.builder(n), attributes_size.builder(n));
+    let (mut resource, mut attributes) = (resource_size.builder(n), attributes_size.builder(n));
     for s in spans.iter().copied() {
         ts(&mut start, Some(s.start_time));
         ts(&mut end, Some(s.end_time));
