@@ -28,33 +28,36 @@ struct Children {
 /// `parent_duration_ms`, `child_count`, `child_ms`, `remote_child_count`.
 pub(super) fn family_columns(spans: &[&SpanRecord]) -> [ArrayRef; 5] {
     let n = spans.len();
-    // The first row of each (trace, span) id.
-    let mut first: foldhash::HashMap<(TraceId, SpanId), u32> =
+    // The first row of each (trace, span) id, and so each row's own first row.
+    let mut first: foldhash::HashMap<(TraceId, SpanId), usize> =
         foldhash::HashMap::with_capacity_and_hasher(n, Default::default());
-    for (row, s) in spans.iter().enumerate() {
-        first.entry((s.trace_id, s.span_id)).or_insert(row as u32);
-    }
-    let parent_row = |s: &SpanRecord| {
-        let parent = s.parent_span_id?;
-        first.get(&(s.trace_id, parent)).map(|&row| row as usize)
-    };
+    let own: Vec<usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(row, s)| *first.entry((s.trace_id, s.span_id)).or_insert(row))
+        .collect();
+    let parent: Vec<Option<usize>> = spans
+        .iter()
+        .map(|s| first.get(&(s.trace_id, s.parent_span_id?)).copied())
+        .collect();
     // Indexed by the first row of the parent id; in row order, so sums add up as a
     // grouped `sum` over the table would.
     let mut children = vec![Children::default(); n];
-    for s in spans {
-        if let Some(p) = parent_row(s) {
-            let c = &mut children[p];
-            c.count += 1;
-            c.duration_ms += s.duration_ms();
-            let service = s.resource.service.as_deref();
-            if service.is_some() && service != spans[p].resource.service.as_deref() {
-                c.remote += 1;
-            }
+    for (s, p) in spans.iter().zip(&parent) {
+        let Some(p) = *p else { continue };
+        let c = &mut children[p];
+        c.count += 1;
+        c.duration_ms += s.duration_ms();
+        let service = s.resource.service.as_deref();
+        if service.is_some() && service != spans[p].resource.service.as_deref() {
+            c.remote += 1;
         }
     }
-    let service_bytes = spans
+    let parent_service_of =
+        |p: &Option<usize>| p.and_then(|p| spans[p].resource.service.as_deref());
+    let service_bytes = parent
         .iter()
-        .filter_map(|s| parent_row(s).and_then(|p| spans[p].resource.service.as_deref()))
+        .filter_map(parent_service_of)
         .map(str::len)
         .sum();
     let mut parent_service = StringBuilder::with_capacity(n, service_bytes);
@@ -62,11 +65,9 @@ pub(super) fn family_columns(spans: &[&SpanRecord]) -> [ArrayRef; 5] {
     let mut count = UInt32Builder::with_capacity(n);
     let mut child_ms = Float64Builder::with_capacity(n);
     let mut remote = UInt32Builder::with_capacity(n);
-    for s in spans {
-        let parent = parent_row(s).map(|p| spans[p]);
-        parent_service.append_option(parent.and_then(|p| p.resource.service.as_deref()));
-        parent_duration.append_option(parent.map(|p| p.duration_ms()));
-        let own = first[&(s.trace_id, s.span_id)] as usize;
+    for (p, &own) in parent.iter().zip(&own) {
+        parent_service.append_option(parent_service_of(p));
+        parent_duration.append_option(p.map(|p| spans[p].duration_ms()));
         let c = children[own];
         count.append_value(c.count);
         child_ms.append_value(c.duration_ms);
