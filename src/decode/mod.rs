@@ -7,6 +7,8 @@
 mod flat;
 mod otlp;
 mod plain;
+mod plain_metrics;
+mod points;
 mod value;
 
 pub use flat::to_flat_json;

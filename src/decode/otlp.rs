@@ -6,22 +6,20 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, SummaryDataPoint,
+    metric::Data, ExponentialHistogramDataPoint, ResourceMetrics,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, Status};
 use prost::Message;
 use serde::de::DeserializeOwned;
 
+use super::points::{self, PointBase};
 use super::value::{any_to_json, attributes};
 use super::{bytes_id, DecodeError, DecodeErrorKind};
 use crate::model::{
-    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanId, SpanRecord,
-    StatusCode, TraceId,
+    EventTime, LogRecord, MetricKind, MetricPoint, Record, Resource, Signal, SpanRecord, StatusCode,
 };
 
 pub(super) fn decode_proto(
@@ -84,7 +82,12 @@ pub(super) fn decode_json_text(
             }
         }
         "resourceMetrics" if !has("\"resourceSpans\"") && !has("\"resourceLogs\"") => {
-            typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(r.resource_metrics))
+            match super::plain_metrics::plain_metrics(text) {
+                Some(records) => Some(Ok(records)),
+                None => {
+                    typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(r.resource_metrics))
+                }
+            }
         }
         _ => None,
     }
@@ -99,10 +102,7 @@ fn first_key(text: &str) -> Option<&str> {
 }
 
 fn typed<T: DeserializeOwned>(text: &str) -> Option<T> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = T::deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    Some(value)
+    super::plain::parse(text)
 }
 
 /// Decodes an OTLP/JSON object; `Ok(None)` when the object is not OTLP at all.
@@ -269,121 +269,6 @@ fn logs(
     Ok(out)
 }
 
-fn temporality(t: i32) -> Option<&'static str> {
-    match t {
-        1 => Some("delta"),
-        2 => Some("cumulative"),
-        _ => None,
-    }
-}
-
-/// Trace and span id of the first exemplar that has them.
-fn exemplar_ids(exemplars: &[Exemplar]) -> Result<(Option<TraceId>, Option<SpanId>), DecodeError> {
-    for e in exemplars {
-        if let Some(trace) = bytes_id(&e.trace_id, "exemplar traceId")? {
-            return Ok((Some(trace), bytes_id(&e.span_id, "exemplar spanId")?));
-        }
-    }
-    Ok((None, None))
-}
-
-/// The common part of every data point of one metric.
-struct PointBase<'a> {
-    metric: &'a Metric,
-    res: &'a Arc<Resource>,
-    scope: &'a Option<String>,
-}
-
-/// What every OTLP data point type has in common.
-trait DataPoint {
-    fn times(&self) -> (u64, u64);
-    /// Moves the attributes out (the point is consumed after).
-    fn take_attributes(&mut self) -> Vec<KeyValue>;
-    fn exemplars(&self) -> &[Exemplar] {
-        &[]
-    }
-}
-
-macro_rules! data_point {
-    ($t:ty, exemplars) => {
-        impl DataPoint for $t {
-            fn times(&self) -> (u64, u64) {
-                (self.time_unix_nano, self.start_time_unix_nano)
-            }
-            fn take_attributes(&mut self) -> Vec<KeyValue> {
-                std::mem::take(&mut self.attributes)
-            }
-            fn exemplars(&self) -> &[Exemplar] {
-                &self.exemplars
-            }
-        }
-    };
-    ($t:ty) => {
-        impl DataPoint for $t {
-            fn times(&self) -> (u64, u64) {
-                (self.time_unix_nano, self.start_time_unix_nano)
-            }
-            fn take_attributes(&mut self) -> Vec<KeyValue> {
-                std::mem::take(&mut self.attributes)
-            }
-        }
-    };
-}
-
-data_point!(NumberDataPoint, exemplars);
-data_point!(HistogramDataPoint, exemplars);
-data_point!(ExponentialHistogramDataPoint, exemplars);
-data_point!(SummaryDataPoint);
-
-impl PointBase<'_> {
-    fn point(&self, kind: MetricKind, p: &mut impl DataPoint) -> Result<MetricPoint, DecodeError> {
-        let (time_unix_nano, start_time_unix_nano) = p.times();
-        let t = time(time_unix_nano).ok_or_else(|| {
-            DecodeError::record(format!(
-                "data point of metric {:?} has no timeUnixNano",
-                self.metric.name
-            ))
-        })?;
-        let attributes = attributes(p.take_attributes());
-        let (mut trace_id, span_id) = exemplar_ids(p.exemplars())?;
-        if trace_id.is_none() {
-            if let Some(raw) = attributes.get("trace_id") {
-                trace_id = super::normalise_hex_id(raw, "trace_id attribute")?;
-            }
-        }
-        Ok(MetricPoint {
-            time: t,
-            start_time: time(start_time_unix_nano),
-            name: self.metric.name.clone(),
-            description: Some(self.metric.description.clone()).filter(|s| !s.is_empty()),
-            unit: Some(self.metric.unit.clone()).filter(|s| !s.is_empty()),
-            kind,
-            temporality: None,
-            is_monotonic: None,
-            value: None,
-            count: None,
-            sum: None,
-            min: None,
-            max: None,
-            bucket_bounds: Vec::new(),
-            bucket_counts: Vec::new(),
-            quantiles: Vec::new(),
-            trace_id,
-            span_id,
-            resource: self.res.clone(),
-            scope: self.scope.clone(),
-            attributes,
-        })
-    }
-}
-
-fn number(v: Option<number_data_point::Value>) -> Option<f64> {
-    match v? {
-        number_data_point::Value::AsDouble(d) => Some(d),
-        number_data_point::Value::AsInt(i) => Some(i as f64),
-    }
-}
-
 fn metrics(resource_metrics: Vec<ResourceMetrics>) -> Result<Vec<Record>, DecodeError> {
     let mut out = Vec::new();
     for rm in resource_metrics {
@@ -393,7 +278,9 @@ fn metrics(resource_metrics: Vec<ResourceMetrics>) -> Result<Vec<Record>, Decode
             for mut metric in sm.metrics {
                 let data = metric.data.take();
                 let base = PointBase {
-                    metric: &metric,
+                    name: &metric.name,
+                    description: &metric.description,
+                    unit: &metric.unit,
                     res: &res,
                     scope: &scope,
                 };
@@ -437,53 +324,22 @@ fn metric_points(
     let Some(data) = data else {
         return Err(DecodeError::record(format!(
             "metric {:?} has no data (gauge, sum, histogram, exponentialHistogram or summary)",
-            base.metric.name
+            base.name
         )));
     };
     match data {
-        Data::Gauge(g) => {
-            for mut p in g.data_points {
-                let mut m = base.point(MetricKind::Gauge, &mut p)?;
-                m.value = number(p.value);
-                out.push(Record::Metric(Box::new(m)));
-            }
-        }
-        Data::Sum(s) => {
-            for mut p in s.data_points {
-                let mut m = base.point(MetricKind::Sum, &mut p)?;
-                m.value = number(p.value);
-                m.temporality = temporality(s.aggregation_temporality);
-                m.is_monotonic = Some(s.is_monotonic);
-                out.push(Record::Metric(Box::new(m)));
-            }
-        }
-        Data::Histogram(h) => {
-            for mut p in h.data_points {
-                let mut m = base.point(MetricKind::Histogram, &mut p)?;
-                if !p.bucket_counts.is_empty()
-                    && p.bucket_counts.len() != p.explicit_bounds.len() + 1
-                {
-                    return Err(DecodeError::record(format!(
-                        "histogram {:?} has {} bucket counts for {} bounds (expected bounds + 1)",
-                        base.metric.name,
-                        p.bucket_counts.len(),
-                        p.explicit_bounds.len()
-                    )));
-                }
-                m.temporality = temporality(h.aggregation_temporality);
-                m.count = Some(p.count);
-                m.sum = p.sum;
-                m.min = p.min;
-                m.max = p.max;
-                m.bucket_bounds = p.explicit_bounds;
-                m.bucket_counts = p.bucket_counts;
-                out.push(Record::Metric(Box::new(m)));
-            }
-        }
+        Data::Gauge(g) => base.gauge(g.data_points, out)?,
+        Data::Sum(s) => base.sum(
+            s.data_points,
+            s.aggregation_temporality,
+            s.is_monotonic,
+            out,
+        )?,
+        Data::Histogram(h) => base.histogram(h.data_points, h.aggregation_temporality, out)?,
         Data::ExponentialHistogram(h) => {
             for mut p in h.data_points {
                 let mut m = base.point(MetricKind::ExponentialHistogram, &mut p)?;
-                m.temporality = temporality(h.aggregation_temporality);
+                m.temporality = points::temporality(h.aggregation_temporality);
                 exponential_buckets(&p, &mut m);
                 out.push(Record::Metric(Box::new(m)));
             }

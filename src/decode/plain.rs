@@ -29,9 +29,7 @@ use crate::model::{
 /// The records of an OTLP/JSON `ExportTraceServiceRequest`; `None` when the text is not a
 /// plain one (see the module's comment).
 pub(super) fn plain_spans(text: &str) -> Option<Vec<Record>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let request = TraceRequest::deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let request: TraceRequest = parse(text)?;
     let mut out = Vec::new();
     for rs in request.resource_spans {
         let res = PlainResource::shared(rs.resource);
@@ -48,9 +46,7 @@ pub(super) fn plain_spans(text: &str) -> Option<Vec<Record>> {
 /// The records of an OTLP/JSON `ExportLogsServiceRequest`; `None` when the text is not a
 /// plain one. `fallback_time` as for `otlp::decode_json_text`.
 pub(super) fn plain_logs(text: &str, fallback_time: Option<EventTime>) -> Option<Vec<Record>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let request = LogsRequest::deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let request: LogsRequest = parse(text)?;
     let mut out = Vec::new();
     for rl in request.resource_logs {
         let res = PlainResource::shared(rl.resource);
@@ -66,6 +62,14 @@ pub(super) fn plain_logs(text: &str, fallback_time: Option<EventTime>) -> Option
         }
     }
     Some(out)
+}
+
+/// The whole text as one `T`; `None` on any error (the general path words it).
+pub(super) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
 }
 
 #[derive(Default, Deserialize)]
@@ -181,7 +185,7 @@ struct ScopeSpans {
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 #[allow(dead_code)]
-struct PlainResource {
+pub(super) struct PlainResource {
     attributes: PlainAttributes,
     dropped_attributes_count: u32,
     entity_refs: Vec<EntityRef>,
@@ -189,7 +193,7 @@ struct PlainResource {
 
 impl PlainResource {
     /// The records' shared resource, as `otlp::resource` makes it.
-    fn shared(resource: Option<PlainResource>) -> Arc<Resource> {
+    pub(super) fn shared(resource: Option<PlainResource>) -> Arc<Resource> {
         Arc::new(Resource::from_attributes(
             resource.map(|r| r.attributes.0).unwrap_or_default(),
         ))
@@ -269,7 +273,7 @@ fn id<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<HexId<N>
 }
 
 /// A `fixed64` time as the crate reads it: a number, or a string of digits.
-fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct NanosVisitor;
     impl Visitor<'_> for NanosVisitor {
         type Value = u64;
@@ -292,7 +296,7 @@ fn nanos<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// An attribute list read straight into the records' map, each value rendered as
 /// `value::attributes` renders it.
 #[derive(Default)]
-struct PlainAttributes(Attributes);
+pub(super) struct PlainAttributes(pub(super) Attributes);
 
 impl<'de> Deserialize<'de> for PlainAttributes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -425,7 +429,7 @@ impl<'de> Deserialize<'de> for PlainValue {
 }
 
 /// An `intValue`: a number, or a string of one (OTLP/JSON writes 64-bit ints as strings).
-struct IntValue(i64);
+pub(super) struct IntValue(pub(super) i64);
 
 impl<'de> Deserialize<'de> for IntValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -451,4 +455,4 @@ impl<'de> Deserialize<'de> for IntValue {
 
 #[cfg(test)]
 #[path = "plain_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -9,7 +9,7 @@ use crate::model::{EventTime, Record};
 
 /// The records the general path (the crate's types, through `serde_json::Value`) makes of
 /// `text`, or its error.
-fn general(text: &str) -> Result<Vec<Record>, String> {
+pub(in crate::decode) fn general(text: &str) -> Result<Vec<Record>, String> {
     general_with(text, None)
 }
 
@@ -24,7 +24,10 @@ fn general_with(text: &str, fallback_time: Option<EventTime>) -> Result<Vec<Reco
 
 /// Every line of the example that starts with `{"KIND"` takes the plain path (`plain`) and
 /// decodes as the general path does; there are over 100 of them.
-fn example_lines_take_the_plain_path(kind: &str, plain: impl Fn(&str) -> Option<Vec<Record>>) {
+pub(in crate::decode) fn example_lines_take_the_plain_path(
+    kind: &str,
+    plain: impl Fn(&str) -> Option<Vec<Record>>,
+) {
     let text = include_str!("../../examples/incident.jsonl");
     let prefix = format!("{{\"{kind}\"");
     let mut lines = 0;
@@ -40,7 +43,7 @@ fn example_lines_take_the_plain_path(kind: &str, plain: impl Fn(&str) -> Option<
 /// Runs 512 generated cases, each a request's text with the fallback time to decode it
 /// with: whatever the plain path (`plain`) accepts, the general path decodes to the same
 /// records, and both outcomes occur more than 25 times.
-fn plain_agrees_with_general<S: Strategy>(
+pub(in crate::decode) fn plain_agrees_with_general<S: Strategy>(
     strategy: S,
     case: impl Fn(S::Value) -> (String, Option<EventTime>),
     plain: impl Fn(&str, Option<EventTime>) -> Option<Vec<Record>>,
@@ -89,7 +92,7 @@ fn request_from(resource: Value, spans: Vec<Value>) -> String {
 }
 
 /// A resource with generated attributes (as plain or unusual as a span's), or none.
-fn a_resource() -> impl Strategy<Value = Value> {
+pub(in crate::decode) fn a_resource() -> impl Strategy<Value = Value> {
     prop_oneof![
         8 => proptest::collection::vec(attribute(), 0..4).prop_map(|a| json!({"attributes": a})),
         1 => Just(json!(null)),
@@ -183,7 +186,7 @@ fn id_text(bytes: usize) -> impl Strategy<Value = Value> {
     ]
 }
 
-fn time_value() -> impl Strategy<Value = Value> {
+pub(in crate::decode) fn time_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         40 => (1u64..2_000_000_000_000_000_000).prop_map(|t| json!(t.to_string())),
         4 => (0u64..u64::MAX).prop_map(|t| json!(t)),
@@ -211,7 +214,7 @@ fn any_value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn attribute() -> impl Strategy<Value = Value> {
+pub(in crate::decode) fn attribute() -> impl Strategy<Value = Value> {
     ("[a-c.]{1,3}", any_value(), 0..40u8).prop_map(|(key, value, shape)| match shape {
         0 => json!({"value": value}),
         1 => json!({"key": key}),

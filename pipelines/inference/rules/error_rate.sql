@@ -10,9 +10,10 @@ SELECT service,
        100.0 * sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) / count(*) AS value,
        sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS evidence_errors,
        count(*) AS evidence_requests,
+       -- The first five failed traces by id. Sorted after aggregating: an ordered
+       -- array_agg would sort every request of the window, not only the failed ones.
        array_slice(
-           array_agg(CASE WHEN status = 'error' THEN trace_id END ORDER BY trace_id)
-               FILTER (WHERE status = 'error'),
+           array_sort(array_agg(trace_id) FILTER (WHERE status = 'error')),
            1, 5
        ) AS sample_trace_ids
 FROM spans
