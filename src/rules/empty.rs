@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::common::JoinType;
-use datafusion::physical_expr::projection::update_expr;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column};
+use datafusion::physical_expr::projection::{update_expr, ProjectionExpr};
 use datafusion::physical_expr::{DynamicFilterTracking, PhysicalExpr};
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_plan::aggregates::AggregateExec;
@@ -33,6 +35,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::bound::{aggregate_bound, below_projections};
 use super::lean::LeanProjectionExec;
 use super::scan::{WindowData, WindowScanExec};
 
@@ -80,6 +83,13 @@ impl EmptyWhen {
             let dynamic = DynamicFilterTracking::classify(&predicate).contains_dynamic_filter();
             if dynamic || is_volatile(&predicate) {
                 return Self::of(input);
+            }
+            // A bound on an aggregation's rows; it holds whenever the aggregation's input
+            // is empty too, so it is all that needs checking.
+            if let Some(bound) = aggregate_bound(input, &predicate)
+                .and_then(|(rows, bound)| FilterExec::try_new(bound, rows).ok())
+            {
+                return Self::of(&(Arc::new(bound) as _));
             }
             return match onto_scan(input, predicate) {
                 Some((scan, predicate)) => EmptyWhen::NoneMatch {
@@ -179,6 +189,7 @@ fn any(conditions: Vec<EmptyWhen>) -> EmptyWhen {
     }
     let mut conditions: Vec<_> = conditions.into_iter().filter(|c| !c.is_never()).collect();
     conditions.sort_by_key(EmptyWhen::cost);
+    dedup(&mut conditions);
     match conditions.len() {
         0 => EmptyWhen::Never,
         1 => conditions.pop().expect("one condition"),
@@ -195,11 +206,20 @@ fn all(conditions: Vec<EmptyWhen>) -> EmptyWhen {
         .filter(|c| !matches!(c, EmptyWhen::Always))
         .collect();
     conditions.sort_by_key(EmptyWhen::cost);
+    dedup(&mut conditions);
     match conditions.len() {
         0 => EmptyWhen::Always,
         1 => conditions.pop().expect("one condition"),
         _ => EmptyWhen::All(conditions),
     }
+}
+
+/// Drops repeated conditions (a query that reads a common table expression twice has its
+/// condition twice), so that a window checks each once. Compared by their debug text: plans
+/// are built once, windows are many.
+fn dedup(conditions: &mut Vec<EmptyWhen>) {
+    let mut seen = std::collections::HashSet::new();
+    conditions.retain(|c| seen.insert(format!("{c:?}")));
 }
 
 /// Operators whose output is empty when their one input is (each output row comes from
@@ -219,31 +239,41 @@ fn preserves_emptiness(plan: &Arc<dyn ExecutionPlan>) -> bool {
 }
 
 /// The table scan below `plan` and `predicate` (on `plan`'s rows) rewritten onto the
-/// scan's rows, when only projections and wrappers that pass batches on lie between: a
-/// projection maps each row to one row, so a predicate on its output is the same predicate
-/// on its input with the projected expressions put in.
+/// scan's rows, when only projections, filters and wrappers that pass batches on lie
+/// between: a filter's rows are its input's rows that pass its predicate too.
 fn onto_scan(
     plan: &Arc<dyn ExecutionPlan>,
     predicate: Arc<dyn PhysicalExpr>,
 ) -> Option<(&WindowScanExec, Arc<dyn PhysicalExpr>)> {
+    let (plan, predicate) = below_projections(plan, predicate)?;
     if let Some(scan) = plan.downcast_ref::<WindowScanExec>() {
         return Some((scan, predicate));
     }
-    if let Some(coop) = plan.downcast_ref::<CooperativeExec>() {
-        return onto_scan(coop.input(), predicate);
-    }
-    let (exprs, input) = if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
-        (projection.expr(), projection.input())
-    } else if let Some(lean) = plan.downcast_ref::<LeanProjectionExec>() {
-        (lean.exprs(), lean.input())
-    } else {
+    let filter = plan.downcast_ref::<FilterExec>()?;
+    let own = Arc::clone(filter.predicate());
+    let dynamic = DynamicFilterTracking::classify(&own).contains_dynamic_filter();
+    if dynamic || is_volatile(&own) {
         return None;
+    }
+    // A filter may keep only some of its input's columns.
+    let predicate = match filter.projection() {
+        None => predicate,
+        Some(kept) => {
+            let input = filter.input().schema();
+            let columns: Vec<ProjectionExpr> = kept
+                .iter()
+                .map(|&i| {
+                    let name = input.field(i).name();
+                    ProjectionExpr::new(Arc::new(Column::new(name, i)), name.clone())
+                })
+                .collect();
+            update_expr(&predicate, &columns, true).ok().flatten()?
+        }
     };
-    let unprojected = update_expr(&predicate, exprs, true).ok().flatten()?;
-    if is_volatile(&unprojected) {
-        return None;
-    }
-    onto_scan(input, unprojected)
+    onto_scan(
+        filter.input(),
+        Arc::new(BinaryExpr::new(own, Operator::And, predicate)),
+    )
 }
 
 fn any_match(
@@ -293,13 +323,23 @@ mod tests {
     async fn skipped_and_rows(sql: &str, t: &[i64], u: &[i64]) -> (bool, usize) {
         let ctx = SessionContext::new_with_config(super::super::query::session_config());
         let mut tables = Vec::new();
-        for (name, column, values) in [("t", "v", t), ("u", "w", u)] {
-            let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Int64, true)]));
+        // t(v, x) with x = 10 v: a second column, so that filters keep only some.
+        for (name, columns, values) in [("t", &["v", "x"][..], t), ("u", &["w"][..], u)] {
+            let fields: Vec<_> = columns
+                .iter()
+                .map(|c| Field::new(*c, DataType::Int64, true))
+                .collect();
+            let schema = Arc::new(Schema::new(fields));
             let table = Arc::new(SwapTable::new(name, schema.clone()));
-            let values = Int64Array::from(values.to_vec());
-            table.set(vec![
-                RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap()
-            ]);
+            let arrays = (0..columns.len())
+                .map(|i| {
+                    let scale = 10i64.pow(i as u32);
+                    Arc::new(Int64Array::from_iter_values(
+                        values.iter().map(|v| v * scale),
+                    )) as _
+                })
+                .collect();
+            table.set(vec![RecordBatch::try_new(schema, arrays).unwrap()]);
             ctx.register_table(name, table.clone()).unwrap();
             tables.push(table);
         }
@@ -349,6 +389,44 @@ mod tests {
             ),
             ("SELECT v FROM t WHERE v > 5 ORDER BY v LIMIT 1", true),
             ("SELECT 1 AS one", false),
+            // Thresholds on aggregates bounded by their column's extremes.
+            (
+                "SELECT v, max(v) AS m FROM t GROUP BY v HAVING max(v) > 5",
+                true,
+            ),
+            ("SELECT max(v) AS m FROM t HAVING max(v) > 5", true),
+            ("SELECT min(v) AS m FROM t HAVING 5 <= min(v)", true),
+            ("SELECT avg(v) AS a FROM t HAVING avg(v) > 2.5", true),
+            (
+                "SELECT avg(v) AS a FROM t WHERE v > 1 HAVING avg(v) >= 2",
+                false,
+            ),
+            (
+                "SELECT avg(v) AS a FROM t WHERE v > 1 HAVING avg(v) >= 3",
+                true,
+            ),
+            ("SELECT median(v) AS m FROM t HAVING median(v) < 1", true),
+            (
+                "SELECT percentile_cont(v, 0.9) AS p FROM t HAVING percentile_cont(v, 0.9) > 5",
+                true,
+            ),
+            (
+                "WITH a AS (SELECT v % 2 AS k, max(v) AS m FROM t GROUP BY v % 2) \
+                 SELECT k, w FROM a JOIN u ON a.k = u.w WHERE m > 5",
+                true,
+            ),
+            (
+                "SELECT max(x) AS m FROM t WHERE v > 0 HAVING max(x) > 50",
+                true,
+            ),
+            (
+                "SELECT max(x) AS m FROM t WHERE v > 0 HAVING max(x) > 15",
+                false,
+            ),
+            ("SELECT max(v) AS m FROM t HAVING max(v) > 1", false),
+            ("SELECT sum(v) AS s FROM t HAVING sum(v) > 2", false),
+            ("SELECT count(*) AS n FROM t HAVING count(*) > 1", false),
+            ("SELECT max(v) AS m FROM t HAVING max(v) <> 5", false),
         ];
         for (sql, expected) in queries {
             let (skipped, _) = skipped_and_rows(sql, &[1, 2], &[]).await;

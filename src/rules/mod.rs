@@ -20,6 +20,7 @@
 //! `for`, `keep_firing_for` and named parameters for every rule below it; nearer directories
 //! and the rule's own header override.
 
+mod bound;
 mod condition;
 mod empty;
 mod lean;
