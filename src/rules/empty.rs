@@ -40,7 +40,7 @@ use super::lean::LeanProjectionExec;
 use super::scan::{WindowData, WindowScanExec};
 
 /// A condition on a window's tables under which a plan's output is empty.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EmptyWhen {
     /// Never known to be empty: the plan runs.
     Never,
@@ -215,11 +215,15 @@ fn all(conditions: Vec<EmptyWhen>) -> EmptyWhen {
 }
 
 /// Drops repeated conditions (a query that reads a common table expression twice has its
-/// condition twice), so that a window checks each once. Compared by their debug text: plans
-/// are built once, windows are many.
+/// condition twice), so that a window checks each once.
 fn dedup(conditions: &mut Vec<EmptyWhen>) {
-    let mut seen = std::collections::HashSet::new();
-    conditions.retain(|c| seen.insert(format!("{c:?}")));
+    let mut kept: Vec<EmptyWhen> = Vec::with_capacity(conditions.len());
+    for c in conditions.drain(..) {
+        if !kept.contains(&c) {
+            kept.push(c);
+        }
+    }
+    *conditions = kept;
 }
 
 /// Operators whose output is empty when their one input is (each output row comes from
@@ -491,6 +495,24 @@ mod tests {
             let data = WindowData::snapshot(std::iter::once(table.as_ref()), &scans);
             assert_eq!(empty.holds(&data), skipped, "{:?}", data.batches("t"));
         }
+    }
+
+    /// A table expression read twice gives its condition twice; a window checks it once.
+    #[tokio::test]
+    async fn a_repeated_condition_is_checked_once() {
+        let ctx = SessionContext::new_with_config(super::super::query::session_config());
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        ctx.register_table("t", Arc::new(SwapTable::new("t", schema)))
+            .unwrap();
+        let sql = "WITH a AS (SELECT v FROM t WHERE v > 5) \
+                   SELECT x.v FROM a x JOIN a y ON x.v = y.v";
+        let plan = ctx.sql(sql).await.unwrap();
+        let plan = plan.create_physical_plan().await.unwrap();
+        let empty = EmptyWhen::of(&plan);
+        assert!(
+            matches!(empty, EmptyWhen::NoneMatch { table: "t", .. }),
+            "{empty:?}"
+        );
     }
 
     /// A predicate that cannot be evaluated counts as matching: the plan runs and reports
