@@ -217,17 +217,25 @@ impl<'de> Deserialize<'de> for Fixed64 {
     }
 }
 
-impl DataPoint for PlainNumberPoint {
-    fn times(&self) -> (u64, u64) {
-        (self.time_unix_nano, self.start_time_unix_nano)
-    }
-    fn attributes(&mut self) -> Attributes {
-        std::mem::take(&mut self.attributes.0)
-    }
-    fn exemplars(&self) -> &[Exemplar] {
-        &self.exemplars
-    }
+/// The common part of a plain point, as `points.rs` reads the crate's.
+macro_rules! plain_data_point {
+    ($t:ty) => {
+        impl DataPoint for $t {
+            fn times(&self) -> (u64, u64) {
+                (self.time_unix_nano, self.start_time_unix_nano)
+            }
+            fn attributes(&mut self) -> Attributes {
+                std::mem::take(&mut self.attributes.0)
+            }
+            fn exemplars(&self) -> &[Exemplar] {
+                &self.exemplars
+            }
+        }
+    };
 }
+
+plain_data_point!(PlainNumberPoint);
+plain_data_point!(PlainHistogramPoint);
 
 impl NumberPoint for PlainNumberPoint {
     fn value(&self) -> Option<f64> {
@@ -236,18 +244,6 @@ impl NumberPoint for PlainNumberPoint {
             (None, Some(i)) => Some(i.0 as f64),
             (None, None) => None,
         }
-    }
-}
-
-impl DataPoint for PlainHistogramPoint {
-    fn times(&self) -> (u64, u64) {
-        (self.time_unix_nano, self.start_time_unix_nano)
-    }
-    fn attributes(&mut self) -> Attributes {
-        std::mem::take(&mut self.attributes.0)
-    }
-    fn exemplars(&self) -> &[Exemplar] {
-        &self.exemplars
     }
 }
 
