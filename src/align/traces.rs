@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{summarize, AlignConfig, AlignStats};
 use crate::model::{duration_nanos, AckId, AlignedBatch, EventTime, Late, Record, TraceId, Window};
-use crate::tables;
+use crate::tables::{self, ColumnSet};
 
 struct Row {
     record: Record,
@@ -80,6 +80,8 @@ pub struct TraceAligner {
     next_start: Option<EventTime>,
     bytes: usize,
     stats: AlignStats,
+    /// The columns of the tables to build (all until the pipeline says which it reads).
+    columns: ColumnSet,
 }
 
 impl TraceAligner {
@@ -103,7 +105,14 @@ impl TraceAligner {
             next_start: None,
             bytes: 0,
             stats: AlignStats::default(),
+            columns: ColumnSet::all(),
         }
+    }
+
+    /// Builds only `columns` of the tables of the windows released from now on: the others
+    /// hold placeholders (`tables::ColumnSet`).
+    pub fn build_columns(&mut self, columns: ColumnSet) {
+        self.columns = columns;
     }
 
     pub fn watermark(&self) -> EventTime {
@@ -512,10 +521,10 @@ impl TraceAligner {
             }
         }
         let batch_tables = (
-            tables::logs_batch(&logs),
-            tables::metrics_batch(&metrics),
-            tables::spans_batch(&spans),
-            tables::traces_batch(&summaries),
+            tables::logs_table(&logs, self.columns.of("logs")),
+            tables::metrics_table(&metrics, self.columns.of("metrics")),
+            tables::spans_table(&spans, self.columns.of("spans")),
+            tables::traces_table(&summaries, self.columns.of("traces")),
         );
         // Buckets before the next window's start are needed by no later window.
         let next = EventTime(s.0.saturating_add(self.slide));

@@ -98,6 +98,9 @@ pub struct CommGraph {
     step: u64,
 }
 
+/// The `logs` columns [`CommGraph::learn`] reads (built whatever the queries read).
+pub const LOG_COLUMNS: [&str; 4] = ["body", "service", "host", "attributes"];
+
 /// One log line's columns as the learner reads them.
 struct Line<'a> {
     service: &'a str,
@@ -110,12 +113,9 @@ impl CommGraph {
     /// Learns from one window's `logs` table. Windows without NCCL lines cost one search
     /// of the body column's bytes.
     pub fn learn(&mut self, logs: &RecordBatch) {
-        let (Some(body), Some(service), Some(host), Some(attributes)) = (
-            logs.column_by_name("body"),
-            logs.column_by_name("service"),
-            logs.column_by_name("host"),
-            logs.column_by_name("attributes"),
-        ) else {
+        let [Some(body), Some(service), Some(host), Some(attributes)] =
+            LOG_COLUMNS.map(|c| logs.column_by_name(c))
+        else {
             return;
         };
         let body = body.as_string::<i32>();

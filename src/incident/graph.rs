@@ -12,14 +12,14 @@ const WINDOWS: usize = 5;
 /// Edges kept per window at most (a bound on pathological inputs).
 const MAX_EDGES: usize = 10_000;
 
+/// The `spans` columns [`edges_of`] reads (built whatever the queries read).
+pub const SPAN_COLUMNS: [&str; 4] = ["trace_id", "span_id", "parent_span_id", "service"];
+
 /// `caller -> callee` service pairs of one window's spans.
 pub fn edges_of(spans: &RecordBatch) -> BTreeSet<(String, String)> {
-    let (Some(trace), Some(span), Some(parent), Some(service)) = (
-        spans.column_by_name("trace_id"),
-        spans.column_by_name("span_id"),
-        spans.column_by_name("parent_span_id"),
-        spans.column_by_name("service"),
-    ) else {
+    let [Some(trace), Some(span), Some(parent), Some(service)] =
+        SPAN_COLUMNS.map(|c| spans.column_by_name(c))
+    else {
         return BTreeSet::new();
     };
     let (trace, span, parent, service) = (

@@ -80,6 +80,17 @@ pub struct IncidentTracker {
     open: Vec<Incident>,
 }
 
+/// Adds the columns of the window's tables incidents read outside SQL (the call graph's
+/// spans, the NCCL topology's logs) to `into`.
+pub fn read_columns(into: &mut crate::tables::ColumnSet) {
+    for column in graph::SPAN_COLUMNS {
+        into.add("spans", column);
+    }
+    for column in comm::LOG_COLUMNS {
+        into.add("logs", column);
+    }
+}
+
 impl IncidentTracker {
     /// Baselines, the call graph, recent scores and open incidents, for a checkpoint.
     /// (Members' labels and trace ids, which incident records leave out, go alongside.)

@@ -46,15 +46,16 @@ pub fn enriched(alert: &Alert) -> Cow<'_, Alert> {
     Cow::Owned(a)
 }
 
+/// The `logs` columns [`window_templates`] reads (built whatever the queries read).
+pub const LOG_COLUMNS: [&str; 3] = ["service", "severity_number", "template"];
+
 /// The error templates (severity ERROR or above) of the alert's service in `batch`, most
 /// frequent first, at most `n`.
 pub fn window_templates(batch: &AlignedBatch, alert: &Alert, n: usize) -> Vec<String> {
     let logs = &batch.logs;
-    let (Some(service), Some(severity), Some(template)) = (
-        logs.column_by_name("service"),
-        logs.column_by_name("severity_number"),
-        logs.column_by_name("template"),
-    ) else {
+    let [Some(service), Some(severity), Some(template)] =
+        LOG_COLUMNS.map(|c| logs.column_by_name(c))
+    else {
         return Vec::new();
     };
     let want = alert.labels.get("service");

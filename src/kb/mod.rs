@@ -224,6 +224,15 @@ impl KnowledgeBase {
         &self.entries
     }
 
+    /// Adds the columns of the window's tables the preconditions and the suggestions'
+    /// context read to `into`.
+    pub fn read_columns(&self, into: &mut crate::tables::ColumnSet) {
+        self.preconditions.read_columns(into);
+        for column in context::LOG_COLUMNS {
+            into.add("logs", column);
+        }
+    }
+
     /// What feedback taught so far.
     pub fn state(&self) -> &KbState {
         &self.state

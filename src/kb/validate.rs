@@ -87,6 +87,11 @@ impl Preconditions {
         Ok(Preconditions { engine, by_entry })
     }
 
+    /// Adds the columns of the window's tables some precondition reads to `into`.
+    pub fn read_columns(&self, into: &mut crate::tables::ColumnSet) {
+        self.engine.read_columns(into);
+    }
+
     /// Makes `alert` the one row of the `alert` table for the next [`Preconditions::check`]s.
     pub fn set_alert(&self, alert: &Alert) {
         self.engine.set_extra("alert", alert_batch(alert));

@@ -200,11 +200,11 @@ impl Pipeline {
     /// shard starts empty (as without a checkpoint) and the error says why.
     pub fn restore_shard(&mut self, number: i32, state: ShardState) -> Result<(), SnapshotError> {
         let restored = self.restored(state);
-        let (config, detectors) = (&self.config, &self.detectors);
+        let (config, detectors, columns) = (&self.config, &self.detectors, &self.columns);
         let shard = self
             .shards
             .entry(number)
-            .or_insert_with(|| Shard::new(config, detectors));
+            .or_insert_with(|| Shard::new(config, detectors, columns));
         match restored {
             Ok(mut s) => {
                 // Partitions registered before the restore keep holding the watermark back.
@@ -218,7 +218,7 @@ impl Pipeline {
 
     fn restored(&self, state: ShardState) -> Result<Shard, SnapshotError> {
         let mismatch = SnapshotError::Mismatch;
-        let mut s = Shard::new(&self.config, &self.detectors);
+        let mut s = Shard::new(&self.config, &self.detectors, &self.columns);
         match state.rebuild_from {
             // Event time restarts with the re-read input, so traces close and windows are
             // released as they were; records before the look-back are late.

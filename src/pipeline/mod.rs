@@ -34,7 +34,7 @@ pub use metrics::Metrics;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::align::AlignStats;
 use crate::config::PipelineConfig;
@@ -49,6 +49,7 @@ use crate::model::{AckId, AlignedBatch, EventTime, Location, PartitionKey, Recor
 use crate::output::{DeadLetter, LateRecord, Output};
 use crate::rules::{EvalBudget, FailureKind, QueryEngine, Rule, RuleEngine};
 use crate::source::InputMessage;
+use crate::tables::ColumnSet;
 use ledger::Ledger;
 use logclean::{Cleaned, LogCleaner};
 use shard::{Shard, Stages};
@@ -98,6 +99,8 @@ pub struct Pipeline {
     history: usize,
     /// The tables those batches keep: the ones longer-window rules and indicators read.
     look_back_tables: Vec<String>,
+    /// The columns of the window's tables the aligners build: those the pipeline reads.
+    columns: ColumnSet,
     ledger: Ledger,
     stats: Stats,
     logs: LogCleaner,
@@ -118,6 +121,24 @@ fn history_len(rules: &[Rule], config: &PipelineConfig) -> usize {
         .map(|w| (w.as_nanos() / size) as usize)
         .max()
         .map_or(0, |k| k.saturating_sub(1))
+}
+
+/// The columns of the window's tables the pipeline reads: its queries' and those its stages
+/// read from the tables directly. The others are not built (`tables::ColumnSet`).
+fn read_columns(
+    rules: &RuleEngine,
+    sources: &QueryEngine,
+    indicators: &QueryEngine,
+    kb: &KnowledgeBase,
+) -> ColumnSet {
+    let mut columns = ColumnSet::default();
+    rules.read_columns(&mut columns);
+    sources.read_columns(&mut columns);
+    indicators.read_columns(&mut columns);
+    kb.read_columns(&mut columns);
+    crate::incident::read_columns(&mut columns);
+    debug!(?columns, "Columns the pipeline reads.");
+    columns
 }
 
 fn look_back_tables(rules: &RuleEngine, indicators: &QueryEngine) -> Vec<String> {
@@ -149,6 +170,7 @@ impl Pipeline {
         let rules = RuleEngine::new(rules, limits).await?;
         let ranks = [crate::incident::comm::ranks_table()];
         let indicators = QueryEngine::with_extra(indicators, limits, &ranks).await?;
+        let sources = QueryEngine::new(sources, limits).await?;
         Ok(Pipeline {
             decoder: Decoder::new(config.decode.max_message_bytes),
             detectors: config.detectors.clone(),
@@ -156,8 +178,9 @@ impl Pipeline {
             retired: AlignStats::default(),
             history,
             look_back_tables: look_back_tables(&rules, &indicators),
+            columns: read_columns(&rules, &sources, &indicators, &kb),
             rules,
-            sources: QueryEngine::new(sources, limits).await?,
+            sources,
             indicators,
             budget,
             kb,
@@ -221,10 +244,10 @@ impl Pipeline {
     }
 
     fn shard(&mut self, number: i32) -> &mut Shard {
-        let (config, detectors) = (&self.config, &self.detectors);
+        let (config, detectors, columns) = (&self.config, &self.detectors, &self.columns);
         self.shards
             .entry(number)
-            .or_insert_with(|| Shard::new(config, detectors))
+            .or_insert_with(|| Shard::new(config, detectors, columns))
     }
 
     /// Registers an assigned partition: it holds its shard's watermark back until it
@@ -239,6 +262,12 @@ impl Pipeline {
         self.rules = RuleEngine::new(rules, self.config.evaluation.limits()).await?;
         self.history = history;
         self.look_back_tables = look_back_tables(&self.rules, &self.indicators);
+        // Windows released from now on hold what the new rules read; the look-back keeps
+        // the columns it was built with (as it keeps only the tables the old rules read).
+        self.columns = read_columns(&self.rules, &self.sources, &self.indicators, &self.kb);
+        for shard in self.shards.values_mut() {
+            shard.aligner.build_columns(self.columns.clone());
+        }
         Ok(self.rules.len())
     }
 
@@ -553,5 +582,7 @@ impl Pipeline {
     }
 }
 
+#[cfg(test)]
+mod columns_tests;
 #[cfg(test)]
 mod tests;

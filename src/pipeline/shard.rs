@@ -18,6 +18,7 @@ use crate::kb::suggestion::Suggestion;
 use crate::kb::KnowledgeBase;
 use crate::model::{AckId, AlignedBatch, EventTime};
 use crate::rules::{EvalBudget, QueryEngine, RuleEngine, RuleFailure};
+use crate::tables::ColumnSet;
 
 /// What every shard evaluates its windows with.
 pub struct Stages<'a> {
@@ -79,9 +80,12 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(config: &PipelineConfig, detectors: &[DetectorConfig]) -> Self {
+    /// A shard whose aligner builds `columns` of the window's tables.
+    pub fn new(config: &PipelineConfig, detectors: &[DetectorConfig], columns: &ColumnSet) -> Self {
+        let mut aligner = TraceAligner::new(config.align());
+        aligner.build_columns(columns.clone());
         Shard {
-            aligner: TraceAligner::new(config.align()),
+            aligner,
             folder: ShardFolder::new(config),
             watermarks: WatermarkTracker::new(config.window.max_out_of_orderness),
             lifecycle: Lifecycle::new(

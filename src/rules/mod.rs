@@ -173,6 +173,11 @@ impl RuleEngine {
         self.rules.is_empty()
     }
 
+    /// Adds the columns of the window's tables some rule reads to `into`.
+    pub fn read_columns(&self, into: &mut crate::tables::ColumnSet) {
+        self.queries.read_columns(into);
+    }
+
     /// The tables the rules with a longer `window` read.
     pub fn look_back_tables(&self) -> Vec<String> {
         self.queries.look_back_tables()

@@ -20,6 +20,7 @@ use datafusion::prelude::SessionContext;
 
 use super::empty::EmptyWhen;
 use super::scan::WindowData;
+use crate::tables::ColumnSet;
 
 /// Plans kept per query: size classes a run keeps meeting are few (a steady stream has one
 /// or two); beyond this the oldest is planned again when it comes back.
@@ -96,6 +97,26 @@ impl Plans {
         }
         by_class.push((class, stored.clone()));
         Ok(stored)
+    }
+
+    /// Adds the columns of the window's tables the plan reads to `into`: each scan's
+    /// projection (every column without one) and the columns of filters pushed into it.
+    pub fn read_columns(&self, into: &mut ColumnSet) {
+        self.logical
+            .apply_with_subqueries(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    let table = scan.table_name.table();
+                    match &scan.projection {
+                        Some(indices) => indices.iter().for_each(|i| into.add_index(table, *i)),
+                        None => into.add_table(table),
+                    }
+                    for column in scan.filters.iter().flat_map(|f| f.column_refs()) {
+                        into.add(table, &column.name);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("the visitor never fails");
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ByClass> {

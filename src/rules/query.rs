@@ -29,7 +29,7 @@ use super::scan::{SwapTable, WindowData};
 use super::{columns, rows, sandbox};
 use crate::error::{Error, Result};
 use crate::model::{AlignedBatch, Param, Query, QueryRow};
-use crate::tables;
+use crate::tables::{self, ColumnSet};
 
 pub use super::rows::MAX_SAMPLE_TRACE_IDS;
 
@@ -325,6 +325,13 @@ impl QueryEngine {
     /// The tables query `i` reads.
     pub fn scans(&self, i: usize) -> &[String] {
         &self.compiled[i].scans
+    }
+
+    /// Adds the columns of the window's tables some query reads to `into`.
+    pub fn read_columns(&self, into: &mut ColumnSet) {
+        for c in &self.compiled {
+            c.plans.read_columns(into);
+        }
     }
 
     /// The tables the queries with a longer `window` read: what a shard's look-back keeps.

@@ -513,3 +513,52 @@ async fn pattern_dropout_pairs_an_event_only_with_what_follows_it() {
         "an operation before the commit does not follow it: {got:?}"
     );
 }
+
+/// The columns of the window's tables rules read (what the aligner builds) are their scans'
+/// projections, through CTEs, joins, subqueries and map lookups; `SELECT *` reads every
+/// column of its table, `count(*)` none, and other tables add nothing.
+#[tokio::test]
+async fn the_columns_a_rule_reads_are_its_scans_projections() {
+    let none = r#""logs": [], "metrics": [], "spans": [], "traces": []"#;
+    let cases = [
+        (
+            "SELECT service, count(*) AS value FROM spans WHERE status = 'error' GROUP BY service",
+            none.replace(r#""spans": []"#, r#""spans": ["service", "status"]"#),
+        ),
+        (
+            "SELECT attributes['rank'] AS rank, 1.0 AS value FROM logs WHERE severity_number >= 17",
+            none.replace(
+                r#""logs": []"#,
+                r#""logs": ["severity_number", "attributes"]"#,
+            ),
+        ),
+        (
+            "WITH slow AS (SELECT trace_id FROM traces WHERE duration_ms > \
+             (SELECT avg(duration_ms) FROM traces)) \
+             SELECT s.name AS op, count(*) AS value FROM spans s JOIN slow USING (trace_id) \
+             CROSS JOIN window_bounds GROUP BY s.name",
+            none.replace(r#""spans": []"#, r#""spans": ["trace_id", "name"]"#)
+                .replace(
+                    r#""traces": []"#,
+                    r#""traces": ["trace_id", "duration_ms"]"#,
+                ),
+        ),
+        ("SELECT count(*) AS value FROM metrics", none.to_string()),
+    ];
+    for (sql, expected) in cases {
+        let e = engine(&format!("-- severity = \"info\"\n{sql}\n"))
+            .await
+            .unwrap();
+        let mut columns = crate::tables::ColumnSet::default();
+        e.read_columns(&mut columns);
+        assert_eq!(format!("{columns:?}"), format!("{{{expected}}}"), "{sql}");
+    }
+    let every = engine("-- severity = \"info\"\nSELECT *, 1.0 AS value FROM logs\n")
+        .await
+        .unwrap();
+    let mut columns = crate::tables::ColumnSet::default();
+    every.read_columns(&mut columns);
+    let mut all_logs = crate::tables::ColumnSet::default();
+    all_logs.add_table("logs");
+    assert_eq!(columns, all_logs);
+}

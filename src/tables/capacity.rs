@@ -12,26 +12,6 @@ use crate::model::{Attributes, Resource};
 
 pub(super) type StringMapBuilder = MapBuilder<StringBuilder, StringBuilder>;
 
-/// Bytes an optional string adds to its column.
-pub(super) fn text(s: Option<&str>) -> usize {
-    s.map_or(0, str::len)
-}
-
-/// String builders for `rows` rows, each sized to hold its column's `bytes`.
-pub(super) fn string_builders<const N: usize>(
-    rows: usize,
-    bytes: [usize; N],
-) -> [StringBuilder; N] {
-    bytes.map(|b| StringBuilder::with_capacity(rows, b))
-}
-
-/// Adds one row's bytes to each column's total.
-pub(super) fn add_row<const N: usize>(totals: &mut [usize; N], row: [usize; N]) {
-    for (total, bytes) in totals.iter_mut().zip(row) {
-        *total += bytes;
-    }
-}
-
 /// Entries and bytes of a `Map<Utf8, Utf8>` column.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub(super) struct MapSize {

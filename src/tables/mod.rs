@@ -12,16 +12,23 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::model::{AlignedBatch, Window};
 
+mod arrays;
 mod build;
 mod capacity;
+mod columns;
 mod family;
 
 pub use build::{
-    logs_batch, metrics_batch, spans_batch, string_map_column, traces_batch, window_bounds_batch,
+    logs_batch, logs_table, metrics_batch, metrics_table, spans_batch, spans_table,
+    string_map_column, traces_batch, traces_table, window_bounds_batch,
 };
+pub use columns::{ColumnSet, TableColumns};
 
 /// Names of the tables, in the order rules see them documented.
 pub const TABLE_NAMES: [&str; 5] = ["logs", "metrics", "spans", "traces", "window_bounds"];
+
+/// The tables built from a window's records (`window_bounds` is derived from the window).
+pub const DATA_TABLES: [&str; 4] = ["logs", "metrics", "spans", "traces"];
 
 fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
