@@ -307,12 +307,12 @@ impl<'de> Deserialize<'de> for PlainAttributes {
                 f.write_str("a list of attributes")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PlainAttributes, A::Error> {
-                let mut map = Attributes::new();
+                let mut pairs = Vec::with_capacity(seq.size_hint().unwrap_or(4));
                 while let Some(PlainKeyValue(key, value)) = seq.next_element()? {
-                    // Later duplicates win, as when the crate's list is collected.
-                    map.insert(key, value);
+                    pairs.push((key, value));
                 }
-                Ok(PlainAttributes(map))
+                // Sorted once; later duplicates win, as when the crate's list is collected.
+                Ok(PlainAttributes(pairs.into_iter().collect()))
             }
         }
         d.deserialize_seq(ListVisitor)

@@ -57,9 +57,9 @@ fn alert_batch(alert: &Alert) -> RecordBatch {
         Arc::new(StringArray::from(vec![label("alertname")])),
         Arc::new(StringArray::from(vec![label("severity")])),
         Arc::new(Float64Array::from(vec![alert.evidence.value])),
-        string_map_column(&[&alert.labels]),
-        string_map_column(&[&alert.annotations]),
-        string_map_column(&[&evidence]),
+        string_map_column(&alert.labels),
+        string_map_column(&alert.annotations),
+        string_map_column(&evidence),
     ];
     RecordBatch::try_new(alert_schema(), columns).expect("alert row matches its schema")
 }

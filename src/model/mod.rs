@@ -1,6 +1,7 @@
 //! The ground floor: the plain data every stage shares, and nothing else. No stage logic,
 //! no I/O, no clock; every other module may import it and it imports none of them.
 //!
+//! - [`attributes`]: a record's attributes (`Attributes`, sorted key-value pairs).
 //! - [`record`]: decoded records (`LogRecord`, `MetricPoint`, `SpanRecord`), `EventTime`,
 //!   `Signal`, `Location` (topic/partition/offset or file:line).
 //! - [`ids`]: `TraceId` and `SpanId`, OpenTelemetry's ids as bytes (hex only as text).
@@ -16,6 +17,7 @@
 //!   rule or detector produces), `QueryRow` (one result row of a SQL query) and `Finding`
 //!   (a row with its spec and its fire/keep/clear `Verdict`).
 
+pub mod attributes;
 pub mod batch;
 pub mod finding;
 pub mod flow;
@@ -25,6 +27,7 @@ pub mod query;
 pub mod record;
 pub mod saved;
 
+pub use attributes::Attributes;
 pub use batch::{AlignedBatch, Late, TraceSummary, Window};
 pub use finding::{AlertSpec, Finding, Param, QueryRow, Severity, Verdict};
 pub use flow::{AckId, PartitionKey};

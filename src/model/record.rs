@@ -3,11 +3,10 @@
 //! Records are plain owned structs: decoding normalises every input form (OTLP protobuf,
 //! OTLP/JSON, flat JSON) into them, so later stages never see wire formats.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ParsedLog, PartitionKey, SpanId, TraceId};
+use super::{Attributes, ParsedLog, PartitionKey, SpanId, TraceId};
 
 /// Event time in nanoseconds since the Unix epoch (UTC). All windowing uses this, never the
 /// wall clock.
@@ -128,10 +127,6 @@ impl fmt::Display for Location {
         }
     }
 }
-
-/// Attributes with values rendered as strings (arrays and maps as JSON). Sorted, so output is
-/// deterministic.
-pub type Attributes = BTreeMap<String, String>;
 
 /// What identifies the emitter of a record: promoted resource attributes plus the rest.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -303,10 +298,7 @@ impl Record {
 }
 
 fn attributes_bytes(a: &Attributes) -> usize {
-    // B-tree leaves hold up to 11 (String, String) entries and are allocated whole (~560 B);
-    // plus the strings' heap bytes.
-    let nodes = a.len().div_ceil(11);
-    nodes * 560 + a.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    a.heap_bytes()
 }
 
 fn opt_len(s: &Option<String>) -> usize {

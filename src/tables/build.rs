@@ -16,9 +16,7 @@ use super::arrays::{
 use super::columns::TableColumns;
 use super::family::family_columns;
 use super::{logs_schema, metrics_schema, spans_schema, traces_schema, window_bounds_schema};
-use crate::model::{
-    Attributes, EventTime, LogRecord, MetricPoint, ParsedLog, SpanRecord, TraceSummary,
-};
+use crate::model::{EventTime, LogRecord, MetricPoint, ParsedLog, SpanRecord, TraceSummary};
 
 /// Builds the `traces` table from trace summaries.
 pub fn traces_batch(summaries: &[TraceSummary]) -> RecordBatch {
@@ -67,9 +65,13 @@ pub fn window_bounds_batch(start: EventTime, end: EventTime, early: bool) -> Rec
     )
 }
 
-/// A `Map<Utf8, Utf8>` column (the type of `tables::string_map`) of `maps`, one row each.
-pub fn string_map_column(rows: &[&Attributes]) -> ArrayRef {
-    maps(rows, |m| m)
+/// A one-row `Map<Utf8, Utf8>` column (the type of `tables::string_map`) of `pairs`.
+pub fn string_map_column<'a>(
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> ArrayRef {
+    let pairs: Vec<(&String, String)> = pairs.into_iter().map(|(k, v)| (k, v.clone())).collect();
+    let row = [&pairs[..]];
+    pair_maps(&row, |p| p)
 }
 
 /// Builds the `logs` table from records.
