@@ -264,7 +264,15 @@ impl Pipeline {
         self.look_back_tables = look_back_tables(&self.rules, &self.indicators);
         // Windows released from now on hold what the new rules read; the look-back keeps
         // the columns it was built with (as it keeps only the tables the old rules read).
-        self.columns = read_columns(&self.rules, &self.sources, &self.indicators, &self.kb);
+        let columns = read_columns(&self.rules, &self.sources, &self.indicators, &self.kb);
+        if !self.columns.covers(&columns) && self.history > 0 {
+            warn!(
+                ?columns,
+                "The reloaded rules read columns no rule read before: windows already in the \
+                 look-back hold placeholders there (nulls or empty values) until they age out."
+            );
+        }
+        self.columns = columns;
         for shard in self.shards.values_mut() {
             shard.aligner.build_columns(self.columns.clone());
         }
