@@ -1,22 +1,25 @@
 //! The `traces` table: one row per trace, derived from its spans and logs.
 
-use std::collections::BTreeSet;
-
 use crate::model::{EventTime, Record, SpanId, SpanRecord, StatusCode, TraceId, TraceSummary};
 
 /// Time of `span` not covered by any of its children (children clipped to the span, overlaps
-/// counted once).
-fn self_time_ns(span: &SpanRecord, children: &[&SpanRecord]) -> i64 {
+/// counted once). `iv` is scratch space, reused from span to span.
+fn self_time_ns<'a>(
+    span: &SpanRecord,
+    children: impl Iterator<Item = &'a SpanRecord>,
+    iv: &mut Vec<(i64, i64)>,
+) -> i64 {
     let (s, e) = (span.start_time.0, span.end_time.0);
-    let mut iv: Vec<(i64, i64)> = children
-        .iter()
-        .map(|c| (c.start_time.0.max(s), c.end_time.0.min(e)))
-        .filter(|(a, b)| a < b)
-        .collect();
+    iv.clear();
+    iv.extend(
+        children
+            .map(|c| (c.start_time.0.max(s), c.end_time.0.min(e)))
+            .filter(|(a, b)| a < b),
+    );
     iv.sort_unstable();
     let mut covered = 0;
     let mut cur: Option<(i64, i64)> = None;
-    for (a, b) in iv {
+    for &(a, b) in iv.iter() {
         match &mut cur {
             Some((_, ce)) if a <= *ce => *ce = (*ce).max(b),
             _ => {
@@ -94,23 +97,33 @@ pub fn summarize<'a>(
         Some(r) => r.duration_ms(),
         None => (end.0 - start.0) as f64 / 1e6,
     };
-    let mut children: foldhash::HashMap<SpanId, Vec<&SpanRecord>> = Default::default();
-    for s in &spans {
-        if let Some(p) = s.parent_span_id {
-            children.entry(p).or_default().push(s);
-        }
-    }
+    // `(parent id, child's index)` sorted: each span's children are one run of it (one
+    // allocation per trace, where a map of vectors took one per parent).
+    let mut edges: Vec<(SpanId, usize)> = spans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((s.parent_span_id?, i)))
+        .collect();
+    edges.sort_unstable();
     let mut bottleneck: Option<(&SpanRecord, i64)> = None;
+    let mut scratch = Vec::new();
     for s in &spans {
-        let own = self_time_ns(s, children.get(&s.span_id).map_or(&[], |v| v));
+        let first = edges.partition_point(|(parent, _)| *parent < s.span_id);
+        let children = edges[first..]
+            .iter()
+            .take_while(|(parent, _)| *parent == s.span_id)
+            .map(|(_, i)| spans[*i]);
+        let own = self_time_ns(s, children, &mut scratch);
         if bottleneck.is_none_or(|(_, best)| own > best) {
             bottleneck = Some((s, own));
         }
     }
-    let services: BTreeSet<&str> = spans
+    let mut services: Vec<&str> = spans
         .iter()
         .filter_map(|s| s.resource.service.as_deref())
         .collect();
+    services.sort_unstable();
+    services.dedup();
     TraceSummary {
         trace_id,
         start_time: start,
