@@ -280,4 +280,4 @@ fn ipc_table(bytes: &[u8]) -> Result<RecordBatch, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -3,7 +3,6 @@
 //! reads.
 
 use super::*;
-use crate::decode::MessageContext;
 use crate::model::AckId;
 use crate::output::Output;
 use crate::rules::Unbounded;
@@ -20,19 +19,8 @@ fn run(rt: &tokio::runtime::Runtime, every_column: bool) -> (ColumnSet, Vec<Outp
     let key = PartitionKey::new("in", 0);
     p.register(&key);
     let mut outputs = Vec::new();
-    let text = include_str!("../../examples/incident.jsonl");
-    for (i, line) in text.lines().enumerate() {
-        let m = InputMessage {
-            payload: line.as_bytes().to_vec(),
-            size: line.len(),
-            source: Location::Kafka {
-                topic: "in".into(),
-                partition: 0,
-                offset: i as i64,
-            },
-            context: MessageContext::default(),
-        };
-        outputs.extend(rt.block_on(p.ingest(&m, i as AckId, &key)).outputs);
+    for (i, m) in super::checkpoint::tests::messages().iter().enumerate() {
+        outputs.extend(rt.block_on(p.ingest(m, i as AckId, &key)).outputs);
     }
     outputs.extend(rt.block_on(p.finish()).outputs);
     (p.columns.clone(), outputs)

@@ -34,7 +34,8 @@ fn pipeline(rt: &tokio::runtime::Runtime, extra_rules: &std::path::Path) -> Pipe
     })
 }
 
-fn messages() -> Vec<InputMessage> {
+/// The example incident's lines as messages of partition `in`/0, offset = line index.
+pub(in crate::pipeline) fn messages() -> Vec<InputMessage> {
     let text = include_str!("../../../examples/incident.jsonl");
     text.lines()
         .enumerate()
