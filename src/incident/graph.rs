@@ -12,41 +12,31 @@ const WINDOWS: usize = 5;
 /// Edges kept per window at most (a bound on pathological inputs).
 const MAX_EDGES: usize = 10_000;
 
-/// The `spans` columns [`edges_of`] reads (built whatever the queries read).
-pub const SPAN_COLUMNS: [&str; 4] = ["trace_id", "span_id", "parent_span_id", "service"];
+/// The `spans` columns [`edges_of`] reads (built whatever the queries read): a span's
+/// service and its parent's — the family column, so a span id repeated in a trace is the
+/// parent its first row says, as for every query (`tables::family`).
+pub const SPAN_COLUMNS: [&str; 2] = ["service", "parent_service"];
 
-/// `caller -> callee` service pairs of one window's spans.
+/// `caller -> callee` service pairs of one window's spans: a span whose parent span belongs
+/// to another service.
 pub fn edges_of(spans: &RecordBatch) -> BTreeSet<(String, String)> {
-    let [Some(trace), Some(span), Some(parent), Some(service)] =
-        SPAN_COLUMNS.map(|c| spans.column_by_name(c))
+    let [Some(service), Some(parent_service)] = SPAN_COLUMNS.map(|c| spans.column_by_name(c))
     else {
         return BTreeSet::new();
     };
-    let (trace, span, parent, service) = (
-        trace.as_string::<i32>(),
-        span.as_string::<i32>(),
-        parent.as_string::<i32>(),
+    let (callee, caller) = (
         service.as_string::<i32>(),
+        parent_service.as_string::<i32>(),
     );
-    // Looked up once per span of a busy window (a million and more): hashed, not
-    // ordered; the edges themselves are collected borrowed and copied once each.
-    let mut owner: foldhash::HashMap<(&str, &str), &str> = foldhash::HashMap::default();
-    owner.reserve(spans.num_rows());
-    for row in 0..spans.num_rows() {
-        if !service.is_null(row) {
-            owner.insert((trace.value(row), span.value(row)), service.value(row));
-        }
-    }
+    // Collected borrowed and copied once each.
     let mut edges: BTreeSet<(&str, &str)> = BTreeSet::new();
     for row in 0..spans.num_rows() {
-        if parent.is_null(row) || service.is_null(row) {
+        if callee.is_null(row) || caller.is_null(row) {
             continue;
         }
-        let callee = service.value(row);
-        if let Some(caller) = owner.get(&(trace.value(row), parent.value(row))) {
-            if *caller != callee && edges.len() < MAX_EDGES {
-                edges.insert((caller, callee));
-            }
+        let (caller, callee) = (caller.value(row), callee.value(row));
+        if caller != callee && edges.len() < MAX_EDGES {
+            edges.insert((caller, callee));
         }
     }
     edges

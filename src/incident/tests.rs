@@ -352,10 +352,10 @@ fn alerts_on_services_a_call_edge_joins_are_one_incident_whatever_their_order() 
 #[test]
 fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
     use crate::model::{Attributes, Resource, SpanRecord, StatusCode};
-    let span = |id: &str, parent: Option<&str>, service: &str| SpanRecord {
+    let in_trace = |trace: &str, id: &str, parent: Option<&str>, service: &str| SpanRecord {
         start_time: EventTime(0),
         end_time: EventTime(1_000_000),
-        trace_id: crate::model::TraceId::from_label("t1"),
+        trace_id: crate::model::TraceId::from_label(trace),
         span_id: crate::model::SpanId::from_label(id),
         parent_span_id: parent.map(crate::model::SpanId::from_label),
         name: "op".into(),
@@ -370,10 +370,14 @@ fn call_edges_come_from_spans_whose_parent_is_in_another_service() {
         attributes: Attributes::new(),
         event_count: 0,
     };
+    let span = |id, parent, service| in_trace("t1", id, parent, service);
     let spans = [
         span("a", None, "gateway"),
         span("b", Some("a"), "gateway"),
         span("c", Some("b"), "model"),
+        // A parent id of another trace, and a parent not in the window: no edge.
+        in_trace("t2", "d", Some("a"), "store"),
+        span("e", Some("gone"), "cache"),
     ];
     let batch = crate::tables::spans_batch(&spans.iter().collect::<Vec<_>>());
     let edges = graph::edges_of(&batch);

@@ -35,9 +35,9 @@ fn the_default_pipeline_builds_fewer_columns_and_produces_the_same() {
     let (all, full) = run(&rt, true);
     assert_eq!(all, ColumnSet::all());
     assert!(all.covers(&read) && !read.covers(&all), "{read:?}");
-    // No query of the default pipeline reads the metrics' resources or the spans' status
-    // messages; the spans' parent ids are read by the call graph, outside SQL, and their
-    // attributes by a precondition of the knowledge base.
+    // No query of the default pipeline reads the metrics' resources, the spans' status
+    // messages or their ids (the call graph reads the family column `parent_service`); a
+    // precondition of the knowledge base reads the spans' attributes.
     let has = |table: &str, column: &str| {
         let index = crate::tables::schema_of(table).unwrap().index_of(column);
         read.of(table).has(index.unwrap())
@@ -47,7 +47,11 @@ fn the_default_pipeline_builds_fewer_columns_and_produces_the_same() {
         "{read:?}"
     );
     assert!(
-        has("spans", "parent_span_id") && has("spans", "attributes"),
+        !has("spans", "span_id") && !has("spans", "parent_span_id"),
+        "{read:?}"
+    );
+    assert!(
+        has("spans", "parent_service") && has("spans", "attributes"),
         "{read:?}"
     );
 
@@ -67,4 +71,26 @@ fn the_default_pipeline_builds_fewer_columns_and_produces_the_same() {
     for (a, b) in lean.iter().zip(&full) {
         assert_eq!(a, b);
     }
+}
+
+/// The call graph reads the tables outside SQL: from spans built with the columns it declares
+/// alone, it finds the edges it finds in full ones.
+#[test]
+fn the_call_graph_declares_the_columns_it_reads() {
+    let decoder = crate::decode::Decoder::new(1 << 20);
+    let mut spans = Vec::new();
+    for m in super::checkpoint::tests::messages() {
+        for r in decoder.decode(&m.payload, m.context).unwrap() {
+            if let Record::Span(s) = r {
+                spans.push(s);
+            }
+        }
+    }
+    let rows: Vec<&crate::model::SpanRecord> = spans.iter().collect();
+    let mut declared = ColumnSet::default();
+    crate::incident::read_columns(&mut declared);
+    let lean = crate::tables::spans_table(&rows, declared.of("spans"));
+    let edges = crate::incident::graph::edges_of(&crate::tables::spans_batch(&rows));
+    assert!(!edges.is_empty());
+    assert_eq!(crate::incident::graph::edges_of(&lean), edges);
 }
