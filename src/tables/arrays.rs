@@ -38,7 +38,7 @@ pub(super) fn table(
 
 /// A column that is not built: nulls, or where the column is not nullable, empty strings,
 /// maps and lists, zeros and `false`s. Its buffers are a few bytes per row at most.
-pub(super) fn placeholder(field: &Field, rows: usize) -> ArrayRef {
+fn placeholder(field: &Field, rows: usize) -> ArrayRef {
     let zero_offsets = || OffsetBuffer::<i32>::new_zeroed(rows);
     let data_type = field.data_type();
     if field.is_nullable() {
