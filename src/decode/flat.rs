@@ -257,28 +257,16 @@ fn metric(f: FlatMetric) -> Result<Record, DecodeError> {
     if !f.value.is_finite() {
         return Err(DecodeError::record("metric value is not finite"));
     }
+    let resource = Arc::new(resource(f.service, f.host, f.resource));
     Ok(Record::Metric(Box::new(MetricPoint {
-        time,
-        start_time: None,
-        name: f.name,
-        description: None,
         unit: f.unit,
-        kind,
         temporality,
         is_monotonic: f.is_monotonic,
         value: Some(f.value),
-        count: None,
-        sum: None,
-        min: None,
-        max: None,
-        bucket_bounds: Vec::new(),
-        bucket_counts: Vec::new(),
-        quantiles: Vec::new(),
         trace_id: id(f.trace_id.as_deref(), "trace_id")?,
-        span_id: None,
-        resource: Arc::new(resource(f.service, f.host, f.resource)),
         scope: f.scope,
         attributes: string_map(f.attributes),
+        ..MetricPoint::new(time, f.name, kind, resource)
     })))
 }
 

@@ -149,29 +149,16 @@ impl PointBase<'_> {
             }
         }
         Ok(MetricPoint {
-            time: t,
             start_time: time(start_time_unix_nano),
-            name: self.name.to_owned(),
             description: Some(self.description)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             unit: Some(self.unit).filter(|s| !s.is_empty()).map(str::to_owned),
-            kind,
-            temporality: None,
-            is_monotonic: None,
-            value: None,
-            count: None,
-            sum: None,
-            min: None,
-            max: None,
-            bucket_bounds: Vec::new(),
-            bucket_counts: Vec::new(),
-            quantiles: Vec::new(),
             trace_id,
             span_id,
-            resource: self.res.clone(),
             scope: self.scope.clone(),
             attributes,
+            ..MetricPoint::new(t, self.name.to_owned(), kind, self.res.clone())
         })
     }
 

@@ -223,6 +223,37 @@ pub struct MetricPoint {
     pub attributes: Attributes,
 }
 
+impl MetricPoint {
+    /// A point of metric `name` at `time` with nothing else known yet: no value,
+    /// distribution, ids, scope, attributes or metadata. Each decoder fills in what its
+    /// format carries.
+    pub fn new(time: EventTime, name: String, kind: MetricKind, resource: Arc<Resource>) -> Self {
+        MetricPoint {
+            time,
+            start_time: None,
+            name,
+            description: None,
+            unit: None,
+            kind,
+            temporality: None,
+            is_monotonic: None,
+            value: None,
+            count: None,
+            sum: None,
+            min: None,
+            max: None,
+            bucket_bounds: Vec::new(),
+            bucket_counts: Vec::new(),
+            quantiles: Vec::new(),
+            trace_id: None,
+            span_id: None,
+            resource,
+            scope: None,
+            attributes: Attributes::new(),
+        }
+    }
+}
+
 /// Span status as in OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusCode {
