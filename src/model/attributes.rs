@@ -65,10 +65,6 @@ impl Attributes {
         Iter(self.0.iter())
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
-    }
-
     /// The pairs of `pairs` sorted by key, the last of each key kept.
     fn from_pairs(mut pairs: Vec<(String, String)>) -> Self {
         // Stable: of pairs with one key, the later stays later.
