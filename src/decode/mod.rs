@@ -9,6 +9,8 @@ mod otlp;
 mod plain;
 mod plain_metrics;
 mod points;
+mod scanned;
+mod scanner;
 mod value;
 
 pub use flat::to_flat_json;

@@ -70,10 +70,12 @@ pub(super) fn decode_json_text(
 ) -> Option<Result<Vec<Record>, DecodeError>> {
     let has = |key: &str| text.contains(key);
     match first_key(text)? {
-        "resourceSpans" => match super::plain::plain_spans(text) {
-            Some(records) => Some(Ok(records)),
-            None => typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans)),
-        },
+        "resourceSpans" => {
+            match super::scanned::scanned_spans(text).or_else(|| super::plain::plain_spans(text)) {
+                Some(records) => Some(Ok(records)),
+                None => typed::<ExportTraceServiceRequest>(text).map(|r| spans(r.resource_spans)),
+            }
+        }
         "resourceLogs" if !has("\"resourceSpans\"") => {
             match super::plain::plain_logs(text, fallback_time) {
                 Some(records) => Some(Ok(records)),

@@ -75,7 +75,7 @@ fn every_span_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
     example_lines_take_the_plain_path("resourceSpans", plain_spans);
 }
 
-fn request(spans: Vec<Value>) -> String {
+pub(in crate::decode) fn request(spans: Vec<Value>) -> String {
     request_from(service_resource(), spans)
 }
 
@@ -83,7 +83,7 @@ fn service_resource() -> Value {
     json!({"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]})
 }
 
-fn request_from(resource: Value, spans: Vec<Value>) -> String {
+pub(in crate::decode) fn request_from(resource: Value, spans: Vec<Value>) -> String {
     json!({"resourceSpans": [{
         "resource": resource,
         "scopeSpans": [{"scope": {"name": "lib", "version": "1"}, "spans": spans}]
@@ -100,7 +100,7 @@ pub(in crate::decode) fn a_resource() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn span(extra: &[(&str, Value)]) -> Value {
+pub(in crate::decode) fn span(extra: &[(&str, Value)]) -> Value {
     let mut span = json!({
         "traceId": "5b8efff798038103d269b633813fc60c",
         "spanId": "eee19b7ec3c1b174",
@@ -224,7 +224,7 @@ pub(in crate::decode) fn attribute() -> impl Strategy<Value = Value> {
     })
 }
 
-fn a_span() -> impl Strategy<Value = Value> {
+pub(in crate::decode) fn a_span() -> impl Strategy<Value = Value> {
     (
         (id_text(16), id_text(8), prop::option::of(id_text(8))),
         (time_value(), prop::option::of(time_value())),
