@@ -26,6 +26,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 use super::shard::Shard;
 use super::Pipeline;
@@ -34,8 +35,10 @@ use crate::model::saved::Saved;
 use crate::model::{AckId, AlignedBatch, EventTime, Window};
 
 /// The snapshot layout this build writes and reads. 3: the incidents' state holds the
-/// training jobs' NCCL topology (`incident::comm`).
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// training jobs' NCCL topology (`incident::comm`). 4: the look-back's Arrow IPC tables are
+/// CBOR byte strings (they were arrays of one integer item per byte: 8 M items to encode per
+/// snapshot of a busy shard, about half the CPU of a run on the broker).
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// One shard's checkpoint, as written to the state topic (key `group/pipeline/shard`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,11 +76,12 @@ pub struct ShardState {
     rebuild_from: Option<EventTime>,
 }
 
-/// A batch of the look-back history: its window and tables in Arrow IPC stream format.
+/// A batch of the look-back history: its window and tables in Arrow IPC stream format,
+/// each a CBOR byte string (`ByteBuf`; serde writes a `Vec<u8>` as a list of numbers).
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedBatch {
     window: Window,
-    tables: [Vec<u8>; 4],
+    tables: [ByteBuf; 4],
 }
 
 /// Why a snapshot was not used.
@@ -248,14 +252,14 @@ fn save_batch(batch: &AlignedBatch) -> SavedBatch {
     }
 }
 
-fn ipc_bytes(table: &RecordBatch) -> Vec<u8> {
+fn ipc_bytes(table: &RecordBatch) -> ByteBuf {
     let mut out = Vec::new();
     let mut w = StreamWriter::try_new(&mut out, &table.schema())
         .expect("our own schemas are valid IPC schemas");
     w.write(table).expect("writing IPC to memory cannot fail");
     w.finish().expect("writing IPC to memory cannot fail");
     drop(w);
-    out
+    ByteBuf::from(out)
 }
 
 fn load_batch(saved: SavedBatch) -> Result<AlignedBatch, String> {
