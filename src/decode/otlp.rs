@@ -147,6 +147,18 @@ pub(super) fn time(nanos: u64) -> Option<EventTime> {
     (nanos != 0).then(|| EventTime(i64::try_from(nanos).unwrap_or(i64::MAX)))
 }
 
+/// A span's start and end as every decoding path reads them: a span needs a start, no end
+/// is the start, and an end before the start is refused (the error says which, after the
+/// span's name).
+pub(super) fn span_times(start: u64, end: u64) -> Result<(EventTime, EventTime), &'static str> {
+    let start = time(start).ok_or("has no startTimeUnixNano")?;
+    let end = time(end).unwrap_or(start);
+    if end < start {
+        return Err("ends before it starts");
+    }
+    Ok((start, end))
+}
+
 // The request is taken, not borrowed, so its strings move into the records.
 fn spans(resource_spans: Vec<ResourceSpans>) -> Result<Vec<Record>, DecodeError> {
     let mut out = Vec::new();
@@ -171,16 +183,8 @@ fn convert_span(
         .ok_or_else(|| DecodeError::record(format!("span {:?} has no traceId", span.name)))?;
     let span_id = bytes_id(&span.span_id, "spanId")?
         .ok_or_else(|| DecodeError::record(format!("span {:?} has no spanId", span.name)))?;
-    let start = time(span.start_time_unix_nano).ok_or_else(|| {
-        DecodeError::record(format!("span {:?} has no startTimeUnixNano", span.name))
-    })?;
-    let end = time(span.end_time_unix_nano).unwrap_or(start);
-    if end < start {
-        return Err(DecodeError::record(format!(
-            "span {:?} ends before it starts",
-            span.name
-        )));
-    }
+    let (start, end) = span_times(span.start_time_unix_nano, span.end_time_unix_nano)
+        .map_err(|what| DecodeError::record(format!("span {:?} {what}", span.name)))?;
     let (status, status_message) = span_status(span.status);
     Ok(SpanRecord {
         start_time: start,

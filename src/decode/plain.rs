@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::Status;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::otlp::{scope_name, span_kind, span_status, time};
+use super::otlp::{scope_name, span_kind, span_status, span_times, time};
 use crate::model::{
     Attributes, EventTime, HexId, LogRecord, Record, Resource, SpanId, SpanRecord, TraceId,
 };
@@ -232,11 +232,7 @@ struct PlainSpan {
 impl PlainSpan {
     /// The record `otlp::convert_span` makes of the same span; `None` where it would fail.
     fn into_record(self, res: &Arc<Resource>, scope: Option<String>) -> Option<SpanRecord> {
-        let start = time(self.start_time_unix_nano)?;
-        let end = time(self.end_time_unix_nano).unwrap_or(start);
-        if end < start {
-            return None;
-        }
+        let (start, end) = span_times(self.start_time_unix_nano, self.end_time_unix_nano).ok()?;
         let (status, status_message) = span_status(self.status);
         Some(SpanRecord {
             start_time: start,

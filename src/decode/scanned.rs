@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::Status;
 
-use super::otlp::{span_kind, span_status, time};
+use super::otlp::{span_kind, span_status, span_times};
 use super::scanner::{parse_u64, Scanner};
 use crate::model::{Attributes, HexId, Record, Resource, SpanId, SpanRecord, TraceId};
 
@@ -144,11 +144,7 @@ fn span(s: &mut Scanner, res: &Arc<Resource>, scope: Option<String>) -> Option<S
         "status" => once(&mut f.status, status(s)?),
         _ => None,
     })?;
-    let start_time = time(f.start.unwrap_or(0))?;
-    let end_time = time(f.end.unwrap_or(0)).unwrap_or(start_time);
-    if end_time < start_time {
-        return None;
-    }
+    let (start_time, end_time) = span_times(f.start.unwrap_or(0), f.end.unwrap_or(0)).ok()?;
     let (status, status_message) = span_status(f.status.flatten());
     Some(SpanRecord {
         start_time,
