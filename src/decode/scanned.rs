@@ -38,12 +38,12 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 fn resource_spans(s: &mut Scanner, out: &mut Vec<Record>) -> Option<()> {
     let (mut res, mut listed, mut schema) = (None, None, None);
     s.object(|s, key| match key {
-        "resource" => once(&mut res, Arc::new(Resource::from_attributes(resource(s)?))),
+        "resource" => once(&mut res, resource(s)?),
         "scopeSpans" => {
             once(&mut listed, ())?;
-            // The resource comes first, as the Collector writes it, or not at all.
-            let res =
-                res.get_or_insert_with(|| Arc::new(Resource::from_attributes(Attributes::new())));
+            // The resource comes first, as the Collector writes it, or not at all (then it
+            // is empty, as `PlainResource::shared` makes a missing one).
+            let res = res.get_or_insert_with(Arc::default);
             s.array(|s| scope_spans(s, res, out))
         }
         "schemaUrl" => once(&mut schema, s.str()?),
@@ -51,18 +51,18 @@ fn resource_spans(s: &mut Scanner, out: &mut Vec<Record>) -> Option<()> {
     })
 }
 
-/// A resource's attributes.
-fn resource(s: &mut Scanner) -> Option<Attributes> {
+/// The records' shared resource, as `PlainResource::shared` makes it (`null` is empty).
+fn resource(s: &mut Scanner) -> Option<Arc<Resource>> {
     let (mut attrs, mut dropped) = (None, None);
-    if s.null() {
-        return Some(Attributes::new());
+    if !s.null() {
+        s.object(|s, key| match key {
+            "attributes" => once(&mut attrs, attributes(s)?),
+            "droppedAttributesCount" => once(&mut dropped, s.int::<u32>()?),
+            _ => None,
+        })?;
     }
-    s.object(|s, key| match key {
-        "attributes" => once(&mut attrs, attributes(s)?),
-        "droppedAttributesCount" => once(&mut dropped, s.int::<u32>()?),
-        _ => None,
-    })?;
-    Some(attrs.unwrap_or_default())
+    let attributes = attrs.unwrap_or_default();
+    Some(Arc::new(Resource::from_attributes(attributes)))
 }
 
 fn scope_spans(s: &mut Scanner, res: &Arc<Resource>, out: &mut Vec<Record>) -> Option<()> {
@@ -208,7 +208,7 @@ fn nanos(s: &mut Scanner) -> Option<u64> {
 }
 
 /// An attribute list, as `PlainAttributes` reads it.
-pub(super) fn attributes(s: &mut Scanner) -> Option<Attributes> {
+fn attributes(s: &mut Scanner) -> Option<Attributes> {
     let mut pairs = Vec::new();
     s.array(|s| {
         pairs.push(key_value(s)?);

@@ -4,8 +4,7 @@ use serde_json::{json, Value};
 use super::scanned_spans;
 use crate::decode::plain::plain_spans;
 use crate::decode::plain::tests::{
-    a_resource, a_span, example_lines_take_the_plain_path, general, plain_agrees_with_general,
-    request, request_from, span,
+    example_lines_take_the_plain_path, general, request, span, span_path_agrees_with_general,
 };
 
 #[test]
@@ -31,11 +30,7 @@ fn pretty_printed_requests_are_scanned_alike() {
 /// generated requests as the serde path's test, so both outcomes occur).
 #[test]
 fn the_scanned_path_agrees_with_the_general_one() {
-    plain_agrees_with_general(
-        (a_resource(), proptest::collection::vec(a_span(), 1..4)),
-        |(resource, spans)| (request_from(resource, spans), None),
-        |text, _| scanned_spans(text),
-    );
+    span_path_agrees_with_general(scanned_spans);
 }
 
 /// Shapes the serde path reads but the scanner leaves to it, and plain ones it reads.

@@ -3,9 +3,9 @@
 //!
 //! Why our own: after the serde types of `plain.rs`, serde_json's visitor machinery was
 //! still about 25 instructions per byte of a span request (each key is parsed into a
-//! field identifier through a visitor, each string is scanned twice, each object is a
-//! `MapAccess` state machine), and `simd-json` and `sonic-rs` measured no better on these
-//! small objects (`BENCHMARKS.md`, "Twelfth session"). The requests we read are a few
+//! field identifier through a visitor, each object is a `MapAccess` state machine), and
+//! `sonic-rs` and `simd-json` measured no better on these small objects (`BENCHMARKS.md`,
+//! "Twelfth session" and "Thirteenth session"). The requests we read are a few
 //! fixed shapes, so the reader only needs strings, integers, `true`, `false` and `null`,
 //! objects and arrays, read in place. Whatever is outside what a caller reads — a float
 //! where an integer belongs, an escaped key, a control character, a lone surrogate,

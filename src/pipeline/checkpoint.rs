@@ -36,8 +36,8 @@ use crate::model::{AckId, AlignedBatch, EventTime, Window};
 
 /// The snapshot layout this build writes and reads. 3: the incidents' state holds the
 /// training jobs' NCCL topology (`incident::comm`). 4: the look-back's Arrow IPC tables are
-/// CBOR byte strings (they were arrays of one integer item per byte: 8 M items to encode per
-/// snapshot of a busy shard, about half the CPU of a run on the broker).
+/// CBOR byte strings (they were arrays of one integer item per byte: millions of items to
+/// encode per snapshot of a look-back near `max_history_bytes`).
 pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// One shard's checkpoint, as written to the state topic (key `group/pipeline/shard`).

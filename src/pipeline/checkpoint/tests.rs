@@ -201,7 +201,7 @@ fn snapshots_of_another_version_or_shape_are_refused() {
 }
 
 /// The look-back's Arrow IPC tables are CBOR byte strings, which encode as a copy (an array
-/// of one integer item per byte was about half the CPU of a run on the broker), and read back.
+/// of one integer item per byte took millions of items per snapshot), and read back.
 #[test]
 fn the_look_back_tables_are_byte_strings() {
     let rt = tokio::runtime::Builder::new_current_thread()
