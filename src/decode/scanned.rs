@@ -201,7 +201,8 @@ fn status(s: &mut Scanner) -> Option<Option<Status>> {
 /// A `fixed64` time as `plain::nanos` reads it: an integer, or a string `u64` parses.
 fn nanos(s: &mut Scanner) -> Option<u64> {
     if s.at_string() {
-        parse_u64(&s.string()?)
+        // A time written with escapes gives up to the serde path, which reads it.
+        parse_u64(s.str()?)
     } else {
         s.int::<u64>()
     }

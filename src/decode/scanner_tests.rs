@@ -2,7 +2,7 @@ use std::borrow::Cow;
 
 use proptest::prelude::*;
 
-use super::{parse_u64, run_end, Scanner};
+use super::{parse_u64, run_end, run_end_swar, Scanner};
 
 fn str_of(text: &str) -> Option<&str> {
     let mut s = Scanner::new(text);
@@ -170,16 +170,62 @@ fn bools_numbers_and_the_end() {
     assert_eq!(Scanner::new(" x").end(), None);
 }
 
+/// Any ASCII character in place of each digit of a 19-digit time (and of an 8-digit one,
+/// one whole chunk) reads as `str::parse` reads it: the eight-digit step rejects what is
+/// not a digit, including the bytes next to the digits (`/`, `:`).
+#[test]
+fn parse_u64_rejects_every_non_digit_in_each_place() {
+    for base in ["1793534400123456789", "98765432"] {
+        for at in 0..base.len() {
+            for c in (0u8..0x80).map(char::from) {
+                let mut text = base.to_string();
+                text.replace_range(at..at + 1, c.encode_utf8(&mut [0; 4]));
+                assert_eq!(parse_u64(&text), text.parse::<u64>().ok(), "{text:?}");
+            }
+        }
+    }
+}
+
+/// Each stopping byte at each place of a run over three chunks, after bytes on both sides
+/// of the control range's edge (0x20, 0x7f, 0x80, 0xff): found where it is, by both searches.
+#[test]
+fn run_end_stops_at_each_stopping_byte_at_each_place() {
+    let stops = (0u8..0x20).chain([b'"', b'\\']);
+    for stop in stops {
+        for filler in [0x20u8, b'a', 0x7f, 0x80, 0xff] {
+            for at in 0..48 {
+                let mut bytes = vec![filler; 50];
+                bytes[at] = stop;
+                for from in 0..=at.min(3) {
+                    assert_eq!(
+                        run_end(&bytes, from),
+                        Some(at),
+                        "{stop:#x} at {at} from {from}"
+                    );
+                    assert_eq!(run_end_swar(&bytes, from), Some(at));
+                }
+            }
+            assert_eq!(run_end(&[filler; 50], 0), None);
+        }
+    }
+}
+
 proptest! {
-    /// The eight-bytes-at-a-time search finds what a byte loop finds, wherever the
-    /// stopping byte is and whatever surrounds it.
+    /// The chunked searches (SSE2 where there is one, and the eight-byte loop on its own)
+    /// find what a byte loop finds, wherever the stopping byte is and whatever surrounds
+    /// it: runs from none to several chunks long, stops of each kind, none at all.
     #[test]
     fn run_end_finds_the_first_quote_backslash_or_control_byte(
         bytes in proptest::collection::vec(
-            prop_oneof![4 => 0x20u8..=0xff, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20],
-            0..40,
+            prop_oneof![
+                60 => 0x20u8..=0xff,
+                1 => Just(b'"'),
+                1 => Just(b'\\'),
+                1 => 0u8..0x20,
+            ],
+            0..100,
         ),
-        from in 0usize..40,
+        from in 0usize..100,
     ) {
         let from = from.min(bytes.len());
         let expected = bytes[from..]
@@ -187,11 +233,12 @@ proptest! {
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
             .map(|p| from + p);
         prop_assert_eq!(run_end(&bytes, from), expected);
+        prop_assert_eq!(run_end_swar(&bytes, from), expected);
     }
 
     /// As `str::parse::<u64>`, for any text of digits, signs and letters.
     #[test]
-    fn parse_u64_is_str_parse(text in "[0-9]{0,22}|[+0-9a]{0,5}") {
+    fn parse_u64_is_str_parse(text in "[0-9]{0,22}|[+0-9a]{0,5}|[0-9]{0,9}[/:+a ][0-9]{0,12}") {
         prop_assert_eq!(parse_u64(&text), text.parse::<u64>().ok());
     }
 }
