@@ -10,6 +10,7 @@ mod plain;
 mod plain_metrics;
 mod points;
 mod scanned;
+mod scanned_metrics;
 mod scanner;
 mod value;
 

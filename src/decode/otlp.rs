@@ -77,14 +77,16 @@ pub(super) fn decode_json_text(
             }
         }
         "resourceLogs" if !has("\"resourceSpans\"") => {
-            match super::plain::plain_logs(text, fallback_time) {
+            let scanned = super::scanned::scanned_logs(text, fallback_time);
+            match scanned.or_else(|| super::plain::plain_logs(text, fallback_time)) {
                 Some(records) => Some(Ok(records)),
                 None => typed::<ExportLogsServiceRequest>(text)
                     .map(|r| logs(r.resource_logs, fallback_time)),
             }
         }
         "resourceMetrics" if !has("\"resourceSpans\"") && !has("\"resourceLogs\"") => {
-            match super::plain_metrics::plain_metrics(text) {
+            let scanned = super::scanned_metrics::scanned_metrics(text);
+            match scanned.or_else(|| super::plain_metrics::plain_metrics(text)) {
                 Some(records) => Some(Ok(records)),
                 None => {
                     typed::<ExportMetricsServiceRequest>(text).map(|r| metrics(r.resource_metrics))

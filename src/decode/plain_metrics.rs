@@ -262,4 +262,4 @@ impl HistogramPoint for PlainHistogramPoint {
 
 #[cfg(test)]
 #[path = "plain_metrics_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -6,6 +6,7 @@ use crate::decode::plain::tests::{
     a_resource, attribute, example_lines_take_the_plain_path, general, plain_agrees_with_general,
     time_value,
 };
+use crate::model::Record;
 
 #[test]
 fn every_metric_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
@@ -20,13 +21,13 @@ fn request_from(resource: Value, metrics: Vec<Value>) -> String {
     .to_string()
 }
 
-fn request(metric: Value) -> String {
+pub(in crate::decode) fn request(metric: Value) -> String {
     let resource =
         json!({"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]});
     request_from(resource, vec![metric])
 }
 
-fn number_point(extra: Value) -> Value {
+pub(in crate::decode) fn number_point(extra: Value) -> Value {
     let mut p = json!({"timeUnixNano": "1700000000000000000", "asDouble": 0.5,
         "attributes": [{"key": "gpu", "value": {"stringValue": "0"}}]});
     for (k, v) in extra.as_object().unwrap() {
@@ -35,7 +36,7 @@ fn number_point(extra: Value) -> Value {
     p
 }
 
-fn histogram_point(extra: Value) -> Value {
+pub(in crate::decode) fn histogram_point(extra: Value) -> Value {
     let mut p = json!({"timeUnixNano": "1700000000000000000", "count": "3", "sum": 1.5,
         "bucketCounts": ["1", "2", "0"], "explicitBounds": [0.5, 1.0]});
     for (k, v) in extra.as_object().unwrap() {
@@ -197,9 +198,15 @@ fn a_metric() -> impl Strategy<Value = Value> {
 /// the generated requests exercise both outcomes.
 #[test]
 fn the_plain_metric_path_agrees_with_the_general_one() {
+    metric_path_agrees_with_general(plain_metrics);
+}
+
+/// Whatever `decode` (a metric path) accepts of generated metric requests, the general path
+/// decodes to the same records; both outcomes occur.
+pub(in crate::decode) fn metric_path_agrees_with_general(decode: fn(&str) -> Option<Vec<Record>>) {
     plain_agrees_with_general(
         (a_resource(), proptest::collection::vec(a_metric(), 1..3)),
         |(resource, metrics)| (request_from(resource, metrics), None),
-        |text, _| plain_metrics(text),
+        |text, _| decode(text),
     );
 }

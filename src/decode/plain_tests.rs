@@ -274,7 +274,7 @@ fn every_log_line_of_the_example_takes_the_plain_path_and_decodes_alike() {
     example_lines_take_the_plain_path("resourceLogs", |line| plain_logs(line, None));
 }
 
-fn logs_request(logs: Vec<Value>) -> String {
+pub(in crate::decode) fn logs_request(logs: Vec<Value>) -> String {
     logs_request_from(service_resource(), logs)
 }
 
@@ -359,6 +359,14 @@ fn a_log() -> impl Strategy<Value = Value> {
 /// general path decodes to the same records.
 #[test]
 fn the_plain_log_path_agrees_with_the_general_one() {
+    log_path_agrees_with_general(plain_logs);
+}
+
+/// Whatever `decode` (a log path) accepts of generated log requests, with and without a
+/// fallback time, the general path decodes to the same records.
+pub(in crate::decode) fn log_path_agrees_with_general(
+    decode: fn(&str, Option<EventTime>) -> Option<Vec<Record>>,
+) {
     let strategy = (
         a_resource(),
         proptest::collection::vec(a_log(), 1..4),
@@ -367,6 +375,6 @@ fn the_plain_log_path_agrees_with_the_general_one() {
     plain_agrees_with_general(
         strategy,
         |(resource, logs, fallback)| (logs_request_from(resource, logs), fallback.map(EventTime)),
-        plain_logs,
+        decode,
     );
 }

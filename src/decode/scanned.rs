@@ -1,18 +1,23 @@
-//! OTLP/JSON trace requests read with [`Scanner`] straight into records, for the shape the
-//! Collector writes nearly every line in: known fields only, each once, the resource before
-//! its scopes and the scope before its spans, keys without escapes, attribute values that
-//! are strings, ints, bools or doubles, no links. Anything else gives up (`None`) and
-//! the request is read by `plain::plain_spans`, then the crate's types, as before; the unit
+//! OTLP/JSON trace and log requests read with [`Scanner`] straight into records, for the
+//! shape the Collector writes nearly every line in: known fields only, each once, the
+//! resource before its scopes and the scope before its spans (a log's scope may come
+//! after its logs), keys without
+//! escapes, attribute values that are strings, ints, bools or doubles, no links, log
+//! bodies that are strings. Anything else gives up (`None`) and the request is read by
+//! `plain::plain_spans` or `plain::plain_logs`, then the crate's types, as before; the unit
 //! tests hold that whatever this path accepts decodes to the records those paths make.
+//! Metric requests are read in `scanned_metrics.rs` with the helpers here.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::Status;
 
-use super::otlp::{span_kind, span_status, span_times};
+use super::otlp::{span_kind, span_status, span_times, time};
 use super::scanner::{parse_u64, Scanner};
-use crate::model::{Attributes, HexId, Record, Resource, SpanId, SpanRecord, TraceId};
+use crate::model::{
+    Attributes, EventTime, HexId, LogRecord, Record, Resource, SpanId, SpanRecord, TraceId,
+};
 
 /// The records of an OTLP/JSON `ExportTraceServiceRequest` of the plain shape above.
 pub(super) fn scanned_spans(text: &str) -> Option<Vec<Record>> {
@@ -31,7 +36,7 @@ pub(super) fn scanned_spans(text: &str) -> Option<Vec<Record>> {
 
 /// Sets a field read from an object; `None` if the object had it already, as serde's
 /// derived structs refuse a duplicate field.
-fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+pub(super) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     slot.replace(value).is_none().then_some(())
 }
 
@@ -52,7 +57,7 @@ fn resource_spans(s: &mut Scanner, out: &mut Vec<Record>) -> Option<()> {
 }
 
 /// The records' shared resource, as `PlainResource::shared` makes it (`null` is empty).
-fn resource(s: &mut Scanner) -> Option<Arc<Resource>> {
+pub(super) fn resource(s: &mut Scanner) -> Option<Arc<Resource>> {
     let (mut attrs, mut dropped) = (None, None);
     if !s.null() {
         s.object(|s, key| match key {
@@ -86,7 +91,7 @@ fn scope_spans(s: &mut Scanner, res: &Arc<Resource>, out: &mut Vec<Record>) -> O
 }
 
 /// An `InstrumentationScope`'s name; `None` for `null`.
-fn scope_name<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
+pub(super) fn scope_name<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
     let (mut name, mut version, mut attrs, mut dropped) = (None, None, None, None);
     if s.null() {
         return Some(None);
@@ -199,7 +204,7 @@ fn status(s: &mut Scanner) -> Option<Option<Status>> {
 }
 
 /// A `fixed64` time as `plain::nanos` reads it: an integer, or a string `u64` parses.
-fn nanos(s: &mut Scanner) -> Option<u64> {
+pub(super) fn nanos(s: &mut Scanner) -> Option<u64> {
     if s.at_string() {
         // A time written with escapes gives up to the serde path, which reads it.
         parse_u64(s.str()?)
@@ -209,7 +214,7 @@ fn nanos(s: &mut Scanner) -> Option<u64> {
 }
 
 /// An attribute list, as `PlainAttributes` reads it.
-fn attributes(s: &mut Scanner) -> Option<Attributes> {
+pub(super) fn attributes(s: &mut Scanner) -> Option<Attributes> {
     let mut pairs = Vec::new();
     s.array(|s| {
         pairs.push(key_value(s)?);
@@ -243,14 +248,158 @@ fn any_value(s: &mut Scanner) -> Option<String> {
             "intValue" if s.at_string() => s.string()?.parse::<i64>().ok()?.to_string(),
             "intValue" => s.int::<i64>()?.to_string(),
             "boolValue" => s.bool()?.to_string(),
-            "doubleValue" => serde_json::from_str::<f64>(s.number_text()?)
-                .ok()?
-                .to_string(),
+            "doubleValue" => double(s)?.to_string(),
             _ => return None,
         });
         Some(())
     })?;
     text
+}
+
+/// A JSON number read as serde_json reads it into an `f64` (a string such as `"NaN"`
+/// gives up).
+pub(super) fn double(s: &mut Scanner) -> Option<f64> {
+    serde_json::from_str::<f64>(s.number_text()?).ok()
+}
+
+/// The records of an OTLP/JSON `ExportLogsServiceRequest` of the plain shape above;
+/// `fallback_time` as for `otlp::decode_json_text`.
+pub(super) fn scanned_logs(text: &str, fallback_time: Option<EventTime>) -> Option<Vec<Record>> {
+    let mut s = Scanner::new(text);
+    let (mut out, mut listed) = (Vec::new(), None);
+    s.object(|s, key| match key {
+        "resourceLogs" => {
+            once(&mut listed, ())?;
+            s.array(|s| resource_logs(s, fallback_time, &mut out))
+        }
+        _ => None,
+    })?;
+    s.end()?;
+    Some(out)
+}
+
+fn resource_logs(
+    s: &mut Scanner,
+    fallback: Option<EventTime>,
+    out: &mut Vec<Record>,
+) -> Option<()> {
+    let (mut res, mut listed, mut schema) = (None, None, None);
+    s.object(|s, key| match key {
+        "resource" => once(&mut res, resource(s)?),
+        "scopeLogs" => {
+            once(&mut listed, ())?;
+            let res = res.get_or_insert_with(Arc::default);
+            s.array(|s| scope_logs(s, res, fallback, out))
+        }
+        "schemaUrl" => once(&mut schema, s.str()?),
+        _ => None,
+    })
+}
+
+fn scope_logs(
+    s: &mut Scanner,
+    res: &Arc<Resource>,
+    fallback: Option<EventTime>,
+    out: &mut Vec<Record>,
+) -> Option<()> {
+    let (mut scope, mut listed, mut schema) = (None, None, None);
+    let first = out.len();
+    s.object(|s, key| match key {
+        "scope" => once(&mut scope, scope_name(s)?),
+        "logRecords" => {
+            once(&mut listed, ())?;
+            s.array(|s| {
+                out.push(Record::Log(log(s, res, fallback)?));
+                Some(())
+            })
+        }
+        "schemaUrl" => once(&mut schema, s.str()?),
+        _ => None,
+    })?;
+    set_scope(&mut out[first..], scope.flatten());
+    Some(())
+}
+
+/// Gives `records` (logs or metric points read without it) their scope's name, which may
+/// come before or after them: serde_json writes keys in order, so `logRecords` and
+/// `metrics` before `scope`. As `otlp::scope_name`: an empty name is none.
+pub(super) fn set_scope(records: &mut [Record], name: Option<Cow<str>>) {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return;
+    };
+    for record in records {
+        match record {
+            Record::Log(l) => l.scope = Some(name.to_string()),
+            Record::Metric(m) => m.scope = Some(name.to_string()),
+            Record::Span(s) => s.scope = Some(name.to_string()),
+        }
+    }
+}
+
+/// A log's fields as read, each `None` until it is.
+#[derive(Default)]
+struct LogFields<'a> {
+    time: Option<u64>,
+    observed: Option<u64>,
+    severity_number: Option<i32>,
+    severity_text: Option<Cow<'a, str>>,
+    body: Option<Option<Cow<'a, str>>>,
+    attributes: Option<Attributes>,
+    dropped_attributes: Option<u32>,
+    flags: Option<u32>,
+    trace_id: Option<Option<TraceId>>,
+    span_id: Option<Option<SpanId>>,
+    event_name: Option<Cow<'a, str>>,
+}
+
+/// One log, as `PlainLog::into_record` makes it.
+fn log(s: &mut Scanner, res: &Arc<Resource>, fallback: Option<EventTime>) -> Option<LogRecord> {
+    let mut f = LogFields::default();
+    s.object(|s, key| match key {
+        "timeUnixNano" => once(&mut f.time, nanos(s)?),
+        "observedTimeUnixNano" => once(&mut f.observed, nanos(s)?),
+        "severityNumber" => once(&mut f.severity_number, s.int()?),
+        "severityText" => once(&mut f.severity_text, s.string()?),
+        "body" => once(&mut f.body, string_body(s)?),
+        "attributes" => once(&mut f.attributes, attributes(s)?),
+        "droppedAttributesCount" => once(&mut f.dropped_attributes, s.int()?),
+        "flags" => once(&mut f.flags, s.int()?),
+        "traceId" => once(&mut f.trace_id, HexId::from_hex(s.str()?).ok()?),
+        "spanId" => once(&mut f.span_id, HexId::from_hex(s.str()?).ok()?),
+        "eventName" => once(&mut f.event_name, s.string()?),
+        _ => None,
+    })?;
+    let observed = time(f.observed.unwrap_or(0));
+    Some(LogRecord {
+        time: time(f.time.unwrap_or(0)).or(observed).or(fallback)?,
+        observed_time: observed,
+        trace_id: f.trace_id.flatten(),
+        span_id: f.span_id.flatten(),
+        severity_number: f.severity_number.unwrap_or(0),
+        severity_text: f
+            .severity_text
+            .filter(|t| !t.is_empty())
+            .map(Cow::into_owned),
+        body: f.body.flatten().map(Cow::into_owned).unwrap_or_default(),
+        resource: res.clone(),
+        scope: None,
+        attributes: f.attributes.unwrap_or_default(),
+        parsed: None,
+    })
+}
+
+/// A log body that is exactly one `stringValue`; `None` inside for `null` (an empty body).
+/// Other bodies are rendered as JSON by the general path.
+fn string_body<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
+    if s.null() {
+        return Some(None);
+    }
+    let mut text = None;
+    s.object(|s, key| match key {
+        "stringValue" => once(&mut text, s.string()?),
+        _ => None,
+    })?;
+    text.map(Some)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::scanned_spans;
-use crate::decode::plain::plain_spans;
+use super::{scanned_logs, scanned_spans};
 use crate::decode::plain::tests::{
-    example_lines_take_the_plain_path, general, request, span, span_path_agrees_with_general,
+    example_lines_take_the_plain_path, general, log_path_agrees_with_general, logs_request,
+    request, span, span_path_agrees_with_general,
 };
+use crate::decode::plain::{plain_logs, plain_spans};
 
 #[test]
 fn every_span_line_of_the_example_is_scanned_and_decodes_alike() {
@@ -135,5 +136,74 @@ proptest! {
         let cut = cut % text.len();
         prop_assert_eq!(scanned_spans(&text[..cut]), None);
         prop_assert_eq!(scanned_spans(&format!("{text}{extra}")), None);
+    }
+}
+
+#[test]
+fn every_log_line_of_the_example_is_scanned_and_decodes_alike() {
+    example_lines_take_the_plain_path("resourceLogs", |line| scanned_logs(line, None));
+}
+
+/// Whatever the scanner accepts of the serde path's generated log requests, with and
+/// without a fallback time, the general path decodes to the same records.
+#[test]
+fn the_scanned_log_path_agrees_with_the_general_one() {
+    log_path_agrees_with_general(scanned_logs);
+}
+
+/// Bodies other than one string, unknown fields and keys twice are left to the serde path;
+/// plain logs, a `null` body and logs timed by the fallback are read.
+#[test]
+fn unusual_logs_are_left_to_the_serde_path_and_plain_ones_are_not() {
+    let log = |extra: Value| {
+        let mut log = json!({"timeUnixNano": "1700000000000000000", "severityNumber": 9,
+            "severityText": "INFO", "body": {"stringValue": "ready"}});
+        for (k, v) in extra.as_object().unwrap() {
+            log[k] = v.clone();
+        }
+        log
+    };
+    let left = [
+        json!({"body": {"intValue": "5"}}),
+        json!({"body": {}}),
+        json!({"body": {"stringValue": "a", "boolValue": true}}),
+        json!({"body": {"stringValue": null}}),
+        json!({"unknownField": 1}),
+        json!({"traceId": "0x5b8efff798038103d269b633813fc60c"}),
+    ];
+    for extra in left {
+        let text = logs_request(vec![log(extra.clone())]);
+        assert_eq!(scanned_logs(&text, None), None, "{extra}");
+    }
+    let twice = logs_request(vec![log(json!({}))]).replace(
+        r#""severityNumber":9"#,
+        r#""severityNumber":9,"severityNumber":9"#,
+    );
+    assert_eq!(scanned_logs(&twice, None), None, "{twice}");
+    assert_eq!(plain_logs(&twice, None), None, "serde refuses it too");
+
+    for (extra, fallback) in [
+        (json!({}), None),
+        (
+            json!({"body": null, "traceId": "", "spanId": "00f067aa0ba902b7"}),
+            None,
+        ),
+        (json!({"body": {"stringValue": "caf\u{e9} \"x\""}}), None),
+        (
+            json!({"timeUnixNano": "0"}),
+            Some(crate::model::EventTime(5)),
+        ),
+        (
+            json!({"severityText": "", "eventName": "e", "flags": 1}),
+            None,
+        ),
+    ] {
+        let text = logs_request(vec![log(extra.clone())]);
+        let records = scanned_logs(&text, fallback).unwrap_or_else(|| panic!("{extra}"));
+        assert_eq!(
+            Ok(records),
+            plain_logs(&text, fallback).ok_or(()),
+            "{extra}"
+        );
     }
 }
