@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
     make_array, new_empty_array, new_null_array, ArrayData, ArrayRef, BooleanArray, ListArray,
     ListBuilder, MapArray, PrimitiveArray, PrimitiveBuilder, StringArray, StringBuilder,
@@ -12,8 +13,9 @@ use datafusion::arrow::buffer::{BooleanBuffer, Buffer, MutableBuffer, OffsetBuff
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Field, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::capacity::{MapSize, ResourceSizes, StringMapBuilder};
+use super::capacity::{MapSize, ResourceSizes};
 use super::columns::TableColumns;
+use super::utf8::Utf8Parts;
 use crate::model::{Attributes, EventTime, HexId, Resource};
 
 /// The table of `schema` with `rows` rows: each column in `wanted` as `column` builds it
@@ -91,11 +93,14 @@ fn placeholder(field: &Field, rows: usize) -> ArrayRef {
 /// A string column.
 pub(super) fn strings<T: ?Sized>(rows: &[&T], text: impl Fn(&T) -> Option<&str>) -> ArrayRef {
     let bytes = rows.iter().map(|r| text(r).map_or(0, str::len)).sum();
-    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
+    let mut parts = Utf8Parts::with_capacity(rows.len(), bytes);
+    let mut nulls = NullBufferBuilder::new(rows.len());
     for r in rows {
-        b.append_option(text(r));
+        let value = text(r);
+        nulls.append(value.is_some());
+        parts.push(value.unwrap_or_default());
     }
-    Arc::new(b.finish())
+    Arc::new(parts.finish(nulls.finish()))
 }
 
 /// A column of ids as hex text.
@@ -103,11 +108,14 @@ pub(super) fn ids<T: ?Sized, const N: usize>(
     rows: &[&T],
     id: impl Fn(&T) -> Option<HexId<N>>,
 ) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 2 * N);
+    let mut parts = Utf8Parts::with_capacity(rows.len(), rows.len() * 2 * N);
+    let mut nulls = NullBufferBuilder::new(rows.len());
     for r in rows {
-        b.append_option(id(r).map(|id| id.hex()));
+        let hex = id(r).map(|id| id.hex());
+        nulls.append(hex.is_some());
+        parts.push(hex.as_ref().map_or("", |h| h.as_str()));
     }
-    Arc::new(b.finish())
+    Arc::new(parts.finish(nulls.finish()))
 }
 
 /// A column of numbers, `None` a null.
@@ -150,11 +158,11 @@ pub(super) fn maps<T: ?Sized>(rows: &[&T], map: impl Fn(&T) -> &Attributes) -> A
     for r in rows {
         size.add(map(r));
     }
-    let mut b = size.builder(rows.len());
+    let mut w = size.writer(rows.len());
     for r in rows {
-        append_pairs(&mut b, map(r).iter());
+        w.push_row(map(r).iter().map(|(k, v)| (k.as_str(), v.as_str())));
     }
-    Arc::new(b.finish())
+    Arc::new(w.finish())
 }
 
 /// The `resource` column: each row's resource attributes.
@@ -163,11 +171,12 @@ pub(super) fn resources<T: ?Sized>(rows: &[&T], resource: impl Fn(&T) -> &Resour
     for r in rows {
         size.add(resource(r));
     }
-    let mut b = size.total.builder(rows.len());
+    let mut w = size.total.writer(rows.len());
     for r in rows {
-        append_pairs(&mut b, resource(r).attributes.iter());
+        let pairs = resource(r).attributes.iter();
+        w.push_row(pairs.map(|(k, v)| (k.as_str(), v.as_str())));
     }
-    Arc::new(b.finish())
+    Arc::new(w.finish())
 }
 
 /// A `Map<Utf8, Utf8>` column of key-value lists.
@@ -179,24 +188,11 @@ pub(super) fn pair_maps<T: ?Sized, K: AsRef<str>>(
     for r in rows {
         size.add_pairs(pairs(r).iter().map(|(k, v)| (k, v)));
     }
-    let mut b = size.builder(rows.len());
+    let mut w = size.writer(rows.len());
     for r in rows {
-        append_pairs(&mut b, pairs(r).iter().map(|(k, v)| (k, v)));
+        w.push_row(pairs(r).iter().map(|(k, v)| (k.as_ref(), v.as_str())));
     }
-    Arc::new(b.finish())
-}
-
-fn append_pairs<'a, K: AsRef<str>>(
-    builder: &mut StringMapBuilder,
-    pairs: impl Iterator<Item = (K, &'a String)>,
-) {
-    for (k, v) in pairs {
-        builder.keys().append_value(k.as_ref());
-        builder.values().append_value(v);
-    }
-    builder
-        .append(true)
-        .expect("keys and values are appended in pairs");
+    Arc::new(w.finish())
 }
 
 /// A column of lists of strings.

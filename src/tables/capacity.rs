@@ -6,11 +6,8 @@
 
 use std::ops::AddAssign;
 
-use datafusion::arrow::array::{MapBuilder, StringBuilder};
-
+use super::utf8::StringMapWriter;
 use crate::model::{Attributes, Resource};
-
-pub(super) type StringMapBuilder = MapBuilder<StringBuilder, StringBuilder>;
 
 /// Entries and bytes of a `Map<Utf8, Utf8>` column.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -44,14 +41,9 @@ impl MapSize {
         }
     }
 
-    /// A map builder for `rows` rows holding this many entries and bytes.
-    pub fn builder(self, rows: usize) -> StringMapBuilder {
-        MapBuilder::with_capacity(
-            None,
-            StringBuilder::with_capacity(self.entries, self.key_bytes),
-            StringBuilder::with_capacity(self.entries, self.value_bytes),
-            rows,
-        )
+    /// A map writer for `rows` rows holding this many entries and bytes.
+    pub fn writer(self, rows: usize) -> StringMapWriter {
+        StringMapWriter::with_capacity(rows, self.entries, self.key_bytes, self.value_bytes)
     }
 }
 

@@ -17,6 +17,7 @@ mod build;
 mod capacity;
 mod columns;
 mod family;
+mod utf8;
 
 pub use build::{
     logs_batch, logs_table, metrics_batch, metrics_table, spans_batch, spans_table,
