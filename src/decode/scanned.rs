@@ -22,7 +22,9 @@ use crate::model::{
 /// The records of an OTLP/JSON `ExportTraceServiceRequest` of the plain shape above.
 pub(super) fn scanned_spans(text: &str) -> Option<Vec<Record>> {
     let mut s = Scanner::new(text);
-    let (mut out, mut listed) = (Vec::new(), None);
+    // A span takes a few hundred bytes of the text: room for most requests' spans at once,
+    // rather than moving the records at every doubling.
+    let (mut out, mut listed) = (Vec::with_capacity(text.len() / 256), None);
     s.object(|s, key| match key {
         "resourceSpans" => {
             once(&mut listed, ())?;
