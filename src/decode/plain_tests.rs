@@ -286,16 +286,18 @@ fn logs_request_from(resource: Value, logs: Vec<Value>) -> String {
     .to_string()
 }
 
+/// A plain log record with the fields of `extra` set or replaced.
+pub(in crate::decode) fn log(extra: Value) -> Value {
+    let mut log = json!({"timeUnixNano": "1700000000000000000", "severityNumber": 9,
+        "severityText": "INFO", "body": {"stringValue": "ready"}});
+    for (k, v) in extra.as_object().unwrap() {
+        log[k] = v.clone();
+    }
+    log
+}
+
 #[test]
 fn log_bodies_other_than_strings_and_logs_without_a_time_fall_back() {
-    let log = |extra: Value| {
-        let mut log = json!({"timeUnixNano": "1700000000000000000", "severityNumber": 9,
-            "severityText": "INFO", "body": {"stringValue": "ready"}});
-        for (k, v) in extra.as_object().unwrap() {
-            log[k] = v.clone();
-        }
-        log
-    };
     for extra in [
         json!({"body": {"intValue": "5"}}),
         json!({"body": {"doubleValue": 1e20}}),

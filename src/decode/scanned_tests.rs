@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 
 use super::{scanned_logs, scanned_spans};
 use crate::decode::plain::tests::{
-    example_lines_take_the_plain_path, general, log_path_agrees_with_general, logs_request,
+    example_lines_take_the_plain_path, general, log, log_path_agrees_with_general, logs_request,
     request, span, span_path_agrees_with_general,
 };
 use crate::decode::plain::{plain_logs, plain_spans};
@@ -155,14 +155,6 @@ fn the_scanned_log_path_agrees_with_the_general_one() {
 /// plain logs, a `null` body and logs timed by the fallback are read.
 #[test]
 fn unusual_logs_are_left_to_the_serde_path_and_plain_ones_are_not() {
-    let log = |extra: Value| {
-        let mut log = json!({"timeUnixNano": "1700000000000000000", "severityNumber": 9,
-            "severityText": "INFO", "body": {"stringValue": "ready"}});
-        for (k, v) in extra.as_object().unwrap() {
-            log[k] = v.clone();
-        }
-        log
-    };
     let left = [
         json!({"body": {"intValue": "5"}}),
         json!({"body": {}}),
