@@ -1,12 +1,12 @@
 //! OTLP/JSON trace and log requests read with [`Scanner`] straight into records, for the
 //! shape the Collector writes nearly every line in: known fields only, each once, the
 //! resource before its scopes and the scope before its spans (a log's scope may come
-//! after its logs), keys without
-//! escapes, attribute values that are strings, ints, bools or doubles, no links, log
-//! bodies that are strings. Anything else gives up (`None`) and the request is read by
-//! `plain::plain_spans` or `plain::plain_logs`, then the crate's types, as before; the unit
-//! tests hold that whatever this path accepts decodes to the records those paths make.
-//! Metric requests are read in `scanned_metrics.rs` with the helpers here.
+//! after its logs), keys without escapes, attribute values that are strings, ints, bools
+//! or doubles, no links, log bodies that are strings. Anything else gives up (`None`) and
+//! the request is read by `plain::plain_spans` or `plain::plain_logs`, then the crate's
+//! types, as before; the unit tests hold that whatever this path accepts decodes to the
+//! records those paths make. Metric requests are read in `scanned_metrics.rs` with the
+//! request and scope readers here (`request`, `scope_records`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,19 +21,10 @@ use crate::model::{
 
 /// The records of an OTLP/JSON `ExportTraceServiceRequest` of the plain shape above.
 pub(super) fn scanned_spans(text: &str) -> Option<Vec<Record>> {
-    let mut s = Scanner::new(text);
     // A span takes a few hundred bytes of the text: room for most requests' spans at once,
     // rather than moving the records at every doubling.
-    let (mut out, mut listed) = (Vec::with_capacity(text.len() / 256), None);
-    s.object(|s, key| match key {
-        "resourceSpans" => {
-            once(&mut listed, ())?;
-            s.array(|s| resource_spans(s, &mut out))
-        }
-        _ => None,
-    })?;
-    s.end()?;
-    Some(out)
+    let capacity = text.len() / 256;
+    request(text, "resourceSpans", "scopeSpans", capacity, scope_spans)
 }
 
 /// Sets a field read from an object; `None` if the object had it already, as serde's
@@ -42,24 +33,45 @@ pub(super) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     slot.replace(value).is_none().then_some(())
 }
 
-fn resource_spans(s: &mut Scanner, out: &mut Vec<Record>) -> Option<()> {
-    let (mut res, mut listed, mut schema) = (None, None, None);
-    s.object(|s, key| match key {
-        "resource" => once(&mut res, resource(s)?),
-        "scopeSpans" => {
-            once(&mut listed, ())?;
-            // The resource comes first, as the Collector writes it, or not at all (then it
-            // is empty, as `PlainResource::shared` makes a missing one).
-            let res = res.get_or_insert_with(Arc::default);
-            s.array(|s| scope_spans(s, res, out))
+/// The records of a whole request `{"<resources>": [...]}` of any signal: each element a
+/// resource (before its scopes), `schemaUrl`, and the list `scopes`, whose elements `scope`
+/// reads into the records, given their resource.
+pub(super) fn request(
+    text: &str,
+    resources: &str,
+    scopes: &str,
+    capacity: usize,
+    mut scope: impl FnMut(&mut Scanner, &Arc<Resource>, &mut Vec<Record>) -> Option<()>,
+) -> Option<Vec<Record>> {
+    let mut s = Scanner::new(text);
+    let (mut out, mut listed) = (Vec::with_capacity(capacity), None);
+    s.object(|s, key| {
+        if key != resources {
+            return None;
         }
-        "schemaUrl" => once(&mut schema, s.str()?),
-        _ => None,
-    })
+        once(&mut listed, ())?;
+        s.array(|s| {
+            let (mut res, mut listed, mut schema) = (None, None, None);
+            s.object(|s, key| match key {
+                "resource" => once(&mut res, resource(s)?),
+                "schemaUrl" => once(&mut schema, s.str()?),
+                key if key == scopes => {
+                    once(&mut listed, ())?;
+                    // The resource comes first, as the Collector writes it, or not at all
+                    // (then it is empty, as `PlainResource::shared` makes a missing one).
+                    let res = res.get_or_insert_with(Arc::default);
+                    s.array(|s| scope(s, res, &mut out))
+                }
+                _ => None,
+            })
+        })
+    })?;
+    s.end()?;
+    Some(out)
 }
 
 /// The records' shared resource, as `PlainResource::shared` makes it (`null` is empty).
-pub(super) fn resource(s: &mut Scanner) -> Option<Arc<Resource>> {
+fn resource(s: &mut Scanner) -> Option<Arc<Resource>> {
     let (mut attrs, mut dropped) = (None, None);
     if !s.null() {
         s.object(|s, key| match key {
@@ -93,7 +105,7 @@ fn scope_spans(s: &mut Scanner, res: &Arc<Resource>, out: &mut Vec<Record>) -> O
 }
 
 /// An `InstrumentationScope`'s name; `None` for `null`.
-pub(super) fn scope_name<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
+fn scope_name<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
     let (mut name, mut version, mut attrs, mut dropped) = (None, None, None, None);
     if s.null() {
         return Some(None);
@@ -267,55 +279,31 @@ pub(super) fn double(s: &mut Scanner) -> Option<f64> {
 /// The records of an OTLP/JSON `ExportLogsServiceRequest` of the plain shape above;
 /// `fallback_time` as for `otlp::decode_json_text`.
 pub(super) fn scanned_logs(text: &str, fallback_time: Option<EventTime>) -> Option<Vec<Record>> {
-    let mut s = Scanner::new(text);
-    let (mut out, mut listed) = (Vec::new(), None);
-    s.object(|s, key| match key {
-        "resourceLogs" => {
-            once(&mut listed, ())?;
-            s.array(|s| resource_logs(s, fallback_time, &mut out))
-        }
-        _ => None,
-    })?;
-    s.end()?;
-    Some(out)
-}
-
-fn resource_logs(
-    s: &mut Scanner,
-    fallback: Option<EventTime>,
-    out: &mut Vec<Record>,
-) -> Option<()> {
-    let (mut res, mut listed, mut schema) = (None, None, None);
-    s.object(|s, key| match key {
-        "resource" => once(&mut res, resource(s)?),
-        "scopeLogs" => {
-            once(&mut listed, ())?;
-            let res = res.get_or_insert_with(Arc::default);
-            s.array(|s| scope_logs(s, res, fallback, out))
-        }
-        "schemaUrl" => once(&mut schema, s.str()?),
-        _ => None,
+    request(text, "resourceLogs", "scopeLogs", 0, |s, res, out| {
+        scope_records(s, "logRecords", out, |s, out| {
+            out.push(Record::Log(log(s, res, fallback_time)?));
+            Some(())
+        })
     })
 }
 
-fn scope_logs(
+/// A scope of logs or metrics: its list `records`, whose elements `record` reads into
+/// `out`, and its name, before or after them (`set_scope`), and `schemaUrl`.
+pub(super) fn scope_records(
     s: &mut Scanner,
-    res: &Arc<Resource>,
-    fallback: Option<EventTime>,
+    records: &str,
     out: &mut Vec<Record>,
+    mut record: impl FnMut(&mut Scanner, &mut Vec<Record>) -> Option<()>,
 ) -> Option<()> {
     let (mut scope, mut listed, mut schema) = (None, None, None);
     let first = out.len();
     s.object(|s, key| match key {
         "scope" => once(&mut scope, scope_name(s)?),
-        "logRecords" => {
-            once(&mut listed, ())?;
-            s.array(|s| {
-                out.push(Record::Log(log(s, res, fallback)?));
-                Some(())
-            })
-        }
         "schemaUrl" => once(&mut schema, s.str()?),
+        key if key == records => {
+            once(&mut listed, ())?;
+            s.array(|s| record(s, out))
+        }
         _ => None,
     })?;
     set_scope(&mut out[first..], scope.flatten());
@@ -325,7 +313,7 @@ fn scope_logs(
 /// Gives `records` (logs or metric points read without it) their scope's name, which may
 /// come before or after them: serde_json writes keys in order, so `logRecords` and
 /// `metrics` before `scope`. As `otlp::scope_name`: an empty name is none.
-pub(super) fn set_scope(records: &mut [Record], name: Option<Cow<str>>) {
+fn set_scope(records: &mut [Record], name: Option<Cow<str>>) {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return;
     };
@@ -406,4 +394,4 @@ fn string_body<'a>(s: &mut Scanner<'a>) -> Option<Option<Cow<'a, str>>> {
 
 #[cfg(test)]
 #[path = "scanned_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -10,53 +10,15 @@
 use std::sync::Arc;
 
 use super::points::{DataPoint, HistogramParts, HistogramPoint, NumberPoint, PointBase};
-use super::scanned::{attributes, double, nanos, once, resource, scope_name, set_scope};
+use super::scanned::{attributes, double, nanos, once, request, scope_records};
 use super::scanner::Scanner;
 use crate::model::{Attributes, Record, Resource};
 
 /// The records of an OTLP/JSON `ExportMetricsServiceRequest` of the plain shape above.
 pub(super) fn scanned_metrics(text: &str) -> Option<Vec<Record>> {
-    let mut s = Scanner::new(text);
-    let (mut out, mut listed) = (Vec::new(), None);
-    s.object(|s, key| match key {
-        "resourceMetrics" => {
-            once(&mut listed, ())?;
-            s.array(|s| resource_metrics(s, &mut out))
-        }
-        _ => None,
-    })?;
-    s.end()?;
-    Some(out)
-}
-
-fn resource_metrics(s: &mut Scanner, out: &mut Vec<Record>) -> Option<()> {
-    let (mut res, mut listed, mut schema) = (None, None, None);
-    s.object(|s, key| match key {
-        "resource" => once(&mut res, resource(s)?),
-        "scopeMetrics" => {
-            once(&mut listed, ())?;
-            let res = res.get_or_insert_with(Arc::default);
-            s.array(|s| scope_metrics(s, res, out))
-        }
-        "schemaUrl" => once(&mut schema, s.str()?),
-        _ => None,
+    request(text, "resourceMetrics", "scopeMetrics", 0, |s, res, out| {
+        scope_records(s, "metrics", out, |s, out| metric(s, res, out))
     })
-}
-
-fn scope_metrics(s: &mut Scanner, res: &Arc<Resource>, out: &mut Vec<Record>) -> Option<()> {
-    let (mut scope, mut listed, mut schema) = (None, None, None);
-    let first = out.len();
-    s.object(|s, key| match key {
-        "scope" => once(&mut scope, scope_name(s)?),
-        "metrics" => {
-            once(&mut listed, ())?;
-            s.array(|s| metric(s, res, out))
-        }
-        "schemaUrl" => once(&mut schema, s.str()?),
-        _ => None,
-    })?;
-    set_scope(&mut out[first..], scope.flatten());
-    Some(())
 }
 
 /// A metric's data: the one kind it has, and its points.

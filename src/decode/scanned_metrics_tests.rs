@@ -6,6 +6,7 @@ use crate::decode::plain_metrics::plain_metrics;
 use crate::decode::plain_metrics::tests::{
     histogram_point, metric_path_agrees_with_general, number_point, request,
 };
+use crate::decode::scanned::tests::pretty_printed_lines_read_alike;
 
 #[test]
 fn every_metric_line_of_the_example_is_scanned_and_decodes_alike() {
@@ -15,18 +16,7 @@ fn every_metric_line_of_the_example_is_scanned_and_decodes_alike() {
 /// Whitespace anywhere JSON allows it reads as the compact text does.
 #[test]
 fn pretty_printed_metric_requests_are_scanned_alike() {
-    let text = include_str!("../../examples/incident.jsonl");
-    let mut lines = 0;
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("{\"resourceMetrics\""))
-    {
-        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(line).unwrap());
-        let pretty = format!(" \r\n\t{}\n", pretty.unwrap());
-        assert_eq!(scanned_metrics(&pretty), scanned_metrics(line), "{pretty}");
-        lines += 1;
-    }
-    assert!(lines > 100);
+    pretty_printed_lines_read_alike("resourceMetrics", scanned_metrics);
 }
 
 /// Whatever the scanner accepts of the serde path's generated metric requests, the general

@@ -7,6 +7,7 @@ use crate::decode::plain::tests::{
     request, span, span_path_agrees_with_general,
 };
 use crate::decode::plain::{plain_logs, plain_spans};
+use crate::model::Record;
 
 #[test]
 fn every_span_line_of_the_example_is_scanned_and_decodes_alike() {
@@ -16,15 +17,25 @@ fn every_span_line_of_the_example_is_scanned_and_decodes_alike() {
 /// Whitespace anywhere JSON allows it reads as the compact text does.
 #[test]
 fn pretty_printed_requests_are_scanned_alike() {
+    pretty_printed_lines_read_alike("resourceSpans", scanned_spans);
+}
+
+/// Every line of the example that starts with `{"KIND"`, pretty-printed and wrapped in
+/// whitespace, reads with `scanned` as the compact line does; there are over 100.
+pub(in crate::decode) fn pretty_printed_lines_read_alike(
+    kind: &str,
+    scanned: fn(&str) -> Option<Vec<Record>>,
+) {
     let text = include_str!("../../examples/incident.jsonl");
+    let prefix = format!("{{\"{kind}\"");
     let mut lines = 0;
-    for line in text.lines().filter(|l| l.starts_with("{\"resourceSpans\"")) {
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
         let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(line).unwrap());
         let pretty = format!(" \r\n\t{}\n", pretty.unwrap());
-        assert_eq!(scanned_spans(&pretty), scanned_spans(line), "{pretty}");
+        assert_eq!(scanned(&pretty), scanned(line), "{pretty}");
         lines += 1;
     }
-    assert!(lines > 100);
+    assert!(lines > 100, "{lines} {kind} lines");
 }
 
 /// Whatever the scanner accepts, the general path decodes to the same records (the same
